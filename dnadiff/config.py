@@ -1,0 +1,111 @@
+"""Configuration: one schema (``dnadiff/schema/config.schema.yaml``) validates and fills defaults.
+
+The Snakemake workflow validates ``config/config.yaml`` against the same file, so there is one
+copy of every default.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from dnadiff.errors import DnadiffError, InputFileError
+
+
+def load_schema() -> dict:
+    text = resources.files("dnadiff.schema").joinpath("config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _validator(schema):
+    import jsonschema
+
+    base = jsonschema.validators.validator_for(schema)
+    validate_props = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+
+
+def _describe(error, schema) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        parts = []
+        for key in extra:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            where = f"{path}.{key}" if error.absolute_path else key
+            parts.append(f"unknown key {where!r}{hint}")
+        return "; ".join(parts) + f"; allowed here: {', '.join(allowed)}"
+    if error.validator == "type":
+        return (f"key {path!r}: {error.instance!r} has the wrong type "
+                f"(expected {error.validator_value})")
+    return f"key {path!r}: {error.message}"
+
+
+def validate_config(cfg: dict | None, source: str = "config") -> dict:
+    """Validate ``cfg`` and return a deep copy with every default filled in."""
+    schema = load_schema()
+    cfg = copy.deepcopy(cfg) if cfg is not None else {}
+    if not isinstance(cfg, dict):
+        raise DnadiffError(f"{source}: the configuration must be a mapping of keys to values")
+    errors = sorted(_validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise DnadiffError(f"{source}: {_describe(errors[0], schema)}")
+    model = cfg["model"]
+    if model["dim"] % model["heads"]:
+        raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be divisible by "
+                           f"'model.heads' ({model['heads']})")
+    length = cfg["sample"]["length"]
+    if length is not None and length > cfg["data"]["window"]:
+        raise DnadiffError(f"{source}: key 'sample.length' ({length}) exceeds 'data.window' "
+                           f"({cfg['data']['window']})")
+    return cfg
+
+
+def load_config(path=None, overrides: str | None = None) -> dict:
+    """Read a YAML config file and/or a JSON string of overrides; validate; fill defaults."""
+    cfg: dict = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.exists():
+            raise InputFileError(path, "config file not found")
+        try:
+            cfg = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InputFileError(path, f"invalid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(cfg, dict):
+            raise InputFileError(path, "the configuration must be a mapping of keys to values")
+    if overrides:
+        try:
+            extra = json.loads(overrides)
+        except json.JSONDecodeError as exc:
+            raise DnadiffError(f"--config-json: invalid JSON ({exc})") from None
+        cfg = deep_merge(cfg, extra)
+        source = f"{source} + --config-json" if path else "--config-json"
+    return validate_config(cfg, source)
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

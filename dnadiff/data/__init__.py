@@ -1,0 +1,1 @@
+"""Data ingestion: reference genomes, FASTA/GenBank reading, token arrays, windows."""

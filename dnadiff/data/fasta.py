@@ -1,0 +1,140 @@
+"""Reading genome sequence files (FASTA or GenBank, plain or gzip) with strict validation.
+
+Every problem is reported as ``InputFileError`` naming the file and, where it applies, the record
+and position: empty files, protein or other non-nucleotide text, duplicate record names,
+unreadable or truncated gzip files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from dnadiff.errors import InputFileError
+from dnadiff.tokenizers import INVALID, DNATokenizer
+
+GZIP_MAGIC = b"\x1f\x8b"
+# Amino-acid letters that are not IUPAC nucleotide codes: seeing them means "protein".
+PROTEIN_ONLY = set("EFILPQZJXO")
+
+
+def open_binary(path) -> io.BufferedIOBase:
+    """Open a file for reading, transparently decompressing gzip (detected by magic bytes)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "file not found")
+    if path.is_dir():
+        raise InputFileError(path, "is a directory, expected a sequence file")
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
+    magic = fh.read(2)
+    fh.seek(0)
+    if magic == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=fh, mode="rb")
+    return fh
+
+
+def sniff_format(path) -> str:
+    """'fasta' or 'genbank' from the first non-blank line; errors on empty or unknown files."""
+    with open_binary(path) as fh:
+        try:
+            for raw in fh:
+                line = raw.strip()
+                if not line:
+                    continue
+                if line.startswith(b">"):
+                    return "fasta"
+                if line.startswith(b"LOCUS"):
+                    return "genbank"
+                snippet = line[:40].decode("utf-8", errors="replace")
+                raise InputFileError(
+                    path, f"not a FASTA or GenBank file (first line starts {snippet!r})")
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise InputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
+    raise InputFileError(path, "is empty: no sequence records")
+
+
+def _iter_fasta_raw(path) -> Iterator[tuple[str, bytes, int]]:
+    """Yield (name, sequence bytes without whitespace, header line number) per record."""
+    name = None
+    header_line = 0
+    chunks: list[bytes] = []
+    with open_binary(path) as fh:
+        try:
+            for line_no, raw in enumerate(fh, start=1):
+                if raw.startswith(b">"):
+                    if name is not None:
+                        yield name, b"".join(chunks), header_line
+                    fields = raw[1:].split()
+                    if not fields:
+                        raise InputFileError(path, f"line {line_no}: record header has no name")
+                    name = fields[0].decode("utf-8", errors="replace")
+                    header_line = line_no
+                    chunks = []
+                elif name is None:
+                    if raw.strip():
+                        snippet = raw.strip()[:40].decode("utf-8", errors="replace")
+                        raise InputFileError(
+                            path, f"line {line_no}: sequence before the first '>' header "
+                                  f"({snippet!r}); not a FASTA file?")
+                else:
+                    chunks.append(raw.translate(None, b" \t\r\n"))
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise InputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
+    if name is not None:
+        yield name, b"".join(chunks), header_line
+
+
+def _iter_genbank_raw(path) -> Iterator[tuple[str, bytes, int]]:
+    from Bio import SeqIO
+
+    with open_binary(path) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace")
+        try:
+            for rec in SeqIO.parse(text, "genbank"):
+                yield rec.name, bytes(rec.seq), 0
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise InputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
+        except ValueError as exc:
+            raise InputFileError(path, f"malformed GenBank file ({exc})") from None
+
+
+def read_sequences(path, tokenizer: DNATokenizer | None = None
+                   ) -> Iterator[tuple[str, bytes, np.ndarray]]:
+    """Yield ``(name, raw_bytes, token_ids)`` for each record of a FASTA or GenBank file.
+
+    Raises ``InputFileError`` for empty files, records without sequence, duplicate names and
+    characters that are not nucleotides (IUPAC codes are accepted and become N).
+    """
+    tokenizer = tokenizer or DNATokenizer()
+    fmt = sniff_format(path)
+    reader = _iter_fasta_raw if fmt == "fasta" else _iter_genbank_raw
+    seen: set[str] = set()
+    for name, seq, line in reader(path):
+        where = f"record {name!r}" + (f" (line {line})" if line else "")
+        if name in seen:
+            raise InputFileError(path, f"duplicate record name {name!r}" +
+                                 (f" (line {line})" if line else ""))
+        seen.add(name)
+        if not seq:
+            raise InputFileError(path, f"{where} has no sequence")
+        ids = tokenizer.encode_bytes(seq)
+        bad = np.flatnonzero(ids == INVALID)
+        if bad.size:
+            pos = int(bad[0])
+            ch = chr(seq[pos])
+            letters = set(seq[bad].decode("latin-1").upper())
+            hint = " (looks like a protein sequence)" if letters & PROTEIN_ONLY else ""
+            raise InputFileError(
+                path, f"{where}: character {ch!r} at position {pos + 1} is not a nucleotide "
+                      f"code{hint}; {bad.size} invalid character(s) in this record")
+        yield name, seq, ids
+    if not seen:
+        raise InputFileError(path, "is empty: no sequence records")

@@ -1,0 +1,128 @@
+"""``dnadiff prepare``: validate and tokenize a genome into memory-mapped token arrays.
+
+Output directory layout::
+
+    <outdir>/index.json          names, lengths, N runs, split segments, tokenizer, composition
+    <outdir>/tokens/<i>.npy      uint8 token ids of contig i (np.load(..., mmap_mode="r"))
+
+Splits are given by contig names (``validation``/``test`` lists; every other contig is train)
+or by a BED file whose 4th column names the split of each interval (uncovered bases: train).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dnadiff.data.fasta import read_sequences
+from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.io import atomic_path, write_json
+from dnadiff.tokenizers import DNATokenizer
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "validation", "test")
+
+
+def n_runs(ids: np.ndarray, n_id: int) -> list[list[int]]:
+    """Half-open [start, end) intervals of consecutive N tokens."""
+    is_n = np.concatenate([[False], ids == n_id, [False]])
+    edges = np.flatnonzero(np.diff(is_n.astype(np.int8)))
+    return edges.reshape(-1, 2).tolist()
+
+
+def read_bed_splits(path, lengths: dict[str, int]) -> dict[str, list[tuple[int, int, str]]]:
+    """Parse a BED file (chrom, start, end, split) into per-contig intervals."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "file not found")
+    out: dict[str, list[tuple[int, int, str]]] = {}
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith(("#", "track", "browser")):
+            continue
+        f = line.split("\t")
+        if len(f) < 4:
+            raise InputFileError(path, f"line {line_no}: expected 4 columns chrom, start, end, "
+                                       f"split; found {len(f)}")
+        chrom, split = f[0], f[3].strip()
+        try:
+            start, end = int(f[1]), int(f[2])
+        except ValueError:
+            raise InputFileError(path, f"line {line_no}: start/end are not integers") from None
+        if split not in SPLITS:
+            raise InputFileError(path, f"line {line_no}: split {split!r} is not one of {SPLITS}")
+        if chrom not in lengths:
+            raise InputFileError(path, f"line {line_no}: contig {chrom!r} is not in the genome")
+        if not 0 <= start < end <= lengths[chrom]:
+            raise InputFileError(path, f"line {line_no}: interval {start}-{end} is outside "
+                                       f"{chrom} (length {lengths[chrom]})")
+        out.setdefault(chrom, []).append((start, end, split))
+    return out
+
+
+def _segments_for(name: str, length: int, contig_split: str,
+                  bed: dict | None) -> list[dict]:
+    """Cover [0, length) with split segments."""
+    if bed is None:
+        return [{"split": contig_split, "start": 0, "end": length}]
+    labels = np.zeros(length, dtype=np.int8)  # 0 = train
+    for start, end, split in bed.get(name, []):
+        labels[start:end] = SPLITS.index(split)
+    edges = np.flatnonzero(np.diff(labels)) + 1
+    bounds = np.concatenate([[0], edges, [length]])
+    return [{"split": SPLITS[labels[a]], "start": int(a), "end": int(b)}
+            for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None) -> dict:
+    """Tokenize ``fasta`` into ``outdir`` (written atomically as a whole directory)."""
+    tok = DNATokenizer()
+    outdir = Path(outdir)
+    contigs = []
+    with atomic_path(outdir, is_dir=True) as tmp:
+        (tmp / "tokens").mkdir()
+        counts = {s: np.zeros(tok.vocab_size, dtype=np.int64) for s in SPLITS}
+        for i, (name, _seq, ids) in enumerate(read_sequences(fasta, tok)):
+            fname = f"tokens/{i:05d}.npy"
+            np.save(tmp / fname, ids)
+            contigs.append({"name": name, "length": int(ids.size), "file": fname,
+                            "n_count": int((ids == tok.n_id).sum()),
+                            "n_runs": n_runs(ids, tok.n_id), "_ids": ids})
+        lengths = {c["name"]: c["length"] for c in contigs}
+        for key, names in (("validation", validation), ("test", test)):
+            missing = [n for n in names if n not in lengths]
+            if missing:
+                raise DnadiffError(
+                    f"config data.splits.{key}: contig(s) {missing} not found in {fasta} "
+                    f"(contigs: {', '.join(list(lengths)[:20])}{' ...' if len(lengths) > 20 else ''})")
+        overlap = set(validation) & set(test)
+        if overlap:
+            raise DnadiffError(f"config data.splits: contig(s) {sorted(overlap)} are in both "
+                               "validation and test")
+        bed = read_bed_splits(split_bed, lengths) if split_bed else None
+        for c in contigs:
+            split = ("validation" if c["name"] in validation else
+                     "test" if c["name"] in test else "train")
+            c["segments"] = _segments_for(c["name"], c["length"], split, bed)
+            ids = c.pop("_ids")
+            for seg in c["segments"]:
+                counts[seg["split"]] += np.bincount(ids[seg["start"]:seg["end"]],
+                                                    minlength=tok.vocab_size)
+        sizes = {s: int(sum(seg["end"] - seg["start"] for c in contigs
+                            for seg in c["segments"] if seg["split"] == s)) for s in SPLITS}
+        if sizes["train"] == 0:
+            raise DnadiffError(f"{fasta}: the train split is empty (every contig is in "
+                               "validation or test)")
+        index = {
+            "format": 1,
+            "source": str(fasta),
+            "tokenizer": tok.to_dict(),
+            "contigs": contigs,
+            "split_sizes": sizes,
+            "composition": {s: {t: int(counts[s][i]) for i, t in enumerate("ACGTN")}
+                            for s in SPLITS},
+        }
+        write_json(tmp / "index.json", index)
+    log.info("prepared %d contigs: %s", len(contigs), sizes)
+    return index

@@ -1,0 +1,76 @@
+"""The MDLM objective (Sahoo et al. 2024): SUBS parameterization and the Rao-Blackwellized
+continuous-time NELBO.
+
+- Forward process: each token whose ``loss_mask`` is set becomes ``mask_id`` with probability
+  ``1 - alpha_t``; positions outside ``loss_mask`` (padding, N) are never masked and never scored.
+- SUBS: the denoiser's logits get -inf on ``mask_id`` and on every id outside ``generable_ids``
+  (zero-masking), and unmasked positions carry their token over (they contribute zero loss).
+- NELBO per token = sum over masked positions of weight(t) * -log p(x0 | x_t), divided by the
+  number of scored tokens (masked or not), with max(count, 1) so an all-padding batch gives 0.
+- Time sampling is stratified: u_i ~ U[i/n, (i+1)/n), t = (1 - eps) u + eps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class MDLM:
+    def __init__(self, schedule, mask_id: int, generable_ids, vocab_size: int,
+                 time_conditioning: bool = False):
+        self.schedule = schedule
+        self.mask_id = mask_id
+        self.vocab_size = vocab_size
+        self.time_conditioning = time_conditioning
+        allowed = torch.zeros(vocab_size, dtype=torch.bool)
+        allowed[list(generable_ids)] = True
+        allowed[mask_id] = False
+        self.allowed = allowed
+
+    # -- noise ---------------------------------------------------------------------------
+    def sample_t(self, n: int, generator=None, device=None) -> torch.Tensor:
+        """Stratified times: one draw in each of n equal strata of [0, 1), mapped to [eps, 1)."""
+        u = (torch.arange(n, device=device, dtype=torch.float64)
+             + torch.rand(n, generator=generator, dtype=torch.float64).to(device)) / n
+        eps = self.schedule.eps
+        return ((1.0 - eps) * u + eps).float()
+
+    def corrupt(self, x0, t, loss_mask, generator=None):
+        """x_t: mask each scored token with probability 1 - alpha_t. Returns (x_t, masked)."""
+        p_mask = 1.0 - self.schedule.alpha(t)[:, None]
+        u = torch.rand(x0.shape, generator=generator, dtype=torch.float32).to(x0.device)
+        masked = (u < p_mask) & loss_mask
+        return torch.where(masked, torch.full_like(x0, self.mask_id), x0), masked
+
+    # -- denoiser ------------------------------------------------------------------------
+    def log_probs(self, model, x_t, t, cond=None) -> torch.Tensor:
+        """SUBS log-probabilities (float32): zero mass on mask and non-generable ids."""
+        sigma = self.schedule.sigma(t) if self.time_conditioning else None
+        logits = model(x_t, sigma=sigma, cond=cond).float()
+        allowed = self.allowed.to(logits.device)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        return torch.log_softmax(logits, dim=-1)
+
+    # -- loss ----------------------------------------------------------------------------
+    def token_nll(self, model, x0, loss_mask, t=None, generator=None, cond=None):
+        """Per-window weighted NLL sums and scored-token counts.
+
+        Returns ``(nll_sum[B], n_tokens[B], t[B])`` where ``nll_sum`` is
+        sum over masked positions of weight(t) * -log p(x0 | x_t) (nats).
+        """
+        if t is None:
+            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device)
+        x_t, masked = self.corrupt(x0, t, loss_mask, generator=generator)
+        logp = self.log_probs(model, x_t, t, cond)
+        # carry-over: only masked positions are scored; gather the true token's log-prob there
+        target = torch.where(masked, x0, torch.zeros_like(x0))
+        nll = -logp.gather(-1, target[..., None]).squeeze(-1)
+        nll = torch.where(masked, nll, torch.zeros_like(nll))
+        nll_sum = nll.sum(-1) * self.schedule.weight(t)
+        return nll_sum, loss_mask.sum(-1), t
+
+    def loss(self, model, x0, loss_mask, generator=None, cond=None):
+        """Batch NELBO in nats per scored token (never NaN: divides by max(count, 1))."""
+        nll_sum, n_tok, _ = self.token_nll(model, x0, loss_mask, generator=generator, cond=cond)
+        return nll_sum.sum() / n_tok.sum().clamp_min(1)

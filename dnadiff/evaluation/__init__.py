@@ -1,0 +1,1 @@
+"""Evaluation: held-out likelihood, statistics of generated sequences, plots."""

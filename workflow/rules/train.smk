@@ -1,0 +1,30 @@
+rule train:
+    input:
+        data="results/{run}/data",
+    output:
+        checkpoint="results/{run}/model.pt",
+        metrics="results/{run}/metrics.csv",
+        plot=report(
+            "results/{run}/training_curve.png",
+            caption="../report/training_curve.rst",
+            category="Training",
+        ),
+    params:
+        cfg=config_json("run", "data", "model", "diffusion", "train"),
+        # Lightning's scratch state lives outside the declared outputs.
+        workdir="results/{run}/train_state",
+    log:
+        "logs/train/{run}.log",
+    benchmark:
+        "benchmarks/train/{run}.tsv"
+    conda:
+        "../envs/dnadiff.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "dnadiff train --config-json {params.cfg:q} --threads {threads}"
+        " --data {input.data:q} --checkpoint {output.checkpoint:q}"
+        " --metrics {output.metrics:q} --plot {output.plot:q} --workdir {params.workdir:q}"
+        " > {log:q} 2>&1"
