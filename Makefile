@@ -1,0 +1,43 @@
+# Two commands for a fresh machine (Python >= 3.10 and pip; nothing else):
+#   make run    the default workflow: yeast S288C genome -> MDLM -> samples.fa -> scores (CPU)
+#   make test   the test suite (includes a whole-workflow run on a tiny config)
+# Both create .venv/ on first use and install what they need into it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+CORES ?= 2
+STAMP := $(VENV)/.dnadiff-installed
+# torch is pinned: 2.13.0 takes the local CPU wheel here, and the CUDA build on a GPU host.
+TORCH ?= torch==2.13.0
+
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install run report test lint dry-run clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report report.html
+
+report: $(STAMP)
+	$(BIN)/snakemake --report report.html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n
+
+clean:
+	rm -rf results logs benchmarks .snakemake report.html

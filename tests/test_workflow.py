@@ -1,0 +1,141 @@
+"""The Snakemake workflow: lint, dry runs, and the whole workflow on a tiny config."""
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dnadiff.data.fasta import read_sequences
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "workflow" / "Snakefile"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+YEAST = ROOT.parent / "shared" / "data" / "genomes" / "yeast_s288c.fa.gz"
+
+TINY = """\
+run: tiny
+reference: {{name: yeast-shared, source: "{source}"}}
+data: {{window: 128}}
+model: {{dim: 32, layers: 2, heads: 2, cond_dim: 32}}
+train: {{steps: 40, batch_size: 8, val_every: 20, val_windows: 8, log_every: 10, warmup_steps: 5}}
+sample: {{num_samples: 12, steps: 16, batch_size: 8}}
+evaluate: {{max_windows: 48, kmer_max_k: 4}}
+"""
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run([*SNAKEMAKE, "-s", str(SNAKEFILE), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-3000:]}")
+    return proc
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_default_config_dry_run_lists_every_stage():
+    out = snakemake("-n", "--quiet", "rules").stdout
+    for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
+                 "evaluate_samples", "all"):
+        assert rule in out
+
+
+def test_misspelled_config_key_stops_the_workflow(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("run: x\ntrain: {stpes: 3}\n")
+    proc = snakemake("-n", "-d", str(tmp_path), check=False)
+    assert proc.returncode != 0
+    assert "stpes" in proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    if not YEAST.exists():
+        pytest.skip(f"{YEAST} not present (../shared/data is needed for the workflow test)")
+    work = tmp_path_factory.mktemp("workflow")
+    (work / "config").mkdir()
+    (work / "config" / "config.yaml").write_text(TINY.format(source=YEAST))
+    snakemake("-d", str(work), "--cores", "2")
+    return work, work / "results" / "tiny"
+
+
+def test_tiny_workflow_samples(tiny_run):
+    _, res = tiny_run
+    records = list(read_sequences(res / "samples.fa"))
+    assert len(records) == 12
+    for i, (name, raw, ids) in enumerate(records):
+        assert name == f"tiny_{i}"
+        assert len(raw) == 128
+        assert set(raw.decode()) <= set("ACGT")
+    with open(res / "samples.fa") as fh:
+        header = fh.readline().split()
+    fields = dict(f.split("=", 1) for f in header[1:])
+    assert fields == {"run": "tiny", "checkpoint_step": "40", "sampler": "ancestral",
+                      "steps": "16", "seed": "0", "index": "0", "length": "128"}
+
+
+def test_tiny_workflow_likelihood(tiny_run):
+    _, res = tiny_run
+    lik = json.loads((res / "likelihood.json").read_text())
+    assert lik["split"] == "test" and lik["windows"] == 48
+    # chr16 (948,066 bp, no N): 47 full tiles + the last, partial tile (evenly spaced subset)
+    assert lik["tokens_scored"] == 47 * 128 + 948_066 % 128
+    assert 1.5 < lik["bits_per_token"] < 2.6
+    assert 0 < lik["bits_per_token_se"] < 0.2
+    assert math.isclose(lik["perplexity"], 2 ** lik["bits_per_token"], rel_tol=1e-9)
+    assert 1.9 < lik["order0_entropy_bits"] < 2.0  # yeast chr16, GC ~38%
+    rows = list(csv.DictReader(open(res / "likelihood.tsv"), delimiter="\t"))
+    assert float(rows[0]["bits_per_token"]) == pytest.approx(lik["bits_per_token"], rel=1e-5)
+
+
+def test_tiny_workflow_sample_statistics(tiny_run):
+    _, res = tiny_run
+    rows = list(csv.DictReader(open(res / "kmer_js.tsv"), delimiter="\t"))
+    assert [int(r["k"]) for r in rows] == [1, 2, 3, 4]
+    for r in rows:
+        for key in ("js_generated", "js_real_floor", "js_iid_baseline"):
+            assert 0 <= float(r[key]) <= 1
+    stats = json.loads((res / "sample_stats.json").read_text())
+    assert stats["num_samples"] == 12 and stats["sample_lengths"] == [128]
+    assert 0.3 < stats["gc_test_split"] < 0.45
+    for png in ("kmer_js.png", "gc_content.png", "training_curve.png"):
+        assert (res / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tiny_workflow_training_outputs(tiny_run):
+    _, res = tiny_run
+    from dnadiff.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(res / "model.pt")
+    assert ckpt["step"] == 40
+    assert ckpt["config"]["model"]["dim"] == 32 and ckpt["config"]["data"]["window"] == 128
+    rows = list(csv.DictReader(open(res / "metrics.csv")))
+    vals = [float(r["val/bits_per_token"]) for r in rows if r["val/bits_per_token"]]
+    assert len(vals) == 2 and all(1.5 < v < 2.6 for v in vals)
+    index = json.loads((res / "data" / "index.json").read_text())
+    splits = {c["name"]: c["segments"][0]["split"] for c in index["contigs"]}
+    assert splits["chr15"] == "validation" and splits["chr16"] == "test"
+    assert sum(s == "train" for s in splits.values()) == 14
+
+
+def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
+    work, _ = tiny_run
+    assert "Nothing to be done" in snakemake("-n", "-d", str(work)).stdout
+    snakemake("-d", str(work), "--report", str(work / "report.html"))
+    html = (work / "report.html").read_text(errors="replace")
+    assert len(html) > 10_000
+    for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
+                 "evaluate_samples"):
+        assert (work / "logs" / rule).is_dir()
