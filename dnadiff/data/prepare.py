@@ -6,7 +6,8 @@ Output directory layout::
     <outdir>/tokens/<i>.npy      uint8 token ids of contig i (np.load(..., mmap_mode="r"))
 
 Splits are given by contig names (``validation``/``test`` lists; every other contig is train)
-or by a BED file whose 4th column names the split of each interval (uncovered bases: train).
+and/or by a BED file whose 4th column names the split of each interval; BED intervals override
+the contig's split, bases outside them keep it.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def _segments_for(name: str, length: int, contig_split: str,
     """Cover [0, length) with split segments."""
     if bed is None:
         return [{"split": contig_split, "start": 0, "end": length}]
-    labels = np.zeros(length, dtype=np.int8)  # 0 = train
+    # BED intervals are applied on top of the contig's own split (from the contig lists)
+    labels = np.full(length, SPLITS.index(contig_split), dtype=np.int8)
     for start, end, split in bed.get(name, []):
         labels[start:end] = SPLITS.index(split)
     edges = np.flatnonzero(np.diff(labels)) + 1

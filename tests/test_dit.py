@@ -1,0 +1,160 @@
+"""The DiT denoiser: shapes, zero-initialized head, bidirectional attention, rotary embedding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dnadiff.models import build_backbone
+from dnadiff.models.dit import DiT, apply_rotary, rotary_tables
+
+V = 7
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    args = dict(vocab_size=V, dim=16, layers=2, heads=2, cond_dim=16)
+    args.update(kw)
+    return DiT(**args).eval()
+
+
+def randomize(model, std=0.3, seed=0):
+    """Give every parameter (incl. the zero-initialized adaLN gates and head) random values so
+    that outputs depend on the whole input."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+def test_output_shape_and_dtype():
+    model = tiny()
+    x = torch.randint(0, V, (3, 37))
+    out = model(x)
+    assert out.shape == (3, 37, V)
+    assert out.dtype == torch.float32
+
+
+def test_zero_head_gives_exactly_zero_logits():
+    model = tiny()
+    x = torch.randint(0, V, (2, 50))
+    out = model(x)
+    assert (out == 0).all()
+    probs = torch.softmax(out, -1)
+    assert torch.equal(probs, torch.full_like(probs, 1.0 / V))
+    # also with time conditioning
+    mt = tiny(time_conditioning=True)
+    assert (mt(x, sigma=torch.tensor([0.1, 2.0])) == 0).all()
+
+
+def test_head_perturbation_makes_output_input_dependent():
+    model = tiny()
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.weight, std=1.0)
+    x = torch.randint(0, 4, (1, 20))
+    y = x.clone()
+    y[0, 5] = (x[0, 5] + 1) % 4
+    assert not torch.equal(model(x), model(y))
+
+
+@pytest.mark.parametrize("j", [0, 10, 19])
+def test_bidirectional(j):
+    model = randomize(tiny())
+    x = torch.randint(0, 4, (1, 20), generator=torch.Generator().manual_seed(1))
+    y = x.clone()
+    y[0, j] = (x[0, j] + 2) % 4
+    diff = (model(x) - model(y)).abs().amax(-1)[0]  # [L]
+    changed = diff > 1e-6
+    assert changed[j]
+    others = torch.cat([changed[:j], changed[j + 1:]])
+    assert others.all(), "every other position (before and after j) must see the change"
+    if 0 < j < 19:
+        assert changed[:j].any() and changed[j + 1:].any()
+
+
+def test_causal_variant_only_looks_back():
+    """Sanity check of the probe above: with causal attention, earlier positions don't change."""
+    model = randomize(tiny(causal=True))
+    x = torch.randint(0, 4, (1, 20), generator=torch.Generator().manual_seed(1))
+    y = x.clone()
+    y[0, 10] = (x[0, 10] + 2) % 4
+    diff = (model(x) - model(y)).abs().amax(-1)[0]
+    assert (diff[:10] == 0).all()
+    assert (diff[10:] > 1e-6).all()
+
+
+def test_batch_items_are_independent():
+    model = randomize(tiny())
+    x = torch.randint(0, 4, (3, 16), generator=torch.Generator().manual_seed(2))
+    full = model(x)
+    for b in range(3):
+        torch.testing.assert_close(model(x[b:b + 1])[0], full[b], rtol=1e-5, atol=1e-5)
+
+
+def test_time_conditioning_requires_sigma_and_uses_it():
+    model = randomize(tiny(time_conditioning=True))
+    x = torch.randint(0, 4, (2, 12))
+    with pytest.raises(ValueError, match="sigma"):
+        model(x)
+    a = model(x, sigma=torch.tensor([0.1, 0.1]))
+    b = model(x, sigma=torch.tensor([3.0, 3.0]))
+    assert not torch.allclose(a, b)
+    # without time conditioning sigma is ignored
+    plain = randomize(tiny())
+    torch.testing.assert_close(plain(x, sigma=torch.tensor([0.1, 0.1])),
+                               plain(x, sigma=torch.tensor([3.0, 3.0])))
+
+
+def test_cond_vector_is_used():
+    model = randomize(tiny())
+    x = torch.randint(0, 4, (2, 12))
+    c = torch.randn(2, 16)
+    assert not torch.allclose(model(x), model(x, cond=c))
+
+
+def test_rotary_preserves_norms():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 50, 8, generator=g)
+    cos, sin = rotary_tables(50, 8, "cpu")
+    assert cos.shape == (50, 4) and sin.shape == (50, 4)
+    y = apply_rotary(x, cos, sin)
+    torch.testing.assert_close(y.norm(dim=-1), x.norm(dim=-1), rtol=1e-5, atol=1e-5)
+    # position 0 is the identity rotation
+    torch.testing.assert_close(y[:, :, 0], x[:, :, 0])
+    # and positions > 0 do rotate
+    assert not torch.allclose(y[:, :, 1:], x[:, :, 1:])
+
+
+def test_rotary_scores_depend_on_relative_position_only():
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(8, generator=g)
+    k = torch.randn(8, generator=g)
+    L = 40
+    cos, sin = rotary_tables(L, 8, "cpu")
+    Q = apply_rotary(q.expand(1, 1, L, 8), cos, sin)[0, 0]
+    K = apply_rotary(k.expand(1, 1, L, 8), cos, sin)[0, 0]
+    scores = Q @ K.T  # scores[m, n] = <R_m q, R_n k>
+    for offset in (0, 3, -5):
+        diag = torch.diagonal(scores, offset)
+        torch.testing.assert_close(diag, diag[0].expand_as(diag), rtol=1e-4, atol=1e-4)
+
+
+def test_rotary_base_10000():
+    cos, sin = rotary_tables(3, 4, "cpu")
+    # inv_freq = 1 / 10000^(2i/d) for i = 0, 1 with d = 4: [1, 0.01]
+    torch.testing.assert_close(cos[2], torch.cos(torch.tensor([2.0, 0.02])))
+    torch.testing.assert_close(sin[1], torch.sin(torch.tensor([1.0, 0.01])))
+
+
+def test_build_backbone_from_config():
+    from dnadiff.config import validate_config
+
+    cfg = validate_config({"run": "t", "data": {"window": 32},
+                           "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 8}})
+    model = build_backbone(cfg["model"], V, 32)
+    assert isinstance(model, DiT)
+    assert len(model.blocks) == 1 and model.head.out_features == V
+    assert model(torch.zeros(1, 32, dtype=torch.long)).shape == (1, 32, V)
+    with pytest.raises(ValueError):
+        build_backbone({**cfg["model"], "backbone": "mamba"}, V, 32)
