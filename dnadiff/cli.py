@@ -171,12 +171,26 @@ def run(args) -> None:
         print(json.dumps(res))
 
 
+class _DropAdverts(logging.Filter):
+    def filter(self, record):
+        return "Tip:" not in record.getMessage()
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        # Lightning prints through a handler of its own: do not print its lines a second time
+        logging.getLogger(name).propagate = False
+        logging.getLogger(f"{name}.utilities.rank_zero").addFilter(_DropAdverts())
+
+
 def main(argv=None) -> int:
     from dnadiff.errors import DnadiffError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _setup_logging(args.verbose)
     try:
         run(args)
     except DnadiffError as exc:

@@ -13,6 +13,7 @@ import math
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -27,6 +28,9 @@ from dnadiff.models import build_backbone
 
 log = logging.getLogger(__name__)
 LN2 = math.log(2.0)
+# Lightning-internal deprecation noise and a hint that does not apply to map-style windows
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 class MDLMModule(L.LightningModule):
