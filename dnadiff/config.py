@@ -66,9 +66,10 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
     if errors:
         raise DnadiffError(f"{source}: {_describe(errors[0], schema)}")
     model = cfg["model"]
-    if model["dim"] % model["heads"]:
-        raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be divisible by "
-                           f"'model.heads' ({model['heads']})")
+    if model["dim"] % model["heads"] or (model["dim"] // model["heads"]) % 2:
+        raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be 'model.heads' "
+                           f"({model['heads']}) times an even head width (rotary embeddings "
+                           "rotate pairs of channels)")
     length = cfg["sample"]["length"]
     if length is not None and length > cfg["data"]["window"]:
         raise DnadiffError(f"{source}: key 'sample.length' ({length}) exceeds 'data.window' "
@@ -85,10 +86,14 @@ def load_config(path=None, overrides: str | None = None) -> dict:
         source = str(path)
         if not path.exists():
             raise InputFileError(path, "config file not found")
+        if path.is_dir():
+            raise InputFileError(path, "is a directory, expected a YAML config file")
         try:
             cfg = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise InputFileError(path, f"invalid YAML ({str(exc).splitlines()[0]})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputFileError(path, f"cannot be read ({exc})") from None
         if not isinstance(cfg, dict):
             raise InputFileError(path, "the configuration must be a mapping of keys to values")
     if overrides:
@@ -96,6 +101,9 @@ def load_config(path=None, overrides: str | None = None) -> dict:
             extra = json.loads(overrides)
         except json.JSONDecodeError as exc:
             raise DnadiffError(f"--config-json: invalid JSON ({exc})") from None
+        if not isinstance(extra, dict):
+            raise DnadiffError("--config-json: must be a JSON object (a mapping of keys to "
+                               f"values), got {type(extra).__name__}")
         cfg = deep_merge(cfg, extra)
         source = f"{source} + --config-json" if path else "--config-json"
     return validate_config(cfg, source)

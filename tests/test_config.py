@@ -78,8 +78,8 @@ def test_run_name_pattern():
 
 
 def test_dim_divisible_by_heads():
-    with pytest.raises(DnadiffError, match=r"'model.dim' \(30\) must be divisible by "
-                                           r"'model.heads' \(4\)"):
+    with pytest.raises(DnadiffError, match=r"'model.dim' \(30\) must be 'model.heads' \(4\) "
+                                           r"times an even head width"):
         validate_config({"run": "t", "model": {"dim": 30}})
     assert validate_config({"run": "t", "model": {"dim": 32}})["model"]["dim"] == 32
 
@@ -211,3 +211,11 @@ def test_repository_config_is_valid():
         pytest.skip("config/config.yaml not present")
     cfg = load_config(path)
     assert cfg["model"]["dim"] % cfg["model"]["heads"] == 0
+
+
+def test_odd_head_dim_rejected():
+    """The DiT's rotary embedding needs an even per-head dimension (dim / heads): dim=24 with
+    heads=8 (head_dim 3) must be a config error, not a model that runs with wrong shapes."""
+    with pytest.raises(DnadiffError, match="model"):
+        validate_config({"run": "t", "model": {"dim": 24, "heads": 8}})
+    assert validate_config({"run": "t", "model": {"dim": 24, "heads": 6}})["model"]["heads"] == 6

@@ -158,3 +158,12 @@ def test_build_backbone_from_config():
     assert model(torch.zeros(1, 32, dtype=torch.long)).shape == (1, 32, V)
     with pytest.raises(ValueError):
         build_backbone({**cfg["model"], "backbone": "mamba"}, V, 32)
+
+
+def test_odd_head_dim_not_silently_wrong():
+    """Rotary embedding rotates pairs, so it needs an even per-head dimension: dim=24, heads=8
+    (head_dim 3) is refused rather than silently computing attention on vectors of the wrong
+    size."""
+    with pytest.raises(ValueError, match="even head width"):
+        DiT(7, dim=24, heads=8)
+    DiT(7, dim=24, heads=6)  # head_dim 4 is fine

@@ -221,3 +221,20 @@ def test_masks_never_left_when_steps_exceed_length(steps):
     x, _ = ancestral_sample(m, Recorder(), all_masked(3, 2), steps=steps,
                             generator=torch.Generator().manual_seed(0))
     assert not (x == MASK).any()
+
+
+def test_cache_skips_forward_pass_when_nothing_changed():
+    """Reference sheet section 2 (Cache): without time conditioning the denoiser output depends
+    only on x_t, so a step that revealed no token reuses the previous output. Every forward pass
+    after the first therefore follows a step that revealed >= 1 token: with L tokens there are
+    at most L forward passes, however many steps are asked for."""
+    m = make_mdlm(time_conditioning=False)
+    model = Recorder()
+    x, info = ancestral_sample(m, model, all_masked(1, 6), steps=500,
+                               generator=torch.Generator().manual_seed(0))
+    assert not (x == MASK).any()
+    assert info["forward_passes"] == len(model.inputs)
+    assert info["forward_passes"] <= 6, info
+    # every evaluated input is distinct (no pass on an unchanged x_t)
+    for a, b in zip(model.inputs[:-1], model.inputs[1:]):
+        assert not torch.equal(a, b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import warnings
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -93,17 +94,20 @@ def _iter_fasta_raw(path) -> Iterator[tuple[str, bytes, int]]:
 
 
 def _iter_genbank_raw(path) -> Iterator[tuple[str, bytes, int]]:
-    from Bio import SeqIO
+    from Bio import BiopythonParserWarning, SeqIO
 
-    with open_binary(path) as fh:
+    with open_binary(path) as fh, warnings.catch_warnings():
+        # Biopython only warns about a truncated record (no '//', length != LOCUS): refuse it
+        warnings.simplefilter("error", BiopythonParserWarning)
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace")
         try:
             for rec in SeqIO.parse(text, "genbank"):
                 yield rec.name, bytes(rec.seq), 0
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
-        except ValueError as exc:
-            raise InputFileError(path, f"malformed GenBank file ({exc})") from None
+        except (ValueError, BiopythonParserWarning) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputFileError(path, f"malformed or truncated GenBank file ({first})") from None
 
 
 def read_sequences(path, tokenizer: DNATokenizer | None = None
@@ -130,7 +134,7 @@ def read_sequences(path, tokenizer: DNATokenizer | None = None
         if bad.size:
             pos = int(bad[0])
             ch = chr(seq[pos])
-            letters = set(seq[bad].decode("latin-1").upper())
+            letters = set(bytes(np.frombuffer(seq, np.uint8)[bad]).decode("latin-1").upper())
             hint = " (looks like a protein sequence)" if letters & PROTEIN_ONLY else ""
             raise InputFileError(
                 path, f"{where}: character {ch!r} at position {pos + 1} is not a nucleotide "

@@ -83,6 +83,8 @@ class DiT(nn.Module):
     def __init__(self, vocab_size, dim=128, layers=4, heads=4, mlp_ratio=4, cond_dim=128,
                  dropout=0.0, time_conditioning=False, causal=False):
         super().__init__()
+        if dim % heads or (dim // heads) % 2:
+            raise ValueError(f"dim ({dim}) must be heads ({heads}) times an even head width")
         self.vocab_size, self.time_conditioning = vocab_size, time_conditioning
         self.embed = nn.Embedding(vocab_size, dim)
         nn.init.normal_(self.embed.weight, std=0.02)

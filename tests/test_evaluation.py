@@ -1,0 +1,251 @@
+"""Evaluation: k-mer statistics, JS divergence, entropies, held-out NELBO, sample evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import IIDTrueConditional, entropy_nats, random_dna, write_fasta
+
+from dnadiff.diffusion.mdlm import MDLM
+from dnadiff.diffusion.schedule import LogLinearSchedule
+from dnadiff.errors import InputFileError
+from dnadiff.evaluation.generated import evaluate_samples, gc_content, js_divergence, kmer_counts
+from dnadiff.evaluation.likelihood import cross_entropy_bits, entropy_bits, heldout_nelbo
+
+EPS = 1e-3
+
+
+def ids(s):
+    from dnadiff.tokenizers import DNATokenizer
+
+    return DNATokenizer().encode(s).astype(np.int64)
+
+
+# -- k-mers -----------------------------------------------------------------------------------
+
+def test_kmer_counts_hand_example():
+    seqs = [ids("ACGTA"), ids("AANAC")]
+    k1 = kmer_counts(seqs, 1)
+    assert k1.tolist() == [5, 2, 1, 1]  # A C G T, the N is skipped
+    k2 = kmer_counts(seqs, 2)
+    assert k2.shape == (16,) and k2.sum() == 6
+    # code = 4 * first + second (A=0 C=1 G=2 T=3): AA=0, AC=1, CG=6, GT=11, TA=12
+    expected = np.zeros(16, dtype=int)
+    expected[[0, 1, 6, 11, 12]] = [1, 2, 1, 1, 1]
+    assert k2.tolist() == expected.tolist()
+    k3 = kmer_counts(seqs, 3)
+    # ACG=6, CGT=27, GTA=44; every 3-mer of AANAC touches the N
+    expected = np.zeros(64, dtype=int)
+    expected[[6, 27, 44]] = 1
+    assert k3.tolist() == expected.tolist()
+
+
+def test_kmer_counts_short_and_empty():
+    assert kmer_counts([ids("AC")], 3).sum() == 0
+    assert kmer_counts([], 2).tolist() == [0] * 16
+    assert kmer_counts([ids("NNNN")], 1).sum() == 0
+    assert kmer_counts([ids("AAAA")], 4).tolist() == [1] + [0] * 255
+
+
+def test_kmer_counts_matches_brute_force():
+    rng = np.random.default_rng(0)
+    seq = "".join(rng.choice(list("ACGTN"), p=[0.24] * 4 + [0.04], size=3000))
+    for k in (1, 2, 3, 5):
+        brute = np.zeros(4 ** k, dtype=int)
+        for i in range(len(seq) - k + 1):
+            kmer = seq[i:i + k]
+            if "N" in kmer:
+                continue
+            code = 0
+            for ch in kmer:
+                code = code * 4 + "ACGT".index(ch)
+            brute[code] += 1
+        assert kmer_counts([ids(seq)], k).tolist() == brute.tolist()
+
+
+# -- divergences and entropies ----------------------------------------------------------------
+
+def test_js_divergence_properties():
+    a = np.array([5, 3, 0, 2])
+    b = np.array([1, 1, 6, 2])
+    assert js_divergence(a, a) == 0.0
+    assert js_divergence(a, 3 * a) == pytest.approx(0.0, abs=1e-15)
+    assert js_divergence([1, 0, 3, 0], [0, 2, 0, 7]) == pytest.approx(1.0, abs=1e-12)
+    assert js_divergence(a, b) == pytest.approx(js_divergence(b, a), abs=1e-15)
+    assert 0 < js_divergence(a, b) < 1
+    # known value: p = (1, 0), q = (1/2, 1/2)
+    expected = 0.5 * math.log2(4 / 3) + 0.5 * (0.5 * math.log2(2 / 3) + 0.5 * math.log2(2))
+    assert js_divergence([1, 0], [1, 1]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_entropy_bits():
+    assert entropy_bits([1, 1, 1, 1]) == pytest.approx(2.0, abs=1e-15)
+    assert entropy_bits([7, 7, 7, 7]) == pytest.approx(2.0, abs=1e-15)
+    assert entropy_bits([3, 0, 0, 0]) == 0.0
+    assert entropy_bits([1, 1, 0, 0]) == pytest.approx(1.0)
+    p = [0.1, 0.2, 0.3, 0.4]
+    assert entropy_bits(p) == pytest.approx(entropy_nats(p) / math.log(2), rel=1e-12)
+
+
+def test_cross_entropy_bits():
+    q = [1, 2, 3, 4]
+    assert cross_entropy_bits(q, q) == pytest.approx(entropy_bits(q), rel=1e-12)
+    assert cross_entropy_bits(q, [1, 1, 1, 1]) == pytest.approx(2.0, rel=1e-12)
+    assert cross_entropy_bits(q, [4, 3, 2, 1]) > entropy_bits(q)
+
+
+def test_gc_content():
+    assert gc_content(ids("GGCCAT")) == pytest.approx(4 / 6)
+    assert gc_content(ids("GCNNNNAT")) == pytest.approx(0.5)  # N ignored
+    assert math.isnan(gc_content(ids("NNN")))
+
+
+# -- held-out NELBO ---------------------------------------------------------------------------
+
+def iid_windows(p, n_windows, length, seed, pad_tail=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.multinomial(torch.tensor(p), n_windows * length, replacement=True,
+                          generator=g).view(n_windows, length)
+    items = []
+    for i in range(n_windows):
+        tokens = x[i].clone()
+        lm = torch.ones(length, dtype=torch.bool)
+        if pad_tail and i % 2 == 0:
+            tokens[-pad_tail:] = 6
+            lm[-pad_tail:] = False
+        items.append({"tokens": tokens, "loss_mask": lm})
+    return items
+
+
+def test_heldout_nelbo_true_conditional_equals_entropy():
+    p = [0.1, 0.2, 0.3, 0.4]
+    H = entropy_nats(p)
+    mdlm = MDLM(LogLinearSchedule(EPS), 5, [0, 1, 2, 3], 7)
+    ds = iid_windows(p, 3000, 64, seed=1, pad_tail=8)
+    res = heldout_nelbo(IIDTrueConditional(p), mdlm, ds, batch_size=512, t_draws=2, seed=3)
+    se_nats = res["bits_per_token_se"] * math.log(2)
+    assert se_nats > 0
+    assert se_nats < 0.02 * H
+    assert abs(res["nats_per_token"] - H) < 3 * se_nats, (res, H)
+    assert res["bits_per_token"] == pytest.approx(res["nats_per_token"] / math.log(2))
+    assert res["perplexity"] == pytest.approx(math.exp(res["nats_per_token"]))
+    assert res["windows"] == 3000 and res["t_draws"] == 2
+    assert res["tokens_scored"] == 3000 * 64 - 1500 * 8  # padding is never scored
+    again = heldout_nelbo(IIDTrueConditional(p), mdlm, ds, batch_size=100, t_draws=2, seed=3)
+    assert again["nats_per_token"] == pytest.approx(res["nats_per_token"], rel=1e-5)
+
+
+def test_heldout_nelbo_uniform_model_is_two_bits():
+    p = [0.25] * 4
+    mdlm = MDLM(LogLinearSchedule(EPS), 5, [0, 1, 2, 3], 7)
+    ds = iid_windows([0.1, 0.2, 0.3, 0.4], 1000, 32, seed=2)
+    res = heldout_nelbo(IIDTrueConditional(p), mdlm, ds, batch_size=250, seed=0)
+    assert abs(res["bits_per_token"] - 2.0) < 3 * res["bits_per_token_se"] + 1e-9
+
+
+# -- generated samples ------------------------------------------------------------------------
+
+@pytest.fixture
+def eval_genome(tmp_path):
+    from dnadiff.data.prepare import prepare_genome
+
+    test_seq = random_dna(320, seed=21, p=[0.3, 0.2, 0.2, 0.3])
+    fa = write_fasta(tmp_path / "g.fa", [("tr", random_dna(500, seed=20)),
+                                         ("va", random_dna(300, seed=22)),
+                                         ("te", test_seq)])
+    prepare_genome(fa, tmp_path / "prep", validation=["va"], test=["te"])
+    return tmp_path / "prep", test_seq
+
+
+def test_evaluate_samples_rows(tmp_path, eval_genome):
+    data, test_seq = eval_genome
+    samples = write_fasta(tmp_path / "s.fa", [(f"s{i}", random_dna(32, seed=100 + i))
+                                             for i in range(6)])
+    res = evaluate_samples(samples, data, max_k=4, seed=0)
+    assert res["num_samples"] == 6 and res["sample_lengths"] == [32]
+    rows = res["kmer_js"]
+    assert [r["k"] for r in rows] == [1, 2, 3, 4]
+    for r in rows:
+        for key in ("js_generated", "js_real_floor", "js_iid_baseline"):
+            assert 0.0 <= r[key] <= 1.0, (key, r)
+    # js_generated is exactly the divergence of the sample spectrum from the test spectrum
+    gen = [ids(random_dna(32, seed=100 + i)) for i in range(6)]
+    for r in rows:
+        k = r["k"]
+        assert r["js_generated"] == pytest.approx(
+            js_divergence(kmer_counts(gen, k), kmer_counts([ids(test_seq)], k)), abs=1e-12)
+    t = ids(test_seq)
+    assert res["gc_test_split"] == pytest.approx(np.isin(t, (1, 2)).mean())
+    assert res["_gc_generated"].shape == (6,) and res["_gc_real"].shape == (6,)
+    assert res["gc_generated_mean"] == pytest.approx(np.mean([gc_content(s) for s in gen]))
+    # deterministic in the seed
+    again = evaluate_samples(samples, data, max_k=4, seed=0)
+    assert again["kmer_js"] == rows
+
+
+def test_evaluate_samples_of_real_test_sequence(tmp_path, eval_genome):
+    """Samples that are the test split cut in pieces have exactly the test 1-mer spectrum."""
+    data, test_seq = eval_genome
+    pieces = [(f"p{i}", test_seq[i:i + 32]) for i in range(0, 320, 32)]
+    samples = write_fasta(tmp_path / "real.fa", pieces)
+    res = evaluate_samples(samples, data, max_k=3, seed=1)
+    assert res["kmer_js"][0]["js_generated"] == 0.0
+    assert res["kmer_js"][1]["js_generated"] < res["kmer_js"][1]["js_iid_baseline"] + 0.05
+
+
+def test_evaluate_samples_rejects_n(tmp_path, eval_genome):
+    data, _ = eval_genome
+    samples = write_fasta(tmp_path / "n.fa", [("ok", "ACGT" * 8), ("bad", "ACGN" * 8)])
+    with pytest.raises(InputFileError, match="record 'bad' contains non-ACGT bases"):
+        evaluate_samples(samples, data, max_k=2)
+
+
+def test_evaluate_samples_cli(tmp_path, eval_genome):
+    from dnadiff.cli import main
+
+    data, _ = eval_genome
+    samples = write_fasta(tmp_path / "s.fa", [(f"s{i}", random_dna(32, seed=i)) for i in range(4)])
+    out = tmp_path / "out"
+    rc = main(["evaluate", "samples", "--config-json",
+               json.dumps({"run": "t", "data": {"window": 32},
+                           "evaluate": {"kmer_max_k": 3}}),
+               "--samples", str(samples), "--data", str(data),
+               "--out-json", str(out / "s.json"), "--out-tsv", str(out / "s.tsv"),
+               "--plot-kmer", str(out / "k.png"), "--plot-gc", str(out / "gc.png")])
+    assert rc == 0
+    res = json.loads((out / "s.json").read_text())
+    assert [r["k"] for r in res["kmer_js"]] == [1, 2, 3]
+    with open(out / "s.tsv") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [int(r["k"]) for r in rows] == [1, 2, 3]
+    assert set(rows[0]) == {"k", "js_generated", "js_real_floor", "js_iid_baseline"}
+    assert (out / "k.png").stat().st_size > 0 and (out / "gc.png").stat().st_size > 0
+
+
+def test_evaluate_likelihood_of_untrained_model_is_two_bits(tmp_path, eval_genome):
+    """A freshly initialized DiT predicts uniform A/C/G/T: NELBO = 2 bits per token."""
+    from dnadiff.checkpoint import save_checkpoint
+    from dnadiff.config import validate_config
+    from dnadiff.evaluation.likelihood import evaluate_likelihood
+    from dnadiff.models import build_backbone
+    from dnadiff.tokenizers import DNATokenizer
+
+    data, test_seq = eval_genome
+    cfg = validate_config({"run": "t", "data": {"window": 32},
+                           "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16},
+                           "evaluate": {"t_draws": 4, "batch_size": 64}})
+    model = build_backbone(cfg["model"], 7, 32)
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, model, cfg, DNATokenizer().to_dict(), step=3)
+    res = evaluate_likelihood(ckpt, data, cfg["evaluate"], "test")
+    assert res["split"] == "test" and res["checkpoint_step"] == 3
+    assert res["windows"] == 10 and res["t_draws"] == 4 and res["tokens_scored"] == 320
+    assert abs(res["bits_per_token"] - 2.0) < 3 * res["bits_per_token_se"] + 1e-6
+    assert res["uniform_bits"] == 2.0
+    t = ids(test_seq)
+    assert res["order0_entropy_bits"] == pytest.approx(entropy_bits(np.bincount(t, minlength=4)))
