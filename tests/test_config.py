@@ -23,7 +23,7 @@ def test_defaults_filled_from_schema():
                             "mlp_ratio": 4, "cond_dim": 128, "dropout": 0.0,
                             "time_conditioning": False}
     assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001}
-    assert cfg["train"]["steps"] == 1500
+    assert cfg["train"]["steps"] == load_schema()["properties"]["train"]["properties"]["steps"]["default"]
     assert cfg["sample"]["length"] is None
     assert cfg["sample"]["sampler"] == "ancestral"
     assert cfg["evaluate"]["kmer_max_k"] == 6

@@ -58,7 +58,7 @@ class DiTBlock(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=False)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
         hidden = int(mlp_ratio * dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"),
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(),
                                  nn.Linear(hidden, dim))
         self.ada = nn.Linear(cond_dim, 6 * dim)
         nn.init.zeros_(self.ada.weight)
