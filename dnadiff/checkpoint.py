@@ -17,12 +17,19 @@ FORMAT = "dnadiff-checkpoint"
 VERSION = 1
 
 
+def _cpu_state(state: dict) -> dict:
+    return {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
+            for k, v in state.items()}
+
+
 def save_checkpoint(path, model, config: dict, tokenizer: dict, step: int,
-                    metrics: dict | None = None) -> None:
-    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items()}
+                    metrics: dict | None = None, ema_state: dict | None = None) -> None:
+    """Write weights (+ EMA weights when given), the full config and the tokenizer."""
     payload = {"format": FORMAT, "version": VERSION, "config": config, "tokenizer": tokenizer,
-               "step": int(step), "metrics": metrics or {}, "state_dict": state}
+               "step": int(step), "metrics": metrics or {},
+               "state_dict": _cpu_state(model.state_dict())}
+    if ema_state is not None:
+        payload["ema_state_dict"] = _cpu_state(ema_state)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -46,17 +53,21 @@ def load_checkpoint(path) -> dict:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict):
-    """Rebuild (backbone, MDLM objective, tokenizer dict) from a loaded checkpoint."""
-    from dnadiff.diffusion.mdlm import MDLM
-    from dnadiff.diffusion.schedule import build_schedule
+def model_from_checkpoint(ckpt: dict, use_ema: bool = True):
+    """Rebuild (backbone in eval mode, objective, tokenizer dict) from a loaded checkpoint.
+
+    The EMA weights are used when the checkpoint has them (unless ``use_ema`` is False).
+    """
+    from dnadiff.config import validate_config
+    from dnadiff.diffusion import build_objective
     from dnadiff.models import build_backbone
 
-    cfg, tok = ckpt["config"], ckpt["tokenizer"]
-    vocab = len(tok["tokens"])
-    model = build_backbone(cfg["model"], vocab, cfg["data"]["window"])
-    model.load_state_dict(ckpt["state_dict"])
+    cfg = validate_config(ckpt["config"], "checkpoint config")  # fills keys added since
+    tok = ckpt["tokenizer"]
+    objective = build_objective(cfg, tok)
+    model = build_backbone(cfg["model"], len(tok["tokens"]), cfg["data"]["window"],
+                           causal=objective.causal)
+    state = ckpt.get("ema_state_dict") if use_ema else None
+    model.load_state_dict(state if state is not None else ckpt["state_dict"])
     model.eval()
-    mdlm = MDLM(build_schedule(cfg["diffusion"]), tok["mask_id"], tok["generable_ids"], vocab,
-                time_conditioning=cfg["model"]["time_conditioning"])
-    return model, mdlm, tok
+    return model, objective, tok

@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--split", default="test", choices=["train", "validation", "test"])
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
+    q = ev.add_parser("compare", help="MDLM vs AR held-out likelihood table")
+    q.add_argument("--mdlm", required=True, help="likelihood.json of the MDLM run")
+    q.add_argument("--ar", required=True, help="likelihood.json of the AR run")
+    q.add_argument("--out", required=True, help="output TSV")
     q = ev.add_parser("samples", help="k-mer JS and GC content of generated sequences")
     _add_config(q)
     q.add_argument("--samples", required=True, help="samples FASTA")
@@ -97,6 +101,22 @@ def _threads(args) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+
+
+LIKELIHOOD_COLUMNS = ["objective", "estimate", "split", "bits_per_token", "bits_per_token_se",
+                      "perplexity", "order0_entropy_bits", "train_composition_cross_entropy_bits",
+                      "windows", "tokens_scored", "t_draws", "checkpoint_step"]
+
+
+def likelihood_rows(res: dict) -> list[dict]:
+    """One row for the main estimate, one per discrete-T estimate."""
+    rows = [dict(res)]
+    for d in res.get("discrete", []):
+        rows.append(dict(res, estimate=f"NELBO, discrete T={d['T']}",
+                         bits_per_token=d["bits_per_token"],
+                         bits_per_token_se=d["bits_per_token_se"],
+                         perplexity=2 ** d["bits_per_token"]))
+    return rows
 
 
 def run(args) -> None:
@@ -145,12 +165,17 @@ def run(args) -> None:
         _threads(args)
         cfg = _config(args)
         res = evaluate_likelihood(args.checkpoint, args.data, cfg["evaluate"], args.split)
-        io.write_json(args.out_json, res)
-        keys = ["split", "bits_per_token", "bits_per_token_se", "perplexity",
-                "order0_entropy_bits", "train_composition_cross_entropy_bits", "uniform_bits",
-                "windows", "tokens_scored", "t_draws", "checkpoint_step"]
-        io.write_tsv(args.out_tsv, [{k: res[k] for k in keys}], keys)
+        try:
+            io.write_json(args.out_json, res)
+            io.write_tsv(args.out_tsv, likelihood_rows(res), LIKELIHOOD_COLUMNS)
+        except BaseException:
+            io.remove_quietly([args.out_json, args.out_tsv])
+            raise
         print(json.dumps(res))
+    elif args.verb == "evaluate" and args.what == "compare":
+        from dnadiff.evaluation.likelihood import compare_table
+
+        io.write_tsv(args.out, compare_table(args.mdlm, args.ar))
     elif args.verb == "evaluate" and args.what == "samples":
         from dnadiff.evaluation.generated import evaluate_samples
         from dnadiff.evaluation.plots import plot_gc, plot_kmer_js

@@ -70,10 +70,16 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be 'model.heads' "
                            f"({model['heads']}) times an even head width (rotary embeddings "
                            "rotate pairs of channels)")
-    length = cfg["sample"]["length"]
-    if length is not None and length > cfg["data"]["window"]:
-        raise DnadiffError(f"{source}: key 'sample.length' ({length}) exceeds 'data.window' "
-                           f"({cfg['data']['window']})")
+    sample, window = cfg["sample"], cfg["data"]["window"]
+    stride = sample["semi_ar_stride"]
+    if stride is not None and stride >= window:
+        raise DnadiffError(f"{source}: key 'sample.semi_ar_stride' ({stride}) must be smaller "
+                           f"than 'data.window' ({window}): each block keeps context")
+    fixed = len(sample["prefix"]) + len(sample["suffix"])
+    length = sample["length"] or window
+    if fixed >= length:
+        raise DnadiffError(f"{source}: keys 'sample.prefix' and 'sample.suffix' ({fixed} "
+                           f"tokens) leave nothing to generate in 'sample.length' ({length})")
     return cfg
 
 

@@ -83,3 +83,11 @@ def get_tokenizer(name: str = "dna"):
     if name == "dna":
         return DNATokenizer()
     raise ValueError(f"unknown tokenizer {name!r} (known: dna)")
+
+
+def tokenizer_from_dict(d: dict):
+    """Rebuild the tokenizer a checkpoint or prepared data set was made with."""
+    tok = get_tokenizer(d["name"])
+    if tok.tokens != list(d["tokens"]):
+        raise ValueError(f"tokenizer {d['name']!r} has changed since this file was written")
+    return tok

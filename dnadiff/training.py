@@ -7,6 +7,7 @@ batch runs log one line every ``train.log_every`` steps.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -22,8 +23,7 @@ from torch.utils.data import DataLoader
 
 from dnadiff.checkpoint import save_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
-from dnadiff.diffusion.mdlm import MDLM
-from dnadiff.diffusion.schedule import build_schedule
+from dnadiff.diffusion import build_objective
 from dnadiff.models import build_backbone
 
 log = logging.getLogger(__name__)
@@ -33,34 +33,85 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
-class MDLMModule(L.LightningModule):
+class EMA:
+    """Exponential moving average of a model's floating-point weights (kept in float32).
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so short runs get a
+    short averaging window instead of weights dominated by the initialization.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()
+                       if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1.0 - d)
+
+    def state_dict(self, model: torch.nn.Module) -> dict:
+        """A full state dict for ``model`` with the averaged weights."""
+        return {k: self.shadow.get(k, v) for k, v in model.state_dict().items()}
+
+    @contextlib.contextmanager
+    def applied(self, model: torch.nn.Module):
+        """Temporarily load the averaged weights into ``model``."""
+        saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.state_dict(model))
+        try:
+            yield
+        finally:
+            model.load_state_dict(saved)
+
+
+class DenoiserModule(L.LightningModule):
+    """Any backbone under any objective (MDLM or AR); validation and checkpoints use the EMA."""
+
     def __init__(self, cfg: dict, tokenizer: dict):
         super().__init__()
         self.cfg, self.tokenizer = cfg, tokenizer
-        vocab = len(tokenizer["tokens"])
-        self.model = build_backbone(cfg["model"], vocab, cfg["data"]["window"])
-        self.mdlm = MDLM(build_schedule(cfg["diffusion"]), tokenizer["mask_id"],
-                         tokenizer["generable_ids"], vocab,
-                         time_conditioning=cfg["model"]["time_conditioning"])
+        self.objective = build_objective(cfg, tokenizer)
+        self.model = build_backbone(cfg["model"], len(tokenizer["tokens"]),
+                                    cfg["data"]["window"], causal=self.objective.causal)
+        self.ema = None
         self._val = [0.0, 0]
+        self._ema_ctx = None
+
+    def on_fit_start(self):
+        if self.cfg["train"]["ema_decay"] > 0 and self.ema is None:
+            self.ema = EMA(self.model, self.cfg["train"]["ema_decay"])
 
     def training_step(self, batch, batch_idx):
-        loss = self.mdlm.loss(self.model, batch["tokens"], batch["loss_mask"])
+        loss = self.objective.loss(self.model, batch["tokens"], batch["loss_mask"])
         self.log("train/bits_per_token", loss.detach() / LN2, prog_bar=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         return loss
 
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.ema is not None:
+            self.ema.update(self.model)
+
     def on_validation_epoch_start(self):
         self._val = [0.0, 0]
+        if self.ema is not None:
+            self._ema_ctx = self.ema.applied(self.model)
+            self._ema_ctx.__enter__()
 
     def validation_step(self, batch, batch_idx):
         gen = torch.Generator().manual_seed(self.cfg["train"]["seed"] * 7919 + batch_idx)
-        nll, n, _ = self.mdlm.token_nll(self.model, batch["tokens"], batch["loss_mask"],
-                                        generator=gen)
+        nll, n, _ = self.objective.token_nll(self.model, batch["tokens"], batch["loss_mask"],
+                                             generator=gen)
         self._val[0] += float(nll.sum())
         self._val[1] += int(n.sum())
 
     def on_validation_epoch_end(self):
+        if self._ema_ctx is not None:
+            self._ema_ctx.__exit__(None, None, None)
+            self._ema_ctx = None
         bits = self._val[0] / max(self._val[1], 1) / LN2
         self.log("val/bits_per_token", bits, prog_bar=True)
 
@@ -130,7 +181,7 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
                           **loader_kw)
     val_dl = DataLoader(val_ds, batch_size=tc["batch_size"], shuffle=False, **loader_kw)
 
-    module = MDLMModule(cfg, tokenizer)
+    module = DenoiserModule(cfg, tokenizer)
     accel, precision = resolve_precision(tc)
     workdir = Path(workdir)
     if workdir.exists():
@@ -148,19 +199,22 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
         logger=L.pytorch.loggers.CSVLogger(workdir, name="", version=""),
         default_root_dir=workdir, deterministic=False)
     n_params = sum(p.numel() for p in module.model.parameters())
-    log.info("training %s (%.2fM parameters) for %d steps on %s, precision %s",
-             cfg["model"]["backbone"], n_params / 1e6, tc["steps"], accel, precision)
+    log.info("training %s with the %s objective (%.2fM parameters) for %d steps on %s, "
+             "precision %s", cfg["model"]["backbone"], cfg["objective"], n_params / 1e6,
+             tc["steps"], accel, precision)
     t0 = time.time()
     trainer.fit(module, train_dl, val_dl)
     elapsed = time.time() - t0
     if trainer.global_step % tc["val_every"]:
         trainer.validate(module, val_dl, verbose=False)
     final_val = float(trainer.callback_metrics.get("val/bits_per_token", float("nan")))
-    metrics = {"steps": int(trainer.global_step), "train_seconds": round(elapsed, 1),
+    metrics = {"objective": cfg["objective"], "steps": int(trainer.global_step), "train_seconds": round(elapsed, 1),
                "tokens_seen": int(trainer.global_step * tc["batch_size"] * window),
                "parameters": int(n_params), "val_bits_per_token": final_val,
                "accelerator": accel, "precision": precision}
-    save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, trainer.global_step, metrics)
+    ema_state = module.ema.state_dict(module.model) if module.ema is not None else None
+    save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, trainer.global_step, metrics,
+                    ema_state=ema_state)
     _tidy_metrics(workdir / "metrics.csv", metrics_out)
     return metrics
 

@@ -211,8 +211,10 @@ def test_sample_to_fasta(saved, tmp_path):
     recs = read_fasta(out)
     assert len(recs) == 5
     for i, (header, seq) in enumerate(recs):
-        assert header == (f"ck_{i} run=ck checkpoint_step=42 sampler=ancestral steps=6 seed=11 "
-                          f"index={i} length=24")
+        assert header.startswith(f"ck_{i} run=ck checkpoint_step=42 sampler=ancestral steps=6 "
+                                 f"seed=11 index={i} length=24 cache=true temperature=1 "
+                                 "top_p=1 prefix_len=0 suffix_len=0 forward_passes=")
+        assert 1 <= int(header.rsplit("=", 1)[1]) <= 6
         assert len(seq) == 24 and set(seq) <= set("ACGT")
     assert max(len(line) for line in out.read_text().splitlines() if line[0] != ">") == 10
     # deterministic given checkpoint + sample config; another seed differs

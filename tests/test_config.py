@@ -84,11 +84,21 @@ def test_dim_divisible_by_heads():
     assert validate_config({"run": "t", "model": {"dim": 32}})["model"]["dim"] == 32
 
 
-def test_sample_length_at_most_window():
-    with pytest.raises(DnadiffError, match=r"'sample.length' \(65\) exceeds 'data.window' \(64\)"):
-        validate_config({"run": "t", "data": {"window": 64}, "sample": {"length": 65}})
-    cfg = validate_config({"run": "t", "data": {"window": 64}, "sample": {"length": 64}})
-    assert cfg["sample"]["length"] == 64
+def test_sample_length_beyond_window_is_semi_autoregressive():
+    cfg = validate_config({"run": "t", "data": {"window": 64}, "sample": {"length": 200}})
+    assert cfg["sample"]["length"] == 200 and cfg["sample"]["semi_ar_stride"] is None
+    with pytest.raises(DnadiffError, match=r"'sample.semi_ar_stride' \(64\) must be smaller "
+                                           r"than 'data.window' \(64\)"):
+        validate_config({"run": "t", "data": {"window": 64}, "sample": {"semi_ar_stride": 64}})
+
+
+def test_prefix_and_suffix_must_leave_something_to_generate():
+    with pytest.raises(DnadiffError, match="leave nothing to generate"):
+        validate_config({"run": "t", "data": {"window": 8},
+                         "sample": {"prefix": "ACGT", "suffix": "ACGT"}})
+    cfg = validate_config({"run": "t", "data": {"window": 9},
+                           "sample": {"prefix": "ACGT", "suffix": "ACGT"}})
+    assert cfg["sample"]["prefix"] == "ACGT"
 
 
 def test_unknown_key_suggests_close_match():

@@ -62,8 +62,8 @@ def test_weight_is_exactly_one_over_t():
 def test_build_schedule():
     s = build_schedule({"schedule": "loglinear", "eps": 0.01})
     assert isinstance(s, LogLinearSchedule) and s.eps == 0.01
-    with pytest.raises(ValueError):
-        build_schedule({"schedule": "cosine", "eps": 0.01})
+    with pytest.raises(ValueError, match="known: loglinear, cosine"):
+        build_schedule({"schedule": "sqrt", "eps": 0.01})
 
 
 # -- forward process --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ YEAST = ROOT.parent / "shared" / "data" / "genomes" / "yeast_s288c.fa.gz"
 
 TINY = """\
 run: tiny
+compare_ar: true
 reference: {{name: yeast-shared, source: "{source}"}}
 data: {{window: 128}}
 model: {{dim: 32, layers: 2, heads: 2, cond_dim: 32}}
@@ -50,6 +51,7 @@ def test_default_config_dry_run_lists_every_stage():
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
                  "evaluate_samples", "all"):
         assert rule in out
+    assert "compare_likelihood" not in out  # compare_ar is off by default
 
 
 def test_misspelled_config_key_stops_the_workflow(tmp_path):
@@ -82,22 +84,42 @@ def test_tiny_workflow_samples(tiny_run):
     with open(res / "samples.fa") as fh:
         header = fh.readline().split()
     fields = dict(f.split("=", 1) for f in header[1:])
+    passes = int(fields.pop("forward_passes"))
+    assert 1 <= passes <= 16
     assert fields == {"run": "tiny", "checkpoint_step": "40", "sampler": "ancestral",
-                      "steps": "16", "seed": "0", "index": "0", "length": "128"}
+                      "steps": "16", "seed": "0", "index": "0", "length": "128",
+                      "cache": "true", "temperature": "1", "top_p": "1", "prefix_len": "0",
+                      "suffix_len": "0"}
 
 
 def test_tiny_workflow_likelihood(tiny_run):
     _, res = tiny_run
-    lik = json.loads((res / "likelihood.json").read_text())
+    lik = json.loads((res / "mdlm" / "likelihood.json").read_text())
     assert lik["split"] == "test" and lik["windows"] == 48
+    assert lik["objective"] == "mdlm" and lik["estimate"] == "NELBO, continuous time"
     # chr16 (948,066 bp, no N): 47 full tiles + the last, partial tile (evenly spaced subset)
     assert lik["tokens_scored"] == 47 * 128 + 948_066 % 128
     assert 1.5 < lik["bits_per_token"] < 2.6
     assert 0 < lik["bits_per_token_se"] < 0.2
     assert math.isclose(lik["perplexity"], 2 ** lik["bits_per_token"], rel_tol=1e-9)
     assert 1.9 < lik["order0_entropy_bits"] < 2.0  # yeast chr16, GC ~38%
-    rows = list(csv.DictReader(open(res / "likelihood.tsv"), delimiter="\t"))
+    rows = list(csv.DictReader(open(res / "mdlm" / "likelihood.tsv"), delimiter="\t"))
     assert float(rows[0]["bits_per_token"]) == pytest.approx(lik["bits_per_token"], rel=1e-5)
+
+
+def test_tiny_workflow_ar_baseline_and_comparison(tiny_run):
+    _, res = tiny_run
+    ar = json.loads((res / "ar" / "likelihood.json").read_text())
+    mdlm = json.loads((res / "mdlm" / "likelihood.json").read_text())
+    assert ar["objective"] == "ar" and ar["estimate"] == "exact NLL" and ar["t_draws"] == 1
+    assert ar["tokens_scored"] == mdlm["tokens_scored"]  # the same test windows
+    assert 1.5 < ar["bits_per_token"] < 2.6
+    rows = {r["objective"]: r for r in
+            csv.DictReader(open(res / "likelihood_comparison.tsv"), delimiter="\t")}
+    assert set(rows) == {"mdlm", "ar"}
+    assert float(rows["ar"]["perplexity_ratio_to_ar"]) == 1.0
+    assert float(rows["mdlm"]["perplexity_ratio_to_ar"]) == pytest.approx(
+        mdlm["perplexity"] / ar["perplexity"], rel=1e-5)
 
 
 def test_tiny_workflow_sample_statistics(tiny_run):
@@ -110,7 +132,8 @@ def test_tiny_workflow_sample_statistics(tiny_run):
     stats = json.loads((res / "sample_stats.json").read_text())
     assert stats["num_samples"] == 12 and stats["sample_lengths"] == [128]
     assert 0.3 < stats["gc_test_split"] < 0.45
-    for png in ("kmer_js.png", "gc_content.png", "training_curve.png"):
+    for png in ("kmer_js.png", "gc_content.png", "mdlm/training_curve.png",
+                "ar/training_curve.png"):
         assert (res / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -118,10 +141,11 @@ def test_tiny_workflow_training_outputs(tiny_run):
     _, res = tiny_run
     from dnadiff.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(res / "model.pt")
+    ckpt = load_checkpoint(res / "mdlm" / "model.pt")
     assert ckpt["step"] == 40
+    assert "ema_state_dict" in ckpt  # EMA weights are stored and used for sampling/evaluation
     assert ckpt["config"]["model"]["dim"] == 32 and ckpt["config"]["data"]["window"] == 128
-    rows = list(csv.DictReader(open(res / "metrics.csv")))
+    rows = list(csv.DictReader(open(res / "mdlm" / "metrics.csv")))
     vals = [float(r["val/bits_per_token"]) for r in rows if r["val/bits_per_token"]]
     assert len(vals) == 2 and all(1.5 < v < 2.6 for v in vals)
     index = json.loads((res / "data" / "index.json").read_text())
@@ -137,5 +161,5 @@ def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
     html = (work / "report.html").read_text(errors="replace")
     assert len(html) > 10_000
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
-                 "evaluate_samples"):
+                 "evaluate_samples", "compare_likelihood"):
         assert (work / "logs" / rule).is_dir()

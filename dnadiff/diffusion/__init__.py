@@ -3,3 +3,22 @@
 Modality-agnostic: it sees token ids, a mask id and the ids that may be generated, never an
 alphabet.
 """
+
+
+def build_objective(cfg: dict, tokenizer: dict):
+    """The training objective named by ``cfg["objective"]`` (``mdlm`` or ``ar``).
+
+    Both see only token ids: the mask id, the generable ids and the vocabulary size.
+    """
+    from dnadiff.diffusion.autoregressive import Autoregressive
+    from dnadiff.diffusion.mdlm import MDLM
+    from dnadiff.diffusion.schedule import build_schedule
+
+    vocab = len(tokenizer["tokens"])
+    if cfg["objective"] == "mdlm":
+        return MDLM(build_schedule(cfg["diffusion"]), tokenizer["mask_id"],
+                    tokenizer["generable_ids"], vocab,
+                    time_conditioning=cfg["model"]["time_conditioning"])
+    if cfg["objective"] == "ar":
+        return Autoregressive(tokenizer["mask_id"], tokenizer["generable_ids"], vocab)
+    raise ValueError(f"unknown objective {cfg['objective']!r} (known: mdlm, ar)")

@@ -17,6 +17,12 @@ import torch.nn.functional as F
 
 
 class MDLM:
+    """Masked diffusion objective. ``stochastic``: its NELBO is a Monte Carlo estimate over t."""
+
+    name = "mdlm"
+    causal = False
+    stochastic = True
+
     def __init__(self, schedule, mask_id: int, generable_ids, vocab_size: int,
                  time_conditioning: bool = False):
         self.schedule = schedule
@@ -29,10 +35,17 @@ class MDLM:
         self.allowed = allowed
 
     # -- noise ---------------------------------------------------------------------------
-    def sample_t(self, n: int, generator=None, device=None) -> torch.Tensor:
-        """Stratified times: one draw in each of n equal strata of [0, 1), mapped to [eps, 1)."""
-        u = (torch.arange(n, device=device, dtype=torch.float64)
-             + torch.rand(n, generator=generator, dtype=torch.float64).to(device)) / n
+    def sample_t(self, n: int, generator=None, device=None, discrete_T: int | None = None
+                 ) -> torch.Tensor:
+        """Stratified times: one draw in each of n equal strata of [0, 1), mapped to [eps, 1);
+        with ``discrete_T``, mapped to the grid {1/T, 2/T, ..., 1} instead."""
+        u = (torch.arange(n, dtype=torch.float64)
+             + torch.rand(n, generator=generator, dtype=torch.float64)) / n
+        return self.time_from_uniform(u, discrete_T).to(device)
+
+    def time_from_uniform(self, u: torch.Tensor, discrete_T: int | None = None) -> torch.Tensor:
+        if discrete_T:
+            return ((torch.floor(u * discrete_T) + 1.0) / discrete_T).float()
         eps = self.schedule.eps
         return ((1.0 - eps) * u + eps).float()
 
@@ -53,21 +66,26 @@ class MDLM:
         return torch.log_softmax(logits, dim=-1)
 
     # -- loss ----------------------------------------------------------------------------
-    def token_nll(self, model, x0, loss_mask, t=None, generator=None, cond=None):
+    def token_nll(self, model, x0, loss_mask, t=None, generator=None, cond=None,
+                  discrete_T: int | None = None):
         """Per-window weighted NLL sums and scored-token counts.
 
         Returns ``(nll_sum[B], n_tokens[B], t[B])`` where ``nll_sum`` is
-        sum over masked positions of weight(t) * -log p(x0 | x_t) (nats).
+        sum over masked positions of weight(t) * -log p(x0 | x_t) (nats). With ``discrete_T``
+        the times lie on the grid i/T and the weights are those of the T-step NELBO.
         """
         if t is None:
-            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device)
+            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device,
+                              discrete_T=discrete_T)
         x_t, masked = self.corrupt(x0, t, loss_mask, generator=generator)
         logp = self.log_probs(model, x_t, t, cond)
         # carry-over: only masked positions are scored; gather the true token's log-prob there
         target = torch.where(masked, x0, torch.zeros_like(x0))
         nll = -logp.gather(-1, target[..., None]).squeeze(-1)
         nll = torch.where(masked, nll, torch.zeros_like(nll))
-        nll_sum = nll.sum(-1) * self.schedule.weight(t)
+        weight = (self.schedule.discrete_weight(t, discrete_T) if discrete_T
+                  else self.schedule.weight(t))
+        nll_sum = nll.sum(-1) * weight
         return nll_sum, loss_mask.sum(-1), t
 
     def loss(self, model, x0, loss_mask, generator=None, cond=None):

@@ -1,4 +1,7 @@
-"""Ancestral sampling for masked diffusion.
+"""Samplers: ancestral sampling for masked diffusion, left-to-right sampling for the AR
+baseline, and semi-autoregressive blocks for lengths beyond the context.
+
+Ancestral sampling:
 
 From time t to s < t a masked position is revealed with probability
 (alpha_s - alpha_t) / (1 - alpha_t) (= (t - s) / t for the log-linear schedule) and then takes
@@ -22,9 +25,30 @@ def categorical_float64(probs: torch.Tensor, generator=None) -> torch.Tensor:
     return idx.clamp_max(p.shape[-1] - 1)
 
 
+def sampling_probs(logp: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0
+                   ) -> torch.Tensor:
+    """Float64 probabilities from log-probabilities, with temperature and nucleus (top-p).
+
+    Ids with zero probability (mask, non-generable) stay at zero whatever the options.
+    """
+    lp = logp.double()
+    if temperature != 1.0:
+        lp = lp / temperature
+    p = torch.softmax(lp, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = torch.sort(p, dim=-1, descending=True)
+        before = sorted_p.cumsum(-1) - sorted_p  # mass of strictly more probable tokens
+        keep_sorted = before < top_p  # the most probable token is always kept
+        keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+        p = torch.where(keep, p, torch.zeros_like(p))
+        p = p / p.sum(-1, keepdim=True)
+    return p
+
+
 @torch.no_grad()
 def ancestral_sample(mdlm, model, x_init: torch.Tensor, steps: int, generator=None,
-                     t_min: float = 1e-5, cond=None, cache: bool = True
+                     t_min: float = 1e-5, cond=None, cache: bool = True,
+                     temperature: float = 1.0, top_p: float = 1.0
                      ) -> tuple[torch.Tensor, dict]:
     """Denoise ``x_init`` (mask ids where tokens are to be generated) in ``steps`` steps.
 
@@ -55,6 +79,50 @@ def ancestral_sample(mdlm, model, x_init: torch.Tensor, steps: int, generator=No
         reveal = masked & (u < p_reveal)
         changed = bool(reveal.any())
         if changed:
-            draws = categorical_float64(logp[reveal].double().exp(), generator)
-            x[reveal] = draws
+            probs = sampling_probs(logp[reveal], temperature, top_p)
+            x[reveal] = categorical_float64(probs, generator)
     return x, {"forward_passes": n_forward}
+
+
+@torch.no_grad()
+def autoregressive_sample(ar, model, x_init: torch.Tensor, generator=None, cond=None,
+                          temperature: float = 1.0, top_p: float = 1.0, **_ignored
+                          ) -> tuple[torch.Tensor, dict]:
+    """Left-to-right sampling for the AR objective: fills the ``ar.mask_id`` positions of
+    ``x_init`` one position at a time (given positions are kept and used as context)."""
+    x = x_init.clone()
+    n_forward = 0
+    for i in range(x.shape[1]):
+        todo = x[:, i] == ar.mask_id
+        if not todo.any():
+            continue
+        logp = ar.log_probs(model, ar.shift_right(x[:, : i + 1]), cond)[:, i]
+        n_forward += 1
+        x[todo, i] = categorical_float64(sampling_probs(logp[todo], temperature, top_p),
+                                         generator)
+    return x, {"forward_passes": n_forward}
+
+
+def semi_autoregressive(sample_block, x_init: torch.Tensor, window: int, stride: int
+                        ) -> tuple[torch.Tensor, dict]:
+    """Generate a sequence longer than the model's context in overlapping blocks.
+
+    The first block is ``x_init[:, :window]``; each later block covers the next ``stride`` new
+    positions plus the ``window - stride`` positions before them, which are already generated
+    and so are kept fixed (carry-over) as context. ``sample_block(block) -> (block, info)``
+    fills the mask positions of one block. The output has exactly ``x_init``'s length.
+    """
+    if not 0 < stride < window:
+        raise ValueError(f"stride ({stride}) must be in (0, window={window})")
+    x = x_init.clone()
+    total = x.shape[1]
+    x[:, : min(window, total)], info = sample_block(x[:, : min(window, total)])
+    passes = info["forward_passes"]
+    pos = min(window, total)
+    while pos < total:
+        new = min(stride, total - pos)
+        start = pos + new - window
+        x[:, start: pos + new], info = sample_block(x[:, start: pos + new])
+        passes += info["forward_passes"]
+        pos += new
+    return x, {"forward_passes": passes}

@@ -32,15 +32,22 @@ def cross_entropy_bits(counts_q, counts_p) -> float:
 
 
 @torch.no_grad()
-def heldout_nelbo(model, mdlm, dataset, batch_size: int, t_draws: int = 1, seed: int = 0,
-                  device="cpu") -> dict:
+def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, seed: int = 0,
+                  device="cpu", discrete_T: int | None = None) -> dict:
+    """Bits per token over ``dataset`` with a standard error.
+
+    MDLM: the NELBO with ``t_draws`` stratified times per window (continuous time, or the
+    T-step grid with ``discrete_T``). AR: the exact NLL (one pass; ``t_draws`` is ignored).
+    """
     n_win = len(dataset)
-    total = n_win * t_draws
+    draws = t_draws if objective.stochastic else 1
+    total = n_win * draws
     rng = np.random.default_rng(seed)
-    strata = rng.permutation(total)
-    u = (strata + rng.random(total)) / total
-    eps = mdlm.schedule.eps
-    t_all = torch.tensor((1.0 - eps) * u + eps, dtype=torch.float32)
+    t_all = None
+    if objective.stochastic:
+        strata = rng.permutation(total)
+        u = torch.from_numpy((strata + rng.random(total)) / total)
+        t_all = objective.time_from_uniform(u, discrete_T)
     gen = torch.Generator().manual_seed(seed)
     nll_w = np.zeros(total)
     tok_w = np.zeros(total)
@@ -49,27 +56,40 @@ def heldout_nelbo(model, mdlm, dataset, batch_size: int, t_draws: int = 1, seed:
         items = [dataset[i % n_win] for i in idx]
         x = torch.stack([it["tokens"] for it in items]).to(device)
         lm = torch.stack([it["loss_mask"] for it in items]).to(device)
-        nll, n, _ = mdlm.token_nll(model, x, lm, t=t_all[idx].to(device), generator=gen)
+        t = t_all[idx].to(device) if t_all is not None else None
+        nll, n, _ = objective.token_nll(model, x, lm, t=t, generator=gen, discrete_T=discrete_T)
         nll_w[idx] = nll.double().cpu().numpy()
         tok_w[idx] = n.double().cpu().numpy()
     ratio = nll_w.sum() / max(tok_w.sum(), 1)
-    resid = nll_w - ratio * tok_w
-    se = math.sqrt(total / max(total - 1, 1) * (resid ** 2).sum()) / max(tok_w.sum(), 1)
+    # per-window totals (summed over draws) for the ratio estimator's standard error
+    a = nll_w.reshape(draws, n_win).sum(0)
+    b = tok_w.reshape(draws, n_win).sum(0)
+    resid = a - ratio * b
+    se = math.sqrt(n_win / max(n_win - 1, 1) * (resid ** 2).sum()) / max(b.sum(), 1)
     return {"nats_per_token": ratio, "bits_per_token": ratio / LN2,
             "bits_per_token_se": se / LN2, "perplexity": math.exp(ratio),
-            "windows": n_win, "t_draws": t_draws, "tokens_scored": int(tok_w.sum() / t_draws)}
+            "windows": n_win, "t_draws": draws, "tokens_scored": int(b.sum() / draws),
+            "estimate": ("exact NLL" if not objective.stochastic else
+                         f"NELBO, discrete T={discrete_T}" if discrete_T else
+                         "NELBO, continuous time")}
 
 
 def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test") -> dict:
     ckpt = load_checkpoint(checkpoint)
-    model, mdlm, tok = model_from_checkpoint(ckpt)
+    model, objective, tok = model_from_checkpoint(ckpt)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     genome = PreparedGenome(data_dir)
     window = ckpt["config"]["data"]["window"]
     ds = TiledWindows(genome, split, window, max_windows=eval_cfg["max_windows"])
-    res = heldout_nelbo(model, mdlm, ds, eval_cfg["batch_size"], eval_cfg["t_draws"],
-                        eval_cfg["seed"], device)
+    args = (model, objective, ds, eval_cfg["batch_size"], eval_cfg["t_draws"], eval_cfg["seed"],
+            device)
+    res = heldout_nelbo(*args)
+    res["objective"] = objective.name
+    if objective.stochastic:
+        res["discrete"] = [{"T": T, **{k: v for k, v in heldout_nelbo(*args, discrete_T=T).items()
+                                       if k in ("bits_per_token", "bits_per_token_se")}}
+                           for T in eval_cfg["discrete_T"]]
     comp = genome.composition(split)
     train_comp = genome.composition("train")
     bases = [b for b in comp if b != "N"]
@@ -81,3 +101,20 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
         "uniform_bits": math.log2(len(bases)),
     })
     return res
+
+
+def compare_table(mdlm_json, ar_json) -> list[dict]:
+    """Rows for MDLM vs AR held-out likelihood, with the perplexity ratio."""
+    import json
+    from pathlib import Path
+
+    res = {name: json.loads(Path(p).read_text()) for name, p in
+           (("mdlm", mdlm_json), ("ar", ar_json))}
+    rows = []
+    for name, r in res.items():
+        rows.append({"objective": name, "estimate": r["estimate"],
+                     "bits_per_token": r["bits_per_token"],
+                     "bits_per_token_se": r["bits_per_token_se"],
+                     "perplexity": r["perplexity"], "checkpoint_step": r["checkpoint_step"],
+                     "perplexity_ratio_to_ar": r["perplexity"] / res["ar"]["perplexity"]})
+    return rows

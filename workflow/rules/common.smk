@@ -16,22 +16,44 @@ RUN = config["run"]
 GENOME = config["reference"]["name"]
 
 
-def config_json(*sections):
-    """The named config sections as JSON, for `dnadiff <verb> --config-json`.
+wildcard_constraints:
+    objective="mdlm|ar",
+
+
+def config_json(*sections, **overrides):
+    """The named config sections (plus top-level overrides) as JSON for `--config-json`.
 
     Passing only the sections a rule uses means a change elsewhere in the config does not
     re-run it (Snakemake re-runs a job when its params change).
     """
-    return json.dumps({s: config[s] for s in sections}, sort_keys=True)
+    cfg = {s: config[s] for s in sections}
+    cfg.update(overrides)
+    return json.dumps(cfg, sort_keys=True)
+
+
+def train_config(wildcards):
+    """Training config for one objective (the AR baseline shares everything else)."""
+    return config_json("run", "data", "model", "diffusion", "train",
+                       objective=wildcards.objective)
+
+
+def objectives():
+    return ["mdlm", "ar"] if config["compare_ar"] else ["mdlm"]
 
 
 def final_outputs():
     run = f"results/{RUN}"
-    return [
+    outputs = [
         f"{run}/samples.fa",
-        f"{run}/likelihood.tsv",
         f"{run}/kmer_js.tsv",
         f"{run}/kmer_js.png",
         f"{run}/gc_content.png",
-        f"{run}/training_curve.png",
     ]
+    for objective in objectives():
+        outputs += [
+            f"{run}/{objective}/likelihood.tsv",
+            f"{run}/{objective}/training_curve.png",
+        ]
+    if config["compare_ar"]:
+        outputs.append(f"{run}/likelihood_comparison.tsv")
+    return outputs

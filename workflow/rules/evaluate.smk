@@ -1,20 +1,21 @@
 rule evaluate_likelihood:
     input:
-        checkpoint="results/{run}/model.pt",
+        checkpoint="results/{run}/{objective}/model.pt",
         data="results/{run}/data",
     output:
-        json="results/{run}/likelihood.json",
+        json="results/{run}/{objective}/likelihood.json",
         tsv=report(
-            "results/{run}/likelihood.tsv",
+            "results/{run}/{objective}/likelihood.tsv",
             caption="../report/likelihood.rst",
             category="Held-out likelihood",
+            subcategory="{objective}",
         ),
     params:
         cfg=config_json("run", "evaluate"),
     log:
-        "logs/evaluate_likelihood/{run}.log",
+        "logs/evaluate_likelihood/{run}.{objective}.log",
     benchmark:
-        "benchmarks/evaluate_likelihood/{run}.tsv"
+        "benchmarks/evaluate_likelihood/{run}.{objective}.tsv"
     conda:
         "../envs/dnadiff.yaml"
     threads: 2
@@ -25,6 +26,28 @@ rule evaluate_likelihood:
         "dnadiff evaluate likelihood --config-json {params.cfg:q} --threads {threads}"
         " --checkpoint {input.checkpoint:q} --data {input.data:q}"
         " --out-json {output.json:q} --out-tsv {output.tsv:q} > {log:q} 2>&1"
+
+
+rule compare_likelihood:
+    input:
+        mdlm="results/{run}/mdlm/likelihood.json",
+        ar="results/{run}/ar/likelihood.json",
+    output:
+        report(
+            "results/{run}/likelihood_comparison.tsv",
+            caption="../report/likelihood_comparison.rst",
+            category="Held-out likelihood",
+        ),
+    log:
+        "logs/compare_likelihood/{run}.log",
+    conda:
+        "../envs/dnadiff.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "dnadiff evaluate compare --mdlm {input.mdlm:q} --ar {input.ar:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate_samples:

@@ -1,6 +1,6 @@
 rule sample:
     input:
-        checkpoint="results/{run}/model.pt",
+        checkpoint="results/{run}/mdlm/model.pt",
     output:
         "results/{run}/samples.fa",
     params:

@@ -2,21 +2,22 @@ rule train:
     input:
         data="results/{run}/data",
     output:
-        checkpoint="results/{run}/model.pt",
-        metrics="results/{run}/metrics.csv",
+        checkpoint="results/{run}/{objective}/model.pt",
+        metrics="results/{run}/{objective}/metrics.csv",
         plot=report(
-            "results/{run}/training_curve.png",
+            "results/{run}/{objective}/training_curve.png",
             caption="../report/training_curve.rst",
             category="Training",
+            subcategory="{objective}",
         ),
     params:
-        cfg=config_json("run", "data", "model", "diffusion", "train"),
+        cfg=train_config,
         # Lightning's scratch state lives outside the declared outputs.
-        workdir="results/{run}/train_state",
+        workdir="results/{run}/{objective}/train_state",
     log:
-        "logs/train/{run}.log",
+        "logs/train/{run}.{objective}.log",
     benchmark:
-        "benchmarks/train/{run}.tsv"
+        "benchmarks/train/{run}.{objective}.tsv"
     conda:
         "../envs/dnadiff.yaml"
     threads: 2
