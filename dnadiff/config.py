@@ -70,6 +70,9 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be 'model.heads' "
                            f"({model['heads']}) times an even head width (rotary embeddings "
                            "rotate pairs of channels)")
+    if model["conv_kernel"] % 2 == 0 and model["conv_kernel"]:
+        raise DnadiffError(f"{source}: key 'model.conv_kernel' ({model['conv_kernel']}) must be "
+                           "odd, or 0 for no convolution")
     sample, window = cfg["sample"], cfg["data"]["window"]
     stride = sample["semi_ar_stride"]
     if stride is not None and stride >= window:

@@ -21,7 +21,7 @@ def test_defaults_filled_from_schema():
     assert cfg["data"]["rc_augment"] == 0.5
     assert cfg["model"] == {"backbone": "dit", "dim": 128, "layers": 4, "heads": 4,
                             "mlp_ratio": 4, "cond_dim": 128, "dropout": 0.0,
-                            "time_conditioning": False}
+                            "time_conditioning": False, "conv_kernel": 0}
     assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001}
     assert cfg["train"]["steps"] == load_schema()["properties"]["train"]["properties"]["steps"]["default"]
     assert cfg["sample"]["length"] is None

@@ -167,3 +167,26 @@ def test_odd_head_dim_not_silently_wrong():
     with pytest.raises(ValueError, match="even head width"):
         DiT(7, dim=24, heads=8)
     DiT(7, dim=24, heads=6)  # head_dim 4 is fine
+
+
+def test_conv_mixes_neighbours_at_initialisation():
+    """With conv_kernel=k, position i sees tokens within k//2 from the first step; the causal
+    (AR) variant only tokens at or before i: a change at j reaches j..j+k-1."""
+    torch.manual_seed(0)
+    for causal in (False, True):
+        m = DiT(7, dim=16, layers=1, heads=2, cond_dim=16, conv_kernel=5, causal=causal)
+        torch.nn.init.normal_(m.head.weight)  # make outputs depend on the hidden state
+        torch.nn.init.normal_(m.final_ada.bias)
+        for p in m.blocks.parameters():
+            torch.nn.init.zeros_(p)  # attention/MLP off: only the convolution mixes positions
+        x = torch.randint(0, 4, (1, 20))
+        y = x.clone()
+        y[0, 10] = (x[0, 10] + 1) % 4
+        diff = (m(x) - m(y)).abs().sum(-1)[0] > 1e-6
+        changed = set(torch.nonzero(diff).flatten().tolist())
+        assert changed == (set(range(10, 15)) if causal else set(range(8, 13)))
+
+
+def test_conv_kernel_must_be_odd():
+    with pytest.raises(ValueError, match="must be odd"):
+        DiT(7, dim=16, heads=2, conv_kernel=4)

@@ -12,5 +12,5 @@ def build_backbone(model_cfg: dict, vocab_size: int, max_len: int, causal: bool 
                    heads=model_cfg["heads"], mlp_ratio=model_cfg["mlp_ratio"],
                    cond_dim=model_cfg["cond_dim"], dropout=model_cfg["dropout"],
                    time_conditioning=model_cfg["time_conditioning"] and not causal,
-                   causal=causal)
+                   causal=causal, conv_kernel=model_cfg["conv_kernel"])
     raise ValueError(f"unknown backbone {model_cfg['backbone']!r}")

@@ -1,7 +1,8 @@
 """Diffusion Transformer (DiT) denoiser.
 
-Non-causal transformer encoder with rotary position embeddings (base 10,000), adaLN-Zero
-modulation from a conditioning vector (the diffusion time when ``time_conditioning`` is on, else a
+Non-causal transformer encoder (causal for the AR baseline) with rotary position embeddings (base
+10,000), an optional depthwise convolution over the token embeddings (``conv_kernel``; 0 = the
+reference DiT), adaLN-Zero modulation from a conditioning vector (the diffusion time when ``time_conditioning`` is on, else a
 learned constant), GELU MLP, ``scaled_dot_product_attention`` (flash kernels on GPU), and a
 zero-initialized output head so that initial predictions are uniform.
 """
@@ -81,13 +82,19 @@ class DiTBlock(nn.Module):
 
 class DiT(nn.Module):
     def __init__(self, vocab_size, dim=128, layers=4, heads=4, mlp_ratio=4, cond_dim=128,
-                 dropout=0.0, time_conditioning=False, causal=False):
+                 dropout=0.0, time_conditioning=False, causal=False, conv_kernel=0):
         super().__init__()
         if dim % heads or (dim // heads) % 2:
             raise ValueError(f"dim ({dim}) must be heads ({heads}) times an even head width")
+        if conv_kernel and conv_kernel % 2 == 0:
+            raise ValueError(f"conv_kernel ({conv_kernel}) must be odd (or 0 for none)")
         self.vocab_size, self.time_conditioning = vocab_size, time_conditioning
+        self.causal, self.conv_kernel = causal, conv_kernel
         self.embed = nn.Embedding(vocab_size, dim)
         nn.init.normal_(self.embed.weight, std=0.02)
+        # Optional depthwise convolution over the embeddings: local context from the first step
+        # (attention starts uniform over the whole window). Left-padded when causal.
+        self.conv = nn.Conv1d(dim, dim, conv_kernel, groups=dim) if conv_kernel else None
         if time_conditioning:
             self.t_embed = TimestepEmbedding(cond_dim)
         else:
@@ -105,6 +112,10 @@ class DiT(nn.Module):
     def forward(self, tokens, sigma=None, cond=None):
         B, L = tokens.shape
         x = self.embed(tokens)
+        if self.conv is not None:
+            k = self.conv_kernel
+            pad = (k - 1, 0) if self.causal else (k // 2, k // 2)
+            x = x + self.conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
         if self.time_conditioning:
             if sigma is None:
                 raise ValueError("this DiT was built with time_conditioning: pass sigma")
