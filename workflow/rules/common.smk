@@ -1,16 +1,31 @@
 # Helpers shared by the rules (no logic beyond paths and config plumbing).
 import json
+import sys
 from pathlib import Path
 
 REPO = Path(workflow.basedir).parent
-# Rules call `dnadiff <verb>`. This shell function runs it from this repository, so it works in
-# the project's virtual environment, in a conda environment made from environment.yml, and with
-# --sdm conda, with or without the package installed. (Keeps Snakemake's strict-mode prefix.)
-# (The prefix goes through str.format, hence the doubled braces.)
+
+
+def job_python():
+    """The interpreter for jobs: the one running Snakemake (so a virtual environment works
+    without being activated), or the job's own environment's `python` under --sdm conda."""
+    try:
+        from snakemake.settings.types import DeploymentMethod
+
+        if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+            return "python"
+    except (ImportError, AttributeError):
+        pass
+    return sys.executable
+
+
+# Rules call `dnadiff <verb>`. This shell function runs it from this repository, so it works with
+# or without the package installed. (Keeps Snakemake's strict-mode prefix; the prefix goes
+# through str.format, hence the doubled braces.)
 shell.prefix(
     "set -euo pipefail; "
-    'dnadiff() {{ PYTHONPATH="' + str(REPO) + '${{PYTHONPATH:+:$PYTHONPATH}}"'
-    ' python -m dnadiff "$@"; }}; '
+    'dnadiff() {{ PYTHONPATH="' + str(REPO) + '${{PYTHONPATH:+:$PYTHONPATH}}" "'
+    + job_python() + '" -m dnadiff "$@"; }}; '
 )
 RUN = config["run"]
 GENOME = config["reference"]["name"]
