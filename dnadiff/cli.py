@@ -59,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="output FASTA")
 
+    p = sub.add_parser("bench", help="measurements printed as JSON")
+    bn = p.add_subparsers(dest="what", required=True)
+    q = bn.add_parser("sampler", help="cached vs uncached ancestral sampler")
+    _add_config(q)
+    _add_threads(q)
+    q.add_argument("--checkpoint", help="a trained model (default: a fresh one of the "
+                                        "config's model size)")
+    q.add_argument("--length", type=int, default=1024)
+    q.add_argument("--steps", type=int, default=1024)
+    q.add_argument("--batch", type=int, default=1)
+    q.add_argument("--seed", type=int, default=0)
+
     p = sub.add_parser("evaluate", help="score a model or its samples")
     ev = p.add_subparsers(dest="what", required=True)
     q = ev.add_parser("likelihood", help="held-out NELBO in bits per token")
@@ -159,6 +171,13 @@ def run(args) -> None:
         _threads(args)
         cfg = _config(args)
         sample_to_fasta(args.checkpoint, args.out, cfg["sample"], cfg["run"])
+    elif args.verb == "bench" and args.what == "sampler":
+        from dnadiff.bench import bench_sampler
+
+        _threads(args)
+        cfg = None if args.checkpoint else _config(args)
+        print(json.dumps(bench_sampler(args.length, args.steps, args.batch, args.seed,
+                                       args.checkpoint, cfg)))
     elif args.verb == "evaluate" and args.what == "likelihood":
         from dnadiff.evaluation.likelihood import evaluate_likelihood
 
