@@ -78,6 +78,13 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
     if stride is not None and stride >= window:
         raise DnadiffError(f"{source}: key 'sample.semi_ar_stride' ({stride}) must be smaller "
                            f"than 'data.window' ({window}): each block keeps context")
+    if sample["template"]:
+        if sample["prefix"] or sample["suffix"] or sample["length"] is not None:
+            raise DnadiffError(f"{source}: key 'sample.template' cannot be combined with "
+                               "'sample.prefix', 'sample.suffix' or 'sample.length'")
+        if "-" not in sample["template"]:
+            raise DnadiffError(f"{source}: key 'sample.template' has no '-' position to "
+                               "generate")
     fixed = len(sample["prefix"]) + len(sample["suffix"])
     length = sample["length"] or window
     if fixed >= length:

@@ -4,7 +4,8 @@ Each header records how the sequence was made, e.g. ``>yeast-s288c_0 run=yeast-s
 checkpoint_step=300 sampler=ancestral steps=64 seed=0 index=0 length=1024 cache=true
 temperature=1 top_p=1 prefix_len=0 suffix_len=0 forward_passes=64``. Sequences hold generable
 tokens only (A/C/G/T for DNA). Prefix and suffix are carried over unchanged (infilling when both
-are given); lengths beyond the model's context are generated semi-autoregressively.
+are given), and so are the fixed characters of an infill template (its '-' positions are
+generated); lengths beyond the model's context are generated semi-autoregressively.
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def encode_fixed(tokenizer, text: str, key: str, generable) -> torch.Tensor:
     return torch.as_tensor(ids, dtype=torch.long)
 
 
+def build_template(tokenizer, text: str, tok: dict) -> torch.Tensor:
+    """Ids of an infill template: '-' -> mask (to generate), other characters kept."""
+    gen = torch.tensor([c == "-" for c in text])
+    fixed = encode_fixed(tokenizer, "".join("A" if c == "-" else c for c in text),
+                         "sample.template", tok["generable_ids"])
+    return torch.where(gen, torch.full_like(fixed, tok["mask_id"]), fixed)
+
+
 def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
     """Yield (header, sequence) pairs; deterministic given the checkpoint and sample_cfg."""
     ckpt = load_checkpoint(checkpoint)
@@ -53,8 +62,13 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
         raise DnadiffError(f"config key 'sample.sampler': {checkpoint} was trained with the "
                            f"{objective.name} objective; use sampler {expected!r}")
     window = ckpt["config"]["data"]["window"]
-    length = sc["length"] or window
     stride = sc["semi_ar_stride"] or window // 2
+    template = None
+    if sc["template"]:
+        template = build_template(tokenizer, sc["template"], tok)
+        length = len(template)
+    else:
+        length = sc["length"] or window
     prefix = encode_fixed(tokenizer, sc["prefix"], "sample.prefix", tok["generable_ids"])
     suffix = encode_fixed(tokenizer, sc["suffix"], "sample.suffix", tok["generable_ids"])
     if len(prefix) + len(suffix) >= length:
@@ -70,6 +84,8 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
     for start in range(0, n, bs):
         b = min(bs, n - start)
         x0 = torch.full((b, length), tok["mask_id"], dtype=torch.long)
+        if template is not None:
+            x0[:] = template
         x0[:, : len(prefix)] = prefix
         if len(suffix):
             x0[:, length - len(suffix):] = suffix
@@ -87,6 +103,8 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
                       "cache": str(sc["cache"]).lower(), "temperature": f"{sc['temperature']:g}",
                       "top_p": f"{sc['top_p']:g}", "prefix_len": len(prefix),
                       "suffix_len": len(suffix)}
+            if template is not None:
+                fields["template_fixed"] = int((template != tok["mask_id"]).sum())
             if length > window:
                 fields["semi_ar_stride"] = stride
             fields["forward_passes"] = info["forward_passes"]

@@ -22,7 +22,7 @@ def test_defaults_filled_from_schema():
     assert cfg["model"] == {"backbone": "dit", "dim": 128, "layers": 4, "heads": 4,
                             "mlp_ratio": 4, "cond_dim": 128, "dropout": 0.0,
                             "time_conditioning": False, "conv_kernel": 0}
-    assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001}
+    assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001, "train_discrete_T": None}
     assert cfg["train"]["steps"] == load_schema()["properties"]["train"]["properties"]["steps"]["default"]
     assert cfg["sample"]["length"] is None
     assert cfg["sample"]["sampler"] == "ancestral"

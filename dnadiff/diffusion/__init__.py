@@ -18,7 +18,8 @@ def build_objective(cfg: dict, tokenizer: dict):
     if cfg["objective"] == "mdlm":
         return MDLM(build_schedule(cfg["diffusion"]), tokenizer["mask_id"],
                     tokenizer["generable_ids"], vocab,
-                    time_conditioning=cfg["model"]["time_conditioning"])
+                    time_conditioning=cfg["model"]["time_conditioning"],
+                    train_discrete_T=cfg["diffusion"]["train_discrete_T"])
     if cfg["objective"] == "ar":
         return Autoregressive(tokenizer["mask_id"], tokenizer["generable_ids"], vocab)
     raise ValueError(f"unknown objective {cfg['objective']!r} (known: mdlm, ar)")

@@ -24,8 +24,9 @@ class MDLM:
     stochastic = True
 
     def __init__(self, schedule, mask_id: int, generable_ids, vocab_size: int,
-                 time_conditioning: bool = False):
+                 time_conditioning: bool = False, train_discrete_T: int | None = None):
         self.schedule = schedule
+        self.train_discrete_T = train_discrete_T  # None: the continuous-time objective
         self.mask_id = mask_id
         self.vocab_size = vocab_size
         self.time_conditioning = time_conditioning
@@ -89,6 +90,8 @@ class MDLM:
         return nll_sum, loss_mask.sum(-1), t
 
     def loss(self, model, x0, loss_mask, generator=None, cond=None):
-        """Batch NELBO in nats per scored token (never NaN: divides by max(count, 1))."""
-        nll_sum, n_tok, _ = self.token_nll(model, x0, loss_mask, generator=generator, cond=cond)
+        """Batch NELBO in nats per scored token (never NaN: divides by max(count, 1)); the
+        T-step objective when the objective was built with ``train_discrete_T``."""
+        nll_sum, n_tok, _ = self.token_nll(model, x0, loss_mask, generator=generator, cond=cond,
+                                           discrete_T=self.train_discrete_T)
         return nll_sum.sum() / n_tok.sum().clamp_min(1)
