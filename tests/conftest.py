@@ -41,6 +41,17 @@ def tok():
     return DNATokenizer()
 
 
+def read_fasta(path: Path) -> list[list[str]]:
+    """``[[header without '>', sequence], ...]`` of a FASTA file (wrapped lines joined)."""
+    recs: list[list[str]] = []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(">"):
+            recs.append([line[1:], ""])
+        else:
+            recs[-1][1] += line
+    return recs
+
+
 def write_fasta(path: Path, records, width: int = 60, gz: bool = False) -> Path:
     """Write ``[(name, seq), ...]`` as FASTA (wrapped at ``width``), optionally gzip."""
     lines = []

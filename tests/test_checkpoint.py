@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from conftest import read_fasta
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from dnadiff.config import validate_config
 from dnadiff.errors import InputFileError
@@ -190,15 +191,6 @@ def test_cli_corrupt_checkpoint_is_one_line_error(saved, tmp_path, capsys):
 
 
 # -- sampling from a checkpoint ---------------------------------------------------------------
-
-def read_fasta(path):
-    recs = []
-    for line in path.read_text().splitlines():
-        if line.startswith(">"):
-            recs.append([line[1:], ""])
-        else:
-            recs[-1][1] += line
-    return recs
 
 
 def test_sample_to_fasta(saved, tmp_path):

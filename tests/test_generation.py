@@ -8,6 +8,7 @@ import functools
 import pytest
 import torch
 
+from conftest import read_fasta as conftest_read_fasta
 from dnadiff.checkpoint import save_checkpoint
 from dnadiff.config import validate_config
 from dnadiff.diffusion.autoregressive import Autoregressive
@@ -363,14 +364,9 @@ def make_checkpoint(path, objective="mdlm"):
 
 
 def read_fasta(path):
-    recs = []
-    for line in path.read_text().splitlines():
-        if line.startswith(">"):
-            recs.append([line[1:], ""])
-        else:
-            recs[-1][1] += line
+    """(name, header fields as a dict, field order, sequence) per record."""
     out = []
-    for header, seq in recs:
+    for header, seq in conftest_read_fasta(path):
         name, *fields = header.split(" ")
         out.append((name, dict(f.split("=", 1) for f in fields), list(fields), seq))
     return out
