@@ -161,9 +161,14 @@ def run(args) -> None:
         cfg = _config(args)
         metrics = train(cfg, args.data, args.checkpoint, args.metrics, args.workdir)
         if args.plot:
+            from dnadiff.data.windows import PreparedGenome
+            from dnadiff.evaluation.likelihood import entropy_bits
             from dnadiff.evaluation.plots import plot_training
 
-            plot_training(args.metrics, args.plot)
+            counts = [n for t, n in PreparedGenome(args.data).composition("validation").items()
+                      if t != "N"]
+            h0 = entropy_bits(counts) if sum(counts) else None
+            plot_training(args.metrics, args.plot, reference_bits=h0)
         print(json.dumps(metrics))
     elif args.verb == "sample":
         from dnadiff.generation import sample_to_fasta
