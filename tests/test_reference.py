@@ -13,7 +13,7 @@ from Bio import SeqIO
 from Bio.Seq import Seq
 from Bio.SeqFeature import CompoundLocation, FeatureLocation, SeqFeature
 from Bio.SeqRecord import SeqRecord
-from conftest import random_dna, write_fasta
+from conftest import random_dna, read_fasta, write_fasta
 
 from dnadiff.data.reference import (
     fetch_reference,
@@ -57,16 +57,6 @@ def write_gb(path: Path, records) -> Path:
 def plain_record(seq=SEQ2, name="LOCUS2"):
     return SeqRecord(Seq(seq), id=name, name=name, description="two",
                      annotations={"molecule_type": "DNA"})
-
-
-def read_fasta(path):
-    recs = []
-    for line in Path(path).read_text().splitlines():
-        if line.startswith(">"):
-            recs.append([line[1:], ""])
-        else:
-            recs[-1][1] += line
-    return recs
 
 
 def gff_features(path):
