@@ -51,6 +51,8 @@ class EMA:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for k, v in model.state_dict().items():
             if k in self.shadow:
+                if self.shadow[k].device != v.device:  # the model moved (e.g. to the GPU)
+                    self.shadow[k] = self.shadow[k].to(v.device)
                 self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1.0 - d)
 
     def state_dict(self, model: torch.nn.Module) -> dict:
