@@ -13,7 +13,6 @@ continuous-time NELBO.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 class MDLM:
