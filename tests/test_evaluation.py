@@ -249,3 +249,16 @@ def test_evaluate_likelihood_of_untrained_model_is_two_bits(tmp_path, eval_genom
     assert res["uniform_bits"] == 2.0
     t = ids(test_seq)
     assert res["order0_entropy_bits"] == pytest.approx(entropy_bits(np.bincount(t, minlength=4)))
+
+
+def test_kmer_counts_in_chunks_equal_one_pass():
+    """Whole chromosomes are counted in overlapping chunks: the result must not depend on the
+    chunk size (every k-mer counted once, none across an N)."""
+    rng = np.random.default_rng(3)
+    s = rng.integers(0, 5, size=10_007)  # ids 0-3 and N (4)
+    for k in (1, 3, 6):
+        whole = kmer_counts([s], k, chunk=len(s) + 10)
+        for chunk in (1, 7, 1000):
+            assert np.array_equal(kmer_counts([s], k, chunk=chunk), whole)
+        assert whole.sum() == sum(
+            all(s[i + j] < 4 for j in range(k)) for i in range(len(s) - k + 1))

@@ -19,20 +19,25 @@ from dnadiff.errors import InputFileError
 ACGT = 4  # ids 0..3 are A, C, G, T in the DNA tokenizer
 
 
-def kmer_counts(seqs, k: int) -> np.ndarray:
-    """Counts of all 4^k k-mers over ``seqs`` (arrays of ids); k-mers touching N are skipped."""
+def kmer_counts(seqs, k: int, chunk: int = 1 << 22) -> np.ndarray:
+    """Counts of all 4^k k-mers over ``seqs`` (arrays of ids); k-mers touching N are skipped.
+
+    Long sequences (whole chromosomes) are read in chunks of ``chunk`` positions that overlap
+    by k - 1, so memory stays bounded and every k-mer is counted exactly once.
+    """
     counts = np.zeros(ACGT ** k, dtype=np.int64)
     for s in seqs:
-        s = np.asarray(s, dtype=np.int64)
-        if s.size < k:
-            continue
-        valid = s < ACGT
-        code = np.zeros(s.size - k + 1, dtype=np.int64)
-        ok = np.ones(s.size - k + 1, dtype=bool)
-        for j in range(k):
-            code = code * ACGT + np.where(valid[j:j + code.size], s[j:j + code.size], 0)
-            ok &= valid[j:j + code.size]
-        counts += np.bincount(code[ok], minlength=ACGT ** k)
+        n = len(s)
+        for start in range(0, max(n - k + 1, 0), chunk):
+            part = np.asarray(s[start: start + chunk + k - 1], dtype=np.int64)
+            m = part.size - k + 1
+            valid = part < ACGT
+            code = np.zeros(m, dtype=np.int64)
+            ok = np.ones(m, dtype=bool)
+            for j in range(k):
+                code = code * ACGT + np.where(valid[j:j + m], part[j:j + m], 0)
+                ok &= valid[j:j + m]
+            counts += np.bincount(code[ok], minlength=ACGT ** k)
     return counts
 
 
@@ -71,7 +76,7 @@ def evaluate_samples(samples_fa, data_dir, max_k: int = 6, seed: int = 0) -> dic
         if (s >= ACGT).any():
             raise InputFileError(samples_fa, f"record {name!r} contains non-ACGT bases")
     genome = PreparedGenome(data_dir)
-    test = [np.asarray(genome.tokens(ci)[a:b]) for ci, a, b in genome.segments("test")]
+    test = [genome.tokens(ci)[a:b] for ci, a, b in genome.segments("test")]  # memory-mapped
     length = max(lengths)
     floor_ds = RandomWindows(genome, "validation", length, len(gen), seed=seed)
     floor = [floor_ds[i]["tokens"].numpy() for i in range(len(gen))]
