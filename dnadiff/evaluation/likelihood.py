@@ -8,6 +8,8 @@ stratum of [0, 1)), so the estimate has low variance; the standard error is the 
 from __future__ import annotations
 
 import math
+import sys
+import time
 
 import numpy as np
 import torch
@@ -51,7 +53,11 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
     gen = torch.Generator().manual_seed(seed)
     nll_w = np.zeros(total)
     tok_w = np.zeros(total)
-    for start in range(0, total, batch_size):
+    t0, report_every = time.time(), max(1, total // batch_size // 10)
+    for b, start in enumerate(range(0, total, batch_size)):
+        if b and b % report_every == 0:
+            print(f"likelihood: {start}/{total} windows ({time.time() - t0:.0f} s)",
+                  file=sys.stderr, flush=True)
         idx = list(range(start, min(start + batch_size, total)))
         items = [dataset[i % n_win] for i in idx]
         x = torch.stack([it["tokens"] for it in items]).to(device)
