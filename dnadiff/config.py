@@ -38,7 +38,7 @@ def _validator(schema):
     return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
 
 
-def _describe(error, schema) -> str:
+def _describe(error) -> str:
     path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
@@ -64,7 +64,7 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         raise DnadiffError(f"{source}: the configuration must be a mapping of keys to values")
     errors = sorted(_validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
-        raise DnadiffError(f"{source}: {_describe(errors[0], schema)}")
+        raise DnadiffError(f"{source}: {_describe(errors[0])}")
     model = cfg["model"]
     if model["dim"] % model["heads"] or (model["dim"] // model["heads"]) % 2:
         raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be 'model.heads' "

@@ -10,7 +10,6 @@ generated); lengths beyond the model's context are generated semi-autoregressive
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from functools import partial
@@ -24,7 +23,6 @@ from dnadiff.errors import DnadiffError
 from dnadiff.io import atomic_open
 from dnadiff.tokenizers import tokenizer_from_dict
 
-log = logging.getLogger(__name__)
 SAMPLERS = {"mdlm": "ancestral", "ar": "autoregressive"}
 
 

@@ -63,7 +63,8 @@ class DNATokenizer:
         ids = self.encode_bytes(seq.encode("ascii", errors="replace"))
         bad = np.flatnonzero(ids == INVALID)
         if bad.size:
-            raise ValueError(f"character {seq[bad[0]]!r} at position {bad[0] + 1} is not a nucleotide")
+            raise ValueError(f"character {seq[bad[0]]!r} at position {bad[0] + 1} "
+                             "is not a nucleotide")
         return ids
 
     def decode(self, ids) -> str:

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from dnadiff.checkpoint import save_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
 from dnadiff.diffusion import build_objective
+from dnadiff.io import atomic_open
 from dnadiff.models import build_backbone
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,8 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
     if trainer.global_step % tc["val_every"]:
         trainer.validate(module, val_dl, verbose=False)
     final_val = float(trainer.callback_metrics.get("val/bits_per_token", float("nan")))
-    metrics = {"objective": cfg["objective"], "steps": int(trainer.global_step), "train_seconds": round(elapsed, 1),
+    metrics = {"objective": cfg["objective"], "steps": int(trainer.global_step),
+               "train_seconds": round(elapsed, 1),
                "tokens_seen": int(trainer.global_step * tc["batch_size"] * window),
                "parameters": int(n_params), "val_bits_per_token": final_val,
                "accelerator": accel, "precision": precision}
@@ -223,8 +225,6 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
 
 def _tidy_metrics(lightning_csv: Path, out) -> None:
     """Merge Lightning's sparse metric rows into one row per step."""
-    from dnadiff.io import atomic_open
-
     rows: dict[int, dict] = {}
     with open(lightning_csv) as fh:
         for row in csv.DictReader(fh):

@@ -23,7 +23,8 @@ def test_defaults_filled_from_schema():
                             "mlp_ratio": 4, "cond_dim": 128, "dropout": 0.0,
                             "time_conditioning": False, "conv_kernel": 0}
     assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001, "train_discrete_T": None}
-    assert cfg["train"]["steps"] == load_schema()["properties"]["train"]["properties"]["steps"]["default"]
+    train_schema = load_schema()["properties"]["train"]["properties"]
+    assert cfg["train"]["steps"] == train_schema["steps"]["default"]
     assert cfg["sample"]["length"] is None
     assert cfg["sample"]["sampler"] == "ancestral"
     assert cfg["evaluate"]["kmer_max_k"] == 6

@@ -97,7 +97,8 @@ def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None) -> dic
             if missing:
                 raise DnadiffError(
                     f"config data.splits.{key}: contig(s) {missing} not found in {fasta} "
-                    f"(contigs: {', '.join(list(lengths)[:20])}{' ...' if len(lengths) > 20 else ''})")
+                    f"(contigs: {', '.join(list(lengths)[:20])}"
+                    f"{' ...' if len(lengths) > 20 else ''})")
         overlap = set(validation) & set(test)
         if overlap:
             raise DnadiffError(f"config data.splits: contig(s) {sorted(overlap)} are in both "

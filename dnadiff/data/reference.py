@@ -19,7 +19,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from dnadiff.data.fasta import read_sequences
+from dnadiff.data.fasta import open_binary, read_sequences, sniff_format
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open, atomic_path
 
@@ -134,14 +134,11 @@ def sequence_file_to_fasta(src: Path, fasta_out, gff_out, line_width: int = 60) 
 
     GenBank input keeps its annotation (GFF3); FASTA input gets a GFF3 with no features.
     """
-    from dnadiff.data.fasta import sniff_format
-
     if sniff_format(src) == "genbank":
         # Validate first (clear errors), then convert with annotation.
         for _ in read_sequences(src):
             pass
         with tempfile.TemporaryDirectory() as tmp:
-            from dnadiff.data.fasta import open_binary
             plain = Path(tmp) / (Path(src).name.removesuffix(".gz").rsplit(".", 1)[0] + ".gb")
             with open_binary(src) as fin, open(plain, "wb") as fout:
                 shutil.copyfileobj(fin, fout)

@@ -7,9 +7,11 @@ stratum of [0, 1)), so the estimate has low variance; the standard error is the 
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -111,9 +113,6 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
 
 def compare_table(mdlm_json, ar_json) -> list[dict]:
     """Rows for MDLM vs AR held-out likelihood, with the perplexity ratio."""
-    import json
-    from pathlib import Path
-
     res = {name: json.loads(Path(p).read_text()) for name, p in
            (("mdlm", mdlm_json), ("ar", ar_json))}
     rows = []

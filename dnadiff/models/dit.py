@@ -1,10 +1,11 @@
 """Diffusion Transformer (DiT) denoiser.
 
-Non-causal transformer encoder (causal for the AR baseline) with rotary position embeddings (base
-10,000), an optional depthwise convolution over the token embeddings (``conv_kernel``; 0 = the
-reference DiT), adaLN-Zero modulation from a conditioning vector (the diffusion time when ``time_conditioning`` is on, else a
-learned constant), GELU MLP, ``scaled_dot_product_attention`` (flash kernels on GPU), and a
-zero-initialized output head so that initial predictions are uniform.
+Non-causal transformer encoder (causal for the AR baseline) with rotary position embeddings
+(base 10,000), an optional depthwise convolution over the token embeddings (``conv_kernel``;
+0 = the reference DiT), adaLN-Zero modulation from a conditioning vector (the diffusion time
+when ``time_conditioning`` is on, else a learned constant), GELU MLP,
+``scaled_dot_product_attention`` (flash kernels on GPU), and a zero-initialized output head so
+that initial predictions are uniform.
 """
 
 from __future__ import annotations
