@@ -66,7 +66,7 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True):
     tok = ckpt["tokenizer"]
     objective = build_objective(cfg, tok)
     model = build_backbone(cfg["model"], len(tok["tokens"]), cfg["data"]["window"],
-                           causal=objective.causal)
+                           causal=objective.causal, complement=tok.get("complement"))
     state = ckpt.get("ema_state_dict") if use_ema else None
     model.load_state_dict(state if state is not None else ckpt["state_dict"])
     model.eval()

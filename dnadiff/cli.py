@@ -72,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch", type=int, default=1)
     q.add_argument("--seed", type=int, default=0)
 
+    q = bn.add_parser("backbones", help="seconds per training step (forward + backward) of "
+                                         "each backbone at the config's width and depth")
+    _add_config(q)
+    _add_threads(q)
+    q.add_argument("--backbones", default="dit,mamba,caduceus,caduceus:mamba2",
+                   help="comma-separated; name[:mixer] (default: %(default)s)")
+    q.add_argument("--length", type=int, default=1024)
+    q.add_argument("--batch", type=int, default=8)
+    q.add_argument("--reps", type=int, default=5)
+    q.add_argument("--warmup", type=int, default=1)
+    q.add_argument("--device", default="cpu", help="cpu or cuda")
+    q.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast (GPU)")
+    q.add_argument("--compare-scan", action="store_true",
+                   help="GPU: also run mamba/caduceus with the pure-PyTorch scan and report "
+                        "the largest logit difference to the mamba-ssm kernels")
+
     p = sub.add_parser("evaluate", help="score a model or its samples")
     ev = p.add_subparsers(dest="what", required=True)
     q = ev.add_parser("likelihood", help="held-out NELBO in bits per token")
@@ -184,6 +201,20 @@ def run(args) -> None:
         cfg = None if args.checkpoint else _config(args)
         print(json.dumps(bench_sampler(args.length, args.steps, args.batch, args.seed,
                                        args.checkpoint, cfg)))
+    elif args.verb == "bench" and args.what == "backbones":
+        from dnadiff.bench import bench_backbones, parse_backbone_specs
+
+        _threads(args)
+        cfg = _config(args)
+        try:
+            specs = parse_backbone_specs(args.backbones)
+        except ValueError as exc:
+            from dnadiff.errors import DnadiffError
+
+            raise DnadiffError(str(exc)) from None
+        print(json.dumps(bench_backbones(cfg, specs, args.length, args.batch, args.reps,
+                                         args.warmup, args.device, args.dtype,
+                                         args.compare_scan), indent=1))
     elif args.verb == "evaluate" and args.what == "likelihood":
         from dnadiff.evaluation.likelihood import evaluate_likelihood
 

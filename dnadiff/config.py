@@ -56,6 +56,33 @@ def _describe(error) -> str:
     return f"key {path!r}: {error.message}"
 
 
+def _check_model(cfg: dict, source: str) -> None:
+    """Backbone constraints the schema cannot express."""
+    model = cfg["model"]
+    backbone = model["backbone"]
+    causal = cfg["objective"] == "ar" or cfg["compare_ar"]
+    if backbone == "caduceus":
+        if model["dim"] % 2:
+            raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be even for "
+                               "caduceus (it is split into two strands)")
+        if causal:
+            raise DnadiffError(f"{source}: backbone 'caduceus' cannot be causal (its reverse-"
+                               "complement strand reads right to left): use 'objective: mdlm' "
+                               "without 'compare_ar', or backbone 'mamba'/'dit' for the AR model")
+        if model["rc_conjoin"]:
+            raise DnadiffError(f"{source}: key 'model.rc_conjoin' is for dit and mamba: caduceus "
+                               "is reverse-complement equivariant already")
+    if model["rc_conjoin"] and causal:
+        raise DnadiffError(f"{source}: key 'model.rc_conjoin' averages over both strands, which "
+                           "looks ahead: it cannot be used with the AR objective or compare_ar")
+    if backbone != "dit" and model["mixer"] == "mamba2":
+        width = model["dim"] // 2 if backbone == "caduceus" else model["dim"]
+        inner = model["expand"] * width
+        if inner % model["headdim"]:
+            raise DnadiffError(f"{source}: key 'model.headdim' ({model['headdim']}) must divide "
+                               f"the mixer width 'model.expand' x strand width ({inner})")
+
+
 def validate_config(cfg: dict | None, source: str = "config") -> dict:
     """Validate ``cfg`` and return a deep copy with every default filled in."""
     schema = load_schema()
@@ -66,7 +93,9 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
     if errors:
         raise DnadiffError(f"{source}: {_describe(errors[0])}")
     model = cfg["model"]
-    if model["dim"] % model["heads"] or (model["dim"] // model["heads"]) % 2:
+    _check_model(cfg, source)
+    if model["backbone"] == "dit" and (model["dim"] % model["heads"]
+                                       or (model["dim"] // model["heads"]) % 2):
         raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be 'model.heads' "
                            f"({model['heads']}) times an even head width (rotary embeddings "
                            "rotate pairs of channels)")

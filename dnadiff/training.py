@@ -79,7 +79,8 @@ class DenoiserModule(L.LightningModule):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.objective = build_objective(cfg, tokenizer)
         self.model = build_backbone(cfg["model"], len(tokenizer["tokens"]),
-                                    cfg["data"]["window"], causal=self.objective.causal)
+                                    cfg["data"]["window"], causal=self.objective.causal,
+                                    complement=tokenizer.get("complement"))
         self.ema = None
         self._val = [0.0, 0]
         self._ema_ctx = None

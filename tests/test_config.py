@@ -21,7 +21,9 @@ def test_defaults_filled_from_schema():
     assert cfg["data"]["rc_augment"] == 0.5
     assert cfg["model"] == {"backbone": "dit", "dim": 128, "layers": 4, "heads": 4,
                             "mlp_ratio": 4, "cond_dim": 128, "dropout": 0.0,
-                            "time_conditioning": False, "conv_kernel": 0}
+                            "time_conditioning": False, "conv_kernel": 0, "mixer": "mamba1",
+                            "d_state": 16, "expand": 2, "d_conv": 4, "headdim": 32,
+                            "scan_impl": "auto", "rc_conjoin": False}
     assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001, "train_discrete_T": None}
     train_schema = load_schema()["properties"]["train"]["properties"]
     assert cfg["train"]["steps"] == train_schema["steps"]["default"]
@@ -122,7 +124,7 @@ def test_wrong_type_names_dotted_key():
 
 @pytest.mark.parametrize("bad", [
     {"data": {"window": 4}},                       # minimum 8
-    {"model": {"backbone": "mamba"}},              # enum
+    {"model": {"backbone": "hyena"}},              # enum
     {"diffusion": {"eps": 0.5}},                   # maximum 0.1
     {"diffusion": {"eps": 0}},                     # exclusiveMinimum
     {"evaluate": {"kmer_max_k": 9}},               # maximum 8

@@ -157,7 +157,9 @@ def test_build_backbone_from_config():
     assert len(model.blocks) == 1 and model.head.out_features == V
     assert model(torch.zeros(1, 32, dtype=torch.long)).shape == (1, 32, V)
     with pytest.raises(ValueError):
-        build_backbone({**cfg["model"], "backbone": "mamba"}, V, 32)
+        build_backbone({**cfg["model"], "backbone": "hyena"}, V, 32)
+    with pytest.raises(ValueError, match="complement map"):
+        build_backbone({**cfg["model"], "backbone": "caduceus"}, V, 32)
 
 
 def test_odd_head_dim_not_silently_wrong():

@@ -162,3 +162,49 @@ def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
                  "evaluate_samples", "compare_likelihood"):
         assert (work / "logs" / rule).is_dir()
+
+
+SMALL = """\
+run: small
+compare_ar: {compare_ar}
+reference: {{name: yeast-shared, source: "{source}"}}
+data: {{window: 96}}
+model: {{backbone: {backbone}, mixer: {mixer}, dim: 16, layers: 2, cond_dim: 8, headdim: 8}}
+train: {{steps: 6, batch_size: 4, val_every: 3, val_windows: 4, log_every: 2, warmup_steps: 2}}
+sample: {{num_samples: 3, steps: 4, batch_size: 3}}
+evaluate: {{max_windows: 8, t_draws: 2, kmer_max_k: 3}}
+"""
+
+
+@pytest.mark.parametrize("backbone,mixer,compare_ar", [("mamba", "mamba1", True),
+                                                       ("caduceus", "mamba1", False),
+                                                       ("caduceus", "mamba2", False)])
+def test_workflow_trains_each_backbone(tmp_path, backbone, mixer, compare_ar):
+    """The default workflow end to end with the Mamba backbones (the AR baseline with the
+    causal, forward-only Mamba), on a config small enough for CI."""
+    if not YEAST.exists():
+        pytest.skip(f"{YEAST} not present (../shared/data is needed for the workflow test)")
+    import torch
+
+    from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(SMALL.format(
+        source=YEAST, backbone=backbone, mixer=mixer, compare_ar=str(compare_ar).lower()))
+    snakemake("-d", str(tmp_path), "--cores", "2")
+    res = tmp_path / "results" / "small"
+    objectives = ["mdlm", "ar"] if compare_ar else ["mdlm"]
+    for objective in objectives:
+        lik = json.loads((res / objective / "likelihood.json").read_text())
+        assert lik["objective"] == objective and lik["windows"] == 8
+        assert 1.5 < lik["bits_per_token"] < 2.6
+    records = list(read_sequences(res / "samples.fa"))
+    assert len(records) == 3 and all(set(raw.decode()) <= set("ACGT") for _, raw, _ in records)
+    model, _, tok = model_from_checkpoint(load_checkpoint(res / "mdlm" / "model.pt"))
+    assert type(model).__name__ == "MambaLM" and model.rc_equivariant == (backbone == "caduceus")
+    if backbone == "caduceus":  # the trained model is equivariant too
+        x = torch.randint(0, 4, (2, 96))
+        comp = torch.as_tensor(tok["complement"])
+        with torch.no_grad():
+            out, out_rc = model(x), model(comp[x].flip(1))
+        assert (out_rc - out.flip(1)[..., comp]).abs().max().item() < 1e-5

@@ -47,8 +47,24 @@ class TimestepEmbedding(nn.Module):
     def forward(self, s):
         half = self.freq_dim // 2
         freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=s.device) / half)
-        args = s.float()[:, None] * freqs[None]
+        args = s.to(self.mlp[0].weight.dtype)[:, None] * freqs[None]
         return self.mlp(torch.cat([args.cos(), args.sin()], dim=-1))
+
+
+def conditioning(model, batch, sigma=None, cond=None):
+    """The adaLN input: SiLU(time embedding of sigma, or a learned constant, + class vector).
+
+    ``model`` has ``time_conditioning`` and either ``t_embed`` or ``const_cond``."""
+    if model.time_conditioning:
+        if sigma is None:
+            raise ValueError(f"this {type(model).__name__} was built with time_conditioning: "
+                             "pass sigma")
+        c = model.t_embed(sigma)
+    else:
+        c = model.const_cond.expand(batch, -1)
+    if cond is not None:
+        c = c + cond
+    return F.silu(c)
 
 
 class DiTBlock(nn.Module):
@@ -117,15 +133,7 @@ class DiT(nn.Module):
             k = self.conv_kernel
             pad = (k - 1, 0) if self.causal else (k // 2, k // 2)
             x = x + self.conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
-        if self.time_conditioning:
-            if sigma is None:
-                raise ValueError("this DiT was built with time_conditioning: pass sigma")
-            c = self.t_embed(sigma)
-        else:
-            c = self.const_cond.expand(B, -1)
-        if cond is not None:
-            c = c + cond
-        c = F.silu(c)
+        c = conditioning(self, B, sigma, cond)
         cos, sin = rotary_tables(L, self.head_dim, tokens.device)
         for blk in self.blocks:
             x = blk(x, c, cos, sin)

@@ -1,0 +1,237 @@
+"""Bidirectional Mamba and Caduceus (reverse-complement equivariant) denoisers.
+
+``MambaLM`` is the backbone for ``model.backbone: mamba`` and ``caduceus``:
+
+* Each block is pre-norm and residual, ``x + gate * mixer(modulate(norm(x), shift, scale))``, with
+  adaLN-Zero modulation from the conditioning vector (the diffusion time when
+  ``time_conditioning`` is on, a learned constant otherwise, plus any class embedding), as in the
+  DiT. There is no MLP (Caduceus has none).
+* The mixer is bidirectional (Caduceus' BiMamba): the input projection is computed once, a
+  forward scan and a scan of the flipped sequence run with their own convolution, dt/B/C
+  projections, A and D, and their gated outputs are added before the shared output projection.
+  ``causal`` (the AR baseline) keeps only the forward scan.
+* Mixers: ``mamba1`` (selective scan, diagonal A per channel, as in Caduceus) or ``mamba2``
+  (SSD, scalar A per head, gated RMSNorm), both from :mod:`dnadiff.models.scan`.
+
+Caduceus' parameter sharing (``rc_equivariant``): the hidden width ``dim`` is split into a
+forward half and a reverse-complement half of ``dim / 2`` channels. The RC half at position i holds
+the features the *same* blocks compute for the reverse complement of the input at position
+L-1-i, so the blocks run on the sequence and on its reverse complement (stacked along the batch),
+and the LM head ties the halves through the complement map:
+
+    logits[i, v] = W_v . f(x)[i] + W_comp(v) . f(RC x)[L-1-i] + b_v + b_comp(v)
+
+which gives ``model(RC(x)) == RC(model(x))`` exactly (the two terms swap; floating-point addition
+commutes). The conditioning vector is the same for both strands, so adaLN keeps the equivariance.
+
+``RCConjoined`` is the post-hoc alternative (Caduceus-Ph) for a non-equivariant backbone: at
+inference (eval mode) the logits are the mean of ``f(x)`` and ``RC(f(RC(x)))``; training is unchanged
+(pair it with ``data.rc_augment``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dnadiff.models.dit import TimestepEmbedding, conditioning, modulate
+from dnadiff.models.scan import default_chunk, resolve_scan_impl, selective_scan, ssd
+
+MIXERS = ("mamba1", "mamba2")
+
+
+def _dt_bias(n: int, dt_min: float = 1e-3, dt_max: float = 0.1) -> torch.Tensor:
+    """Mamba's initialization: softplus(bias) log-uniform in [dt_min, dt_max]."""
+    dt = torch.exp(torch.rand(n) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+    dt = dt.clamp(min=1e-4)
+    return dt + torch.log(-torch.expm1(-dt))  # inverse of softplus
+
+
+def _conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """Causal depthwise convolution over [b, l, c] (left padding)."""
+    k = conv.kernel_size[0]
+    return conv(F.pad(x.transpose(1, 2), (k - 1, 0))).transpose(1, 2)
+
+
+class _Mamba1Direction(nn.Module):
+    """The per-direction part of a Mamba-1 mixer: conv, dt/B/C projections, A, D."""
+
+    def __init__(self, d_inner, d_state, d_conv):
+        super().__init__()
+        self.d_state = d_state
+        self.dt_rank = math.ceil(d_inner / 16)
+        self.conv = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner)
+        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, d_inner)
+        nn.init.uniform_(self.dt_proj.weight, -self.dt_rank ** -0.5, self.dt_rank ** -0.5)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(_dt_bias(d_inner))
+        A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(A))
+        self.D = nn.Parameter(torch.ones(d_inner))
+
+    def forward(self, x, z, impl):
+        x = F.silu(_conv(x, self.conv))
+        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(self.dt_proj(dt))
+        A = -torch.exp(self.A_log.float())
+        y = selective_scan(x, dt, A, B, C, self.D, impl=impl,
+                           chunk=default_chunk(x.shape[1]))
+        return y * F.silu(z)
+
+
+class _Mamba2Direction(nn.Module):
+    """The per-direction part of a Mamba-2 mixer: conv over (x, B, C), dt bias, A, D, norm."""
+
+    def __init__(self, d_inner, d_state, d_conv, headdim):
+        super().__init__()
+        self.d_inner, self.d_state, self.headdim = d_inner, d_state, headdim
+        self.heads = d_inner // headdim
+        self.conv = nn.Conv1d(d_inner + 2 * d_state, d_inner + 2 * d_state, d_conv,
+                              groups=d_inner + 2 * d_state)
+        self.dt_bias = nn.Parameter(_dt_bias(self.heads))
+        self.A_log = nn.Parameter(torch.log(torch.empty(self.heads).uniform_(1, 16)))
+        self.D = nn.Parameter(torch.ones(self.heads))
+        self.norm = nn.RMSNorm(d_inner, eps=1e-5)
+
+    def forward(self, xbc, z, dt, impl):
+        xbc = F.silu(_conv(xbc, self.conv))
+        x, B, C = xbc.split([self.d_inner, self.d_state, self.d_state], dim=-1)
+        b, l, _ = x.shape
+        dt = F.softplus(dt + self.dt_bias)
+        A = -torch.exp(self.A_log.float())
+        y = ssd(x.reshape(b, l, self.heads, self.headdim), dt, A, B, C, self.D, impl=impl)
+        return self.norm(y.reshape(b, l, self.d_inner) * F.silu(z))
+
+
+class BiMambaMixer(nn.Module):
+    """In/out projections shared by a forward and (unless causal) a reverse scan."""
+
+    def __init__(self, dim, mixer="mamba1", d_state=16, expand=2, d_conv=4, headdim=32,
+                 causal=False, scan_impl="auto"):
+        super().__init__()
+        if mixer not in MIXERS:
+            raise ValueError(f"mixer must be one of {MIXERS}, not {mixer!r}")
+        self.mixer, self.causal, self.scan_impl = mixer, causal, scan_impl
+        self.d_inner = d_inner = expand * dim
+        if mixer == "mamba1":
+            self.in_proj = nn.Linear(dim, 2 * d_inner, bias=False)
+            make = lambda: _Mamba1Direction(d_inner, d_state, d_conv)  # noqa: E731
+        else:
+            if d_inner % headdim:
+                raise ValueError(f"expand * width ({d_inner}) must be a multiple of headdim "
+                                 f"({headdim}) for the mamba2 mixer")
+            self.heads = d_inner // headdim
+            self.d_state = d_state
+            self.in_proj = nn.Linear(dim, 2 * d_inner + 2 * d_state + self.heads, bias=False)
+            make = lambda: _Mamba2Direction(d_inner, d_state, d_conv, headdim)  # noqa: E731
+        self.fwd = make()
+        self.rev = None if causal else make()
+        self.out_proj = nn.Linear(d_inner, dim, bias=False)
+
+    def _run(self, direction, proj, impl):
+        if self.mixer == "mamba1":
+            x, z = proj.chunk(2, dim=-1)
+            return direction(x, z, impl)
+        z, xbc, dt = proj.split([self.d_inner, self.d_inner + 2 * self.d_state, self.heads],
+                                dim=-1)
+        return direction(xbc, z, dt, impl)
+
+    def forward(self, u):
+        impl = resolve_scan_impl(self.scan_impl, u.device)
+        proj = self.in_proj(u)
+        y = self._run(self.fwd, proj, impl)
+        if self.rev is not None:
+            y = y + self._run(self.rev, proj.flip(1), impl).flip(1)
+        return self.out_proj(y)
+
+
+class MambaBlock(nn.Module):
+    def __init__(self, dim, cond_dim, dropout, **mixer_kw):
+        super().__init__()
+        self.dropout = dropout
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.mixer = BiMambaMixer(dim, **mixer_kw)
+        self.ada = nn.Linear(cond_dim, 3 * dim)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def forward(self, x, c):
+        shift, scale, gate = self.ada(c).chunk(3, dim=-1)
+        h = self.mixer(modulate(self.norm(x), shift, scale))
+        return x + gate[:, None, :] * F.dropout(h, self.dropout, self.training)
+
+
+class MambaLM(nn.Module):
+    """Bidirectional Mamba denoiser; Caduceus (RC-equivariant) when ``complement`` is given."""
+
+    def __init__(self, vocab_size, dim=128, layers=4, cond_dim=128, dropout=0.0,
+                 time_conditioning=False, causal=False, mixer="mamba1", d_state=16, expand=2,
+                 d_conv=4, headdim=32, scan_impl="auto", complement=None):
+        super().__init__()
+        self.rc_equivariant = complement is not None
+        if self.rc_equivariant:
+            if causal:
+                raise ValueError("caduceus is bidirectional by construction (the reverse-"
+                                 "complement strand reads right to left): it cannot be causal")
+            if dim % 2:
+                raise ValueError(f"caduceus splits dim into two strands: dim ({dim}) must be even")
+            comp = torch.as_tensor(complement, dtype=torch.long)
+            if comp.shape != (vocab_size,) or not torch.equal(comp[comp], torch.arange(vocab_size)):
+                raise ValueError("caduceus needs a complement map over the whole vocabulary "
+                                 "that is its own inverse")
+            self.register_buffer("complement", comp, persistent=False)
+        width = dim // 2 if self.rc_equivariant else dim
+        self.vocab_size, self.time_conditioning, self.causal = vocab_size, time_conditioning, causal
+        self.embed = nn.Embedding(vocab_size, width)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        if time_conditioning:
+            self.t_embed = TimestepEmbedding(cond_dim)
+        else:
+            self.const_cond = nn.Parameter(torch.zeros(cond_dim))
+        mixer_kw = dict(mixer=mixer, d_state=d_state, expand=expand, d_conv=d_conv,
+                        headdim=headdim, causal=causal, scan_impl=scan_impl)
+        self.blocks = nn.ModuleList(MambaBlock(width, cond_dim, dropout, **mixer_kw)
+                                    for _ in range(layers))
+        self.final_norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.final_ada = nn.Linear(cond_dim, 2 * width)
+        self.head = nn.Linear(width, vocab_size)
+        for lin in (self.final_ada, self.head):
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def forward(self, tokens, sigma=None, cond=None):
+        B = tokens.shape[0]
+        c = conditioning(self, B, sigma, cond)
+        if self.rc_equivariant:  # both strands through the same blocks, stacked on the batch
+            tokens = torch.cat([tokens, self.complement[tokens].flip(1)], dim=0)
+            c = torch.cat([c, c], dim=0)
+        x = self.embed(tokens)
+        for blk in self.blocks:
+            x = blk(x, c)
+        shift, scale = self.final_ada(c).chunk(2, dim=-1)
+        logits = self.head(modulate(self.final_norm(x), shift, scale))
+        if self.rc_equivariant:
+            fwd, rc = logits[:B], logits[B:]
+            logits = fwd + rc.flip(1)[..., self.complement]
+        return logits
+
+
+class RCConjoined(nn.Module):
+    """Post-hoc reverse-complement conjoining: in eval mode, mean of f(x) and RC(f(RC(x)))."""
+
+    def __init__(self, inner: nn.Module, complement):
+        super().__init__()
+        self.inner = inner
+        comp = torch.as_tensor(complement, dtype=torch.long)
+        self.register_buffer("complement", comp, persistent=False)
+
+    def forward(self, tokens, sigma=None, cond=None):
+        out = self.inner(tokens, sigma=sigma, cond=cond)
+        if self.training:
+            return out
+        rc = self.inner(self.complement[tokens].flip(1), sigma=sigma, cond=cond)
+        return 0.5 * (out + rc.flip(1)[..., self.complement])
