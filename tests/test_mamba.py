@@ -77,12 +77,13 @@ def test_selective_scan_without_D_and_in_float32():
 
 def test_scan_handles_strong_decay_without_overflow():
     """Large dt * |A| (decays that underflow to 0) must not produce inf or nan."""
-    x, dt, A, B, C, D = (t.detach().float() for t in _mamba1_inputs(length=64))
-    dt = dt * 200
-    y = selective_scan(x, dt, A * 20, B, C, D)
-    y_ref = selective_scan_naive(x, dt, A * 20, B, C, D)
+    x, dt, A, B, C, D = (t.detach().float().requires_grad_() for t in _mamba1_inputs(length=64))
+    y = selective_scan(x, dt * 200, A * 20, B, C, D)
+    y_ref = selective_scan_naive(*(t.detach() for t in (x, dt * 200, A * 20, B, C, D)))
     assert torch.isfinite(y).all()
     assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4)
+    grads = torch.autograd.grad(y.square().sum(), (x, dt, A, B, C, D))
+    assert all(torch.isfinite(g).all() for g in grads)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -119,6 +120,15 @@ def test_ssd_matches_sequential_reference(length, chunk):
     assert torch.allclose(y, y_ref, rtol=0, atol=1e-11)
     for g, g_ref in zip(_grads(y, inputs), _grads(y_ref, inputs)):
         assert torch.allclose(g, g_ref, rtol=1e-9, atol=1e-10)
+
+
+def test_ssd_strong_decay_has_finite_values_and_gradients():
+    x, dt, A, B, C, D = (t.detach().float().requires_grad_() for t in _ssd_inputs(length=70))
+    y = ssd(x, dt * 300, A * 20, B, C, D, chunk=16)
+    y_ref = ssd_naive(*(t.detach() for t in (x, dt * 300, A * 20, B, C, D)))
+    assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4)
+    grads = torch.autograd.grad(y.square().sum(), (x, dt, A, B, C))
+    assert all(torch.isfinite(g).all() for g in grads)
 
 
 def test_ssd_is_mamba1_with_a_shared_decay():
