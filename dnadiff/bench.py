@@ -148,9 +148,17 @@ def bench_backbones(cfg: dict, specs, length: int, batch: int, reps: int = 5, wa
                    "max_seconds": round(times[-1], 4),
                    "tokens_per_second": round(batch * length / med, 1)}
             if len(impls) > 1:
+                # a fresh model's output head is zero: perturb every weight the same way for
+                # both implementations so that the comparison means something
+                g = torch.Generator().manual_seed(seed + 1)
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.add_(0.05 * torch.randn(p.shape, generator=g).to(p.device, p.dtype))
+                sigma = (torch.ones(batch, device=dev)
+                         if run_cfg["model"]["time_conditioning"] else None)
                 with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16,
                                                      enabled=amp):
-                    logits[impl] = model.eval()(x0).float()
+                    logits[impl] = model.eval()(x0, sigma=sigma).float()
             out["backbones"].append(row)
         if len(logits) == 2:
             out["backbones"][-1]["max_abs_logit_diff_torch_vs_cuda"] = float(

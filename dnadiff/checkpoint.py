@@ -6,6 +6,7 @@ Python containers only, and is always read with ``torch.load(..., weights_only=T
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ import torch
 from dnadiff.errors import InputFileError
 from dnadiff.io import atomic_path
 
+log = logging.getLogger(__name__)
 FORMAT = "dnadiff-checkpoint"
 VERSION = 1
 
@@ -53,19 +55,30 @@ def load_checkpoint(path) -> dict:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict, use_ema: bool = True):
+def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | None = None):
     """Rebuild (backbone in eval mode, objective, tokenizer dict) from a loaded checkpoint.
 
     The EMA weights are used when the checkpoint has them (unless ``use_ema`` is False).
+    ``rc_conjoin`` overrides the trained ``model.rc_conjoin`` (None keeps it; it never applies
+    to caduceus, equivariant already, or to an AR checkpoint, which must stay causal). A checkpoint
+    trained with ``scan_impl: cuda`` loads with ``auto`` where the mamba-ssm kernels are missing.
     """
     from dnadiff.config import validate_config
     from dnadiff.diffusion import build_objective
     from dnadiff.models import build_backbone
+    from dnadiff.models.scan import mamba_ssm_status
 
     cfg = validate_config(ckpt["config"], "checkpoint config")  # fills keys added since
     tok = ckpt["tokenizer"]
+    model_cfg = dict(cfg["model"])
+    if rc_conjoin is not None and model_cfg["backbone"] != "caduceus":
+        model_cfg["rc_conjoin"] = rc_conjoin
+    if model_cfg["scan_impl"] == "cuda" and not mamba_ssm_status()[0]:
+        log.info("checkpoint was trained with scan_impl cuda; the mamba-ssm kernels are not "
+                 "usable here (%s): using the pure-PyTorch scan", mamba_ssm_status()[1])
+        model_cfg["scan_impl"] = "auto"
     objective = build_objective(cfg, tok)
-    model = build_backbone(cfg["model"], len(tok["tokens"]), cfg["data"]["window"],
+    model = build_backbone(model_cfg, len(tok["tokens"]), cfg["data"]["window"],
                            causal=objective.causal, complement=tok.get("complement"))
     state = ckpt.get("ema_state_dict") if use_ema else None
     model.load_state_dict(state if state is not None else ckpt["state_dict"])

@@ -72,9 +72,10 @@ def _check_model(cfg: dict, source: str) -> None:
         if model["rc_conjoin"]:
             raise DnadiffError(f"{source}: key 'model.rc_conjoin' is for dit and mamba: caduceus "
                                "is reverse-complement equivariant already")
-    if model["rc_conjoin"] and causal:
+    if model["rc_conjoin"] and cfg["objective"] == "ar":
         raise DnadiffError(f"{source}: key 'model.rc_conjoin' averages over both strands, which "
-                           "looks ahead: it cannot be used with the AR objective or compare_ar")
+                           "looks ahead: it cannot be used with the AR objective (with "
+                           "compare_ar the AR baseline is simply not conjoined)")
     if backbone != "dit" and model["mixer"] == "mamba2":
         width = model["dim"] // 2 if backbone == "caduceus" else model["dim"]
         inner = model["expand"] * width

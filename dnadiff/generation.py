@@ -51,7 +51,7 @@ def build_template(tokenizer, text: str, tok: dict) -> torch.Tensor:
 def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
     """Yield (header, sequence) pairs; deterministic given the checkpoint and sample_cfg."""
     ckpt = load_checkpoint(checkpoint)
-    model, objective, tok = model_from_checkpoint(ckpt)
+    model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=sample_cfg["rc_conjoin"])
     model.to(device)
     tokenizer = tokenizer_from_dict(tok)
     sc = sample_cfg
@@ -105,6 +105,8 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
                 fields["template_fixed"] = int((template != tok["mask_id"]).sum())
             if length > window:
                 fields["semi_ar_stride"] = stride
+            if model.rc_conjoin is not None:
+                fields["rc_conjoin"] = "true"
             fields["forward_passes"] = info["forward_passes"]
             header = f"{run}_{idx} " + " ".join(f"{k}={v}" for k, v in fields.items())
             yield header, tokenizer.decode(x[j].cpu().numpy())

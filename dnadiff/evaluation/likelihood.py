@@ -84,7 +84,7 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
 
 def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test") -> dict:
     ckpt = load_checkpoint(checkpoint)
-    model, objective, tok = model_from_checkpoint(ckpt)
+    model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=eval_cfg["rc_conjoin"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     genome = PreparedGenome(data_dir)
@@ -94,6 +94,8 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
             device)
     res = heldout_nelbo(*args)
     res["objective"] = objective.name
+    res["backbone"] = ckpt["config"]["model"]["backbone"]
+    res["rc_conjoin"] = model.rc_conjoin is not None
     if objective.stochastic:
         res["discrete"] = [{"T": T, **{k: v for k, v in heldout_nelbo(*args, discrete_T=T).items()
                                        if k in ("bits_per_token", "bits_per_token_se")}}

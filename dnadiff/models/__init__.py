@@ -8,13 +8,14 @@ def build_backbone(model_cfg: dict, vocab_size: int, max_len: int, causal: bool 
     """The denoiser named by ``model_cfg["backbone"]``; ``causal`` for the AR baseline.
 
     ``complement`` (the tokenizer's complement map, a list of ids) is needed by ``caduceus`` and
-    by ``rc_conjoin``; other backbones ignore it.
+    by ``rc_conjoin`` (post-hoc conjoining at inference, dit and mamba; not for a causal model).
     """
     from dnadiff.models.dit import DiT
-    from dnadiff.models.mamba import MambaLM, RCConjoined
+    from dnadiff.models.mamba import MambaLM
 
     backbone = model_cfg["backbone"]
-    needs_complement = backbone == "caduceus" or model_cfg.get("rc_conjoin", False)
+    conjoin = model_cfg["rc_conjoin"] and not causal  # an AR baseline is never conjoined
+    needs_complement = backbone == "caduceus" or conjoin
     if needs_complement and complement is None:
         raise ValueError(f"backbone {backbone!r} with these settings needs a tokenizer with a "
                          "complement map (DNA)")
@@ -35,6 +36,6 @@ def build_backbone(model_cfg: dict, vocab_size: int, max_len: int, causal: bool 
                         complement=complement if backbone == "caduceus" else None)
     else:
         raise ValueError(f"unknown backbone {backbone!r}")
-    if model_cfg.get("rc_conjoin", False) and backbone != "caduceus":
-        model = RCConjoined(model, complement)
+    if conjoin:
+        model.set_rc_conjoin(complement, vocab_size)
     return model

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dnadiff.models.base import Backbone
+
 
 def rotary_tables(length: int, head_dim: int, device, base: float = 10_000.0):
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim))
@@ -97,7 +99,7 @@ class DiTBlock(nn.Module):
         return x
 
 
-class DiT(nn.Module):
+class DiT(Backbone):
     def __init__(self, vocab_size, dim=128, layers=4, heads=4, mlp_ratio=4, cond_dim=128,
                  dropout=0.0, time_conditioning=False, causal=False, conv_kernel=0):
         super().__init__()
@@ -126,7 +128,7 @@ class DiT(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, tokens, sigma=None, cond=None):
+    def logits(self, tokens, sigma=None, cond=None):
         B, L = tokens.shape
         x = self.embed(tokens)
         if self.conv is not None:

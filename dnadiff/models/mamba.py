@@ -21,12 +21,13 @@ and the LM head ties the halves through the complement map:
 
     logits[i, v] = W_v . f(x)[i] + W_comp(v) . f(RC x)[L-1-i] + b_v + b_comp(v)
 
-which gives ``model(RC(x)) == RC(model(x))`` exactly (the two terms swap; floating-point addition
-commutes). The conditioning vector is the same for both strands, so adaLN keeps the equivariance.
+which gives ``model(RC(x)) == RC(model(x))`` by construction: the two terms swap places, so the
+only differences are floating-point rounding where a multi-threaded kernel treats the two batch
+halves differently (none with one thread; ~1e-6 relative in float32 with two). The
+conditioning vector is the same for both strands, so adaLN keeps the equivariance.
 
-``RCConjoined`` is the post-hoc alternative (Caduceus-Ph) for a non-equivariant backbone: at
-inference (eval mode) the logits are the mean of ``f(x)`` and ``RC(f(RC(x)))``; training is unchanged
-(pair it with ``data.rc_augment``).
+The post-hoc alternative for a non-equivariant backbone (Caduceus-Ph: average over both strands
+at inference) is :meth:`dnadiff.models.base.Backbone.set_rc_conjoin`, shared with the DiT.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dnadiff.models.base import Backbone, complement_tensor
 from dnadiff.models.dit import TimestepEmbedding, conditioning, modulate
 from dnadiff.models.scan import default_chunk, resolve_scan_impl, selective_scan, ssd
 
@@ -76,10 +78,9 @@ class _Mamba1Direction(nn.Module):
     def forward(self, x, z, impl):
         x = F.silu(_conv(x, self.conv))
         dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(self.dt_proj(dt))
-        A = -torch.exp(self.A_log.float())
-        y = selective_scan(x, dt, A, B, C, self.D, impl=impl,
-                           chunk=default_chunk(x.shape[1]))
+        dt = F.linear(dt, self.dt_proj.weight)  # the bias and softplus are applied in fp32
+        y = selective_scan(x, dt, -torch.exp(self.A_log), B, C, self.D,
+                           dt_bias=self.dt_proj.bias, impl=impl, chunk=default_chunk(x.shape[1]))
         return y * F.silu(z)
 
 
@@ -102,7 +103,7 @@ class _Mamba2Direction(nn.Module):
         x, B, C = xbc.split([self.d_inner, self.d_state, self.d_state], dim=-1)
         b, l, _ = x.shape
         dt = F.softplus(dt + self.dt_bias)
-        A = -torch.exp(self.A_log.float())
+        A = -torch.exp(self.A_log)
         y = ssd(x.reshape(b, l, self.heads, self.headdim), dt, A, B, C, self.D, impl=impl)
         return self.norm(y.reshape(b, l, self.d_inner) * F.silu(z))
 
@@ -165,7 +166,7 @@ class MambaBlock(nn.Module):
         return x + gate[:, None, :] * F.dropout(h, self.dropout, self.training)
 
 
-class MambaLM(nn.Module):
+class MambaLM(Backbone):
     """Bidirectional Mamba denoiser; Caduceus (RC-equivariant) when ``complement`` is given."""
 
     def __init__(self, vocab_size, dim=128, layers=4, cond_dim=128, dropout=0.0,
@@ -179,11 +180,8 @@ class MambaLM(nn.Module):
                                  "complement strand reads right to left): it cannot be causal")
             if dim % 2:
                 raise ValueError(f"caduceus splits dim into two strands: dim ({dim}) must be even")
-            comp = torch.as_tensor(complement, dtype=torch.long)
-            if comp.shape != (vocab_size,) or not torch.equal(comp[comp], torch.arange(vocab_size)):
-                raise ValueError("caduceus needs a complement map over the whole vocabulary "
-                                 "that is its own inverse")
-            self.register_buffer("complement", comp, persistent=False)
+            self.register_buffer("complement", complement_tensor(complement, vocab_size),
+                                 persistent=False)
         width = dim // 2 if self.rc_equivariant else dim
         self.vocab_size, self.time_conditioning, self.causal = vocab_size, time_conditioning, causal
         self.embed = nn.Embedding(vocab_size, width)
@@ -203,7 +201,7 @@ class MambaLM(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, tokens, sigma=None, cond=None):
+    def logits(self, tokens, sigma=None, cond=None):
         B = tokens.shape[0]
         c = conditioning(self, B, sigma, cond)
         if self.rc_equivariant:  # both strands through the same blocks, stacked on the batch
@@ -218,20 +216,3 @@ class MambaLM(nn.Module):
             fwd, rc = logits[:B], logits[B:]
             logits = fwd + rc.flip(1)[..., self.complement]
         return logits
-
-
-class RCConjoined(nn.Module):
-    """Post-hoc reverse-complement conjoining: in eval mode, mean of f(x) and RC(f(RC(x)))."""
-
-    def __init__(self, inner: nn.Module, complement):
-        super().__init__()
-        self.inner = inner
-        comp = torch.as_tensor(complement, dtype=torch.long)
-        self.register_buffer("complement", comp, persistent=False)
-
-    def forward(self, tokens, sigma=None, cond=None):
-        out = self.inner(tokens, sigma=sigma, cond=cond)
-        if self.training:
-            return out
-        rc = self.inner(self.complement[tokens].flip(1), sigma=sigma, cond=cond)
-        return 0.5 * (out + rc.flip(1)[..., self.complement])

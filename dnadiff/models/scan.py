@@ -211,16 +211,30 @@ class _SelectiveScan(torch.autograd.Function):
                 dC.to(C.dtype), dD, None)
 
 
-def selective_scan(x, dt, A, B, C, D=None, impl: str = "torch", chunk: int | None = None):
-    """Mamba-1 selective scan (shapes in the module docstring); ``dt`` is already positive."""
+def selective_scan(x, dt, A, B, C, D=None, dt_bias=None, impl: str = "torch",
+                   chunk: int | None = None):
+    """Mamba-1 selective scan (shapes in the module docstring).
+
+    With ``dt_bias`` ([d]), ``dt`` is the raw projection and the step is
+    ``softplus(dt + dt_bias)``, computed in float32 (as the mamba-ssm kernel does, which is given
+    the raw ``dt`` in the input's dtype); without it ``dt`` is the (positive) step itself.
+    """
     if impl == "cuda":
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
-        y = selective_scan_fn(x.transpose(1, 2).contiguous(), dt.transpose(1, 2).contiguous(),
-                              A.float(), B.transpose(1, 2).contiguous(),
-                              C.transpose(1, 2).contiguous(),
-                              None if D is None else D.float())
+        # the kernel wants u, delta, B, C in one dtype (bf16 under autocast), A/D/bias in fp32
+        dtype = x.dtype
+        y = selective_scan_fn(x.transpose(1, 2).contiguous(),
+                              dt.to(dtype).transpose(1, 2).contiguous(), A.float(),
+                              B.to(dtype).transpose(1, 2).contiguous(),
+                              C.to(dtype).transpose(1, 2).contiguous(),
+                              None if D is None else D.float(),
+                              delta_bias=None if dt_bias is None else dt_bias.float(),
+                              delta_softplus=dt_bias is not None)
         return y.transpose(1, 2)
+    if dt_bias is not None:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            dt = F.softplus(dt.float() + dt_bias.float()).to(_compute_dtype(x))
     return _SelectiveScan.apply(x, dt, A, B, C, D, chunk)
 
 
