@@ -144,8 +144,8 @@ def bench_backbones(cfg: dict, specs, length: int, batch: int, reps: int = 5, wa
             row = {"backbone": label,
                    "scan_impl": None if name == "dit" else resolve_scan_impl(impl, dev),
                    "parameters": sum(p.numel() for p in model.parameters()),
-                   "seconds_per_step": round(med, 4), "min_seconds": round(times[0], 4),
-                   "max_seconds": round(times[-1], 4),
+                   "seconds_per_step": round(med, 6), "min_seconds": round(times[0], 6),
+                   "max_seconds": round(times[-1], 6),
                    "tokens_per_second": round(batch * length / med, 1)}
             if len(impls) > 1:
                 # a fresh model's output head is zero: perturb every weight the same way for

@@ -52,18 +52,25 @@ def test_selective_scan_matches_sequential_reference(length, chunk):
         assert torch.allclose(g, g_ref, rtol=1e-10, atol=1e-10)
 
 
-def test_selective_scan_channel_blocks_and_gradcheck(monkeypatch):
-    """Splitting the channels into blocks (done to keep CPU tensors small) changes nothing."""
-    inputs = _mamba1_inputs(length=19, d=7)
+@pytest.mark.parametrize("budget,blocks", [
+    (19 * 7 * 4, [(slice(0, 1), slice(None)), (slice(1, 2), slice(None)),
+                  (slice(2, 3), slice(None))]),                      # one sequence per block
+    (19 * 4 * 3, [(slice(i, i + 1), slice(j, min(7, j + 3))) for i in range(3)
+                  for j in (0, 3, 6)]),                              # and 3 channels
+    (10 ** 6, [(slice(0, 3), slice(None))]),                         # everything at once
+])
+def test_selective_scan_blocks_and_gradcheck(monkeypatch, budget, blocks):
+    """Splitting into blocks (done to keep CPU tensors small) changes nothing."""
+    inputs = _mamba1_inputs(b=3, length=19, d=7)
     y_ref = selective_scan_naive(*inputs)
     grads_ref = _grads(y_ref, inputs)
-    monkeypatch.setattr(scan, "_BLOCK_ELEMENTS", 2 * 19 * 4 * 3)  # blocks of 3 channels
-    assert scan._channel_blocks((2, 19, 4), 7) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    monkeypatch.setattr(scan, "_BLOCK_ELEMENTS", budget)
+    assert scan._blocks(3, 19, 7, 4) == blocks
     y = selective_scan(*inputs, chunk=4)
     assert torch.allclose(y, y_ref, rtol=0, atol=1e-12)
     for g, g_ref in zip(_grads(y, inputs), grads_ref):
         assert torch.allclose(g, g_ref, rtol=1e-10, atol=1e-10)
-    small = _mamba1_inputs(b=1, length=6, d=2, n=3)
+    small = _mamba1_inputs(b=2, length=6, d=2, n=3)
     assert torch.autograd.gradcheck(lambda *a: selective_scan(*a, chunk=4), small)
 
 

@@ -122,17 +122,23 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-# Work on blocks of channels whose [b, l, d_block, n] tensors stay below this many elements: on
-# CPU each fresh tensor above glibc's mmap threshold (32 MB) pays page faults on every use (an
-# allocation of a [16, 1024, 128, 16] float tensor costs 4x an in-place multiply over it), while
-# small blocks are recycled from the heap and stay in cache.
+# Work on blocks of [b', l, d', n] below this many elements: on CPU each fresh tensor above
+# glibc's mmap threshold (32 MB) pays page faults on every use (an allocation of a
+# [16, 1024, 128, 16] float tensor costs 4x an in-place multiply over it), while small blocks are
+# recycled from the heap and stay in cache. Blocks split the batch first (whole channels keep the
+# state contiguous), then the channels.
 _BLOCK_ELEMENTS = 2 ** 21
 
 
-def _channel_blocks(shape, d):
-    b, l, n = shape[0], shape[1], shape[-1]
-    step = max(1, min(d, _BLOCK_ELEMENTS // max(1, b * l * n)))
-    return [slice(i, min(d, i + step)) for i in range(0, d, step)]
+def _blocks(b, l, d, n):
+    """[(batch slice, channel slice)] covering [b, l, d, n] in blocks of <= _BLOCK_ELEMENTS."""
+    per_item = l * d * n
+    if per_item <= _BLOCK_ELEMENTS:
+        step = max(1, _BLOCK_ELEMENTS // per_item)
+        return [(slice(i, min(b, i + step)), slice(None)) for i in range(0, b, step)]
+    step = max(1, _BLOCK_ELEMENTS // (l * n))
+    return [(slice(i, i + 1), slice(j, min(d, j + step))) for i in range(b)
+            for j in range(0, d, step)]
 
 
 def _contract_n(h, v):
@@ -159,10 +165,10 @@ class _SelectiveScan(torch.autograd.Function):
             x_, dt_, A_, B_, C_ = (t.to(dtype).contiguous() for t in (x, dt, A, B, C))
             dtx = dt_ * x_
             y = torch.empty_like(x_)
-            for blk in _channel_blocks(B_.shape, x.shape[-1]):
-                a = torch.mul(dt_[:, :, blk, None], A_[blk]).exp_()         # [b, l, d', n]
-                h = linear_recurrence_(a, dtx[:, :, blk, None] * B_[:, :, None, :], chunk)
-                y[:, :, blk] = _contract_n(h, C_)
+            for bs, cs in _blocks(*x_.shape, A_.shape[-1]):
+                a = torch.mul(dt_[bs, :, cs, None], A_[cs]).exp_()          # [b', l, d', n]
+                h = linear_recurrence_(a, dtx[bs, :, cs, None] * B_[bs, :, None, :], chunk)
+                y[bs, :, cs] = _contract_n(h, C_[bs])
             if D is not None:
                 y += x_ * D.to(dtype)
         ctx.save_for_backward(x, dt, A, B, C, D)
@@ -179,11 +185,12 @@ class _SelectiveScan(torch.autograd.Function):
             dy = dy.to(dtype).contiguous()
             dtx = dt_ * x_
             dx, ddt = torch.empty_like(x_), torch.empty_like(x_)
-            dA = torch.empty_like(A_)
+            dA = torch.zeros_like(A_)
             dB, dC = torch.zeros_like(B_), torch.zeros_like(C_)
-            for blk in _channel_blocks(B_.shape, x.shape[-1]):
-                dt_b, A_b = dt_[:, :, blk, None], A_[blk]
-                b = dtx[:, :, blk, None] * B_[:, :, None, :]
+            for bs, cs in _blocks(*x_.shape, A_.shape[-1]):
+                dt_b, A_b, B_b, C_b = dt_[bs, :, cs, None], A_[cs], B_[bs], C_[bs]
+                dtx_b, dy_b = dtx[bs, :, cs], dy[bs, :, cs]
+                b = dtx_b[..., None] * B_b[:, :, None, :]
                 a = torch.mul(dt_b, A_b).exp_()
                 # g_t = dL/dh_t = C_t dy_t + a_{t+1} g_{t+1}: the same recurrence, backwards
                 a_next = torch.empty_like(a)
@@ -191,18 +198,18 @@ class _SelectiveScan(torch.autograd.Function):
                 a_next[:, -1] = 0
                 h = linear_recurrence_(a, b.clone(), chunk)                # recompute the states
                 del a
-                g = linear_recurrence_(a_next, dy[:, :, blk, None] * C_[:, :, None, :], chunk,
+                g = linear_recurrence_(a_next, dy_b[..., None] * C_b[:, :, None, :], chunk,
                                        reverse=True)
                 del a_next
-                dC += _contract_d(h, dy[:, :, blk])
-                gB = _contract_n(g, B_)                                 # sum_n g B
-                dB += _contract_d(g, dtx[:, :, blk])
+                dC[bs] += _contract_d(h, dy_b)
+                gB = _contract_n(g, B_b)                                 # sum_n g B
+                dB[bs] += _contract_d(g, dtx_b)
                 # dL/d(log a_t) = g_t * a_t * h_{t-1} = g_t * (h_t - b_t)
                 q = g.mul_(h.sub_(b))
                 del b, h
-                dA[blk] = (q * dt_b).sum((0, 1))
-                ddt[:, :, blk] = (q * A_b).sum(-1) + x_[:, :, blk] * gB
-                dx[:, :, blk] = dt_[:, :, blk] * gB
+                dA[cs] += (q * dt_b).sum((0, 1))
+                ddt[bs, :, cs] = (q * A_b).sum(-1) + x_[bs, :, cs] * gB
+                dx[bs, :, cs] = dt_b[..., 0] * gB
             dD = None
             if D is not None:
                 dx += dy * D.to(dtype)
