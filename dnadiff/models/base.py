@@ -1,9 +1,34 @@
-"""What every denoiser shares: ``forward`` returns logits, optionally RC-conjoined at inference."""
+"""What every denoiser shares: token embedding, the adaLN conditioning vector, the
+zero-initialized adaLN output head, and ``forward`` (logits, optionally RC-conjoined at
+inference)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+
+def modulate(x, shift, scale):
+    return x * (1 + scale[:, None, :]) + shift[:, None, :]
+
+
+class TimestepEmbedding(nn.Module):
+    """Sinusoidal embedding of a scalar (sigma) followed by an MLP."""
+
+    def __init__(self, cond_dim: int, freq_dim: int = 256):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, cond_dim), nn.SiLU(),
+                                 nn.Linear(cond_dim, cond_dim))
+
+    def forward(self, s):
+        half = self.freq_dim // 2
+        freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=s.device) / half)
+        args = s.to(self.mlp[0].weight.dtype)[:, None] * freqs[None]
+        return self.mlp(torch.cat([args.cos(), args.sin()], dim=-1))
 
 
 def complement_tensor(complement, vocab_size: int) -> torch.Tensor:
@@ -32,6 +57,45 @@ class Backbone(nn.Module):
     def set_rc_conjoin(self, complement, vocab_size: int) -> None:
         comp = None if complement is None else complement_tensor(complement, vocab_size)
         self.register_buffer("rc_conjoin", comp, persistent=False)
+
+    # Subclasses call these in this order from __init__ (blocks between the last two).
+    def _init_embedding(self, vocab_size: int, width: int) -> None:
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(vocab_size, width)
+        nn.init.normal_(self.embed.weight, std=0.02)
+
+    def _init_conditioning(self, cond_dim: int, time_conditioning: bool) -> None:
+        self.time_conditioning = time_conditioning
+        if time_conditioning:
+            self.t_embed = TimestepEmbedding(cond_dim)
+        else:
+            self.const_cond = nn.Parameter(torch.zeros(cond_dim))
+
+    def _init_output(self, width: int, cond_dim: int, vocab_size: int) -> None:
+        """adaLN-modulated final norm and head, zero-initialized: uniform predictions at first."""
+        self.final_norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.final_ada = nn.Linear(cond_dim, 2 * width)
+        self.head = nn.Linear(width, vocab_size)
+        for lin in (self.final_ada, self.head):
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def conditioning(self, batch: int, sigma=None, cond=None):
+        """The adaLN input: SiLU(time embedding of sigma, or a learned constant, + class vector)."""
+        if self.time_conditioning:
+            if sigma is None:
+                raise ValueError(f"this {type(self).__name__} was built with time_conditioning: "
+                                 "pass sigma")
+            c = self.t_embed(sigma)
+        else:
+            c = self.const_cond.expand(batch, -1)
+        if cond is not None:
+            c = c + cond
+        return F.silu(c)
+
+    def output(self, x, c):
+        shift, scale = self.final_ada(c).chunk(2, dim=-1)
+        return self.head(modulate(self.final_norm(x), shift, scale))
 
     def logits(self, tokens, sigma=None, cond=None):
         raise NotImplementedError

@@ -10,13 +10,11 @@ that initial predictions are uniform.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dnadiff.models.base import Backbone
+from dnadiff.models.base import Backbone, modulate
 
 
 def rotary_tables(length: int, head_dim: int, device, base: float = 10_000.0):
@@ -31,42 +29,6 @@ def apply_rotary(x, cos, sin):
     x1, x2 = x.chunk(2, dim=-1)
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-
-
-def modulate(x, shift, scale):
-    return x * (1 + scale[:, None, :]) + shift[:, None, :]
-
-
-class TimestepEmbedding(nn.Module):
-    """Sinusoidal embedding of a scalar (sigma) followed by an MLP."""
-
-    def __init__(self, cond_dim: int, freq_dim: int = 256):
-        super().__init__()
-        self.freq_dim = freq_dim
-        self.mlp = nn.Sequential(nn.Linear(freq_dim, cond_dim), nn.SiLU(),
-                                 nn.Linear(cond_dim, cond_dim))
-
-    def forward(self, s):
-        half = self.freq_dim // 2
-        freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=s.device) / half)
-        args = s.to(self.mlp[0].weight.dtype)[:, None] * freqs[None]
-        return self.mlp(torch.cat([args.cos(), args.sin()], dim=-1))
-
-
-def conditioning(model, batch, sigma=None, cond=None):
-    """The adaLN input: SiLU(time embedding of sigma, or a learned constant, + class vector).
-
-    ``model`` has ``time_conditioning`` and either ``t_embed`` or ``const_cond``."""
-    if model.time_conditioning:
-        if sigma is None:
-            raise ValueError(f"this {type(model).__name__} was built with time_conditioning: "
-                             "pass sigma")
-        c = model.t_embed(sigma)
-    else:
-        c = model.const_cond.expand(batch, -1)
-    if cond is not None:
-        c = c + cond
-    return F.silu(c)
 
 
 class DiTBlock(nn.Module):
@@ -107,26 +69,16 @@ class DiT(Backbone):
             raise ValueError(f"dim ({dim}) must be heads ({heads}) times an even head width")
         if conv_kernel and conv_kernel % 2 == 0:
             raise ValueError(f"conv_kernel ({conv_kernel}) must be odd (or 0 for none)")
-        self.vocab_size, self.time_conditioning = vocab_size, time_conditioning
         self.causal, self.conv_kernel = causal, conv_kernel
-        self.embed = nn.Embedding(vocab_size, dim)
-        nn.init.normal_(self.embed.weight, std=0.02)
+        self._init_embedding(vocab_size, dim)
         # Optional depthwise convolution over the embeddings: local context from the first step
         # (attention starts uniform over the whole window). Left-padded when causal.
         self.conv = nn.Conv1d(dim, dim, conv_kernel, groups=dim) if conv_kernel else None
-        if time_conditioning:
-            self.t_embed = TimestepEmbedding(cond_dim)
-        else:
-            self.const_cond = nn.Parameter(torch.zeros(cond_dim))
+        self._init_conditioning(cond_dim, time_conditioning)
         self.blocks = nn.ModuleList(
             DiTBlock(dim, heads, mlp_ratio, cond_dim, dropout, causal) for _ in range(layers))
         self.head_dim = dim // heads
-        self.final_norm = nn.LayerNorm(dim, elementwise_affine=False)
-        self.final_ada = nn.Linear(cond_dim, 2 * dim)
-        self.head = nn.Linear(dim, vocab_size)
-        for lin in (self.final_ada, self.head):
-            nn.init.zeros_(lin.weight)
-            nn.init.zeros_(lin.bias)
+        self._init_output(dim, cond_dim, vocab_size)
 
     def logits(self, tokens, sigma=None, cond=None):
         B, L = tokens.shape
@@ -135,9 +87,8 @@ class DiT(Backbone):
             k = self.conv_kernel
             pad = (k - 1, 0) if self.causal else (k // 2, k // 2)
             x = x + self.conv(F.pad(x.transpose(1, 2), pad)).transpose(1, 2)
-        c = conditioning(self, B, sigma, cond)
+        c = self.conditioning(B, sigma, cond)
         cos, sin = rotary_tables(L, self.head_dim, tokens.device)
         for blk in self.blocks:
             x = blk(x, c, cos, sin)
-        shift, scale = self.final_ada(c).chunk(2, dim=-1)
-        return self.head(modulate(self.final_norm(x), shift, scale))
+        return self.output(x, c)

@@ -38,8 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dnadiff.models.base import Backbone, complement_tensor
-from dnadiff.models.dit import TimestepEmbedding, conditioning, modulate
+from dnadiff.models.base import Backbone, complement_tensor, modulate
 from dnadiff.models.scan import default_chunk, resolve_scan_impl, selective_scan, ssd
 
 MIXERS = ("mamba1", "mamba2")
@@ -183,35 +182,25 @@ class MambaLM(Backbone):
             self.register_buffer("complement", complement_tensor(complement, vocab_size),
                                  persistent=False)
         width = dim // 2 if self.rc_equivariant else dim
-        self.vocab_size, self.time_conditioning, self.causal = vocab_size, time_conditioning, causal
-        self.embed = nn.Embedding(vocab_size, width)
-        nn.init.normal_(self.embed.weight, std=0.02)
-        if time_conditioning:
-            self.t_embed = TimestepEmbedding(cond_dim)
-        else:
-            self.const_cond = nn.Parameter(torch.zeros(cond_dim))
+        self.causal = causal
+        self._init_embedding(vocab_size, width)
+        self._init_conditioning(cond_dim, time_conditioning)
         mixer_kw = dict(mixer=mixer, d_state=d_state, expand=expand, d_conv=d_conv,
                         headdim=headdim, causal=causal, scan_impl=scan_impl)
         self.blocks = nn.ModuleList(MambaBlock(width, cond_dim, dropout, **mixer_kw)
                                     for _ in range(layers))
-        self.final_norm = nn.LayerNorm(width, elementwise_affine=False)
-        self.final_ada = nn.Linear(cond_dim, 2 * width)
-        self.head = nn.Linear(width, vocab_size)
-        for lin in (self.final_ada, self.head):
-            nn.init.zeros_(lin.weight)
-            nn.init.zeros_(lin.bias)
+        self._init_output(width, cond_dim, vocab_size)
 
     def logits(self, tokens, sigma=None, cond=None):
         B = tokens.shape[0]
-        c = conditioning(self, B, sigma, cond)
+        c = self.conditioning(B, sigma, cond)
         if self.rc_equivariant:  # both strands through the same blocks, stacked on the batch
             tokens = torch.cat([tokens, self.complement[tokens].flip(1)], dim=0)
             c = torch.cat([c, c], dim=0)
         x = self.embed(tokens)
         for blk in self.blocks:
             x = blk(x, c)
-        shift, scale = self.final_ada(c).chunk(2, dim=-1)
-        logits = self.head(modulate(self.final_norm(x), shift, scale))
+        logits = self.output(x, c)
         if self.rc_equivariant:
             fwd, rc = logits[:B], logits[B:]
             logits = fwd + rc.flip(1)[..., self.complement]
