@@ -100,6 +100,7 @@ def bench_backbones(cfg: dict, specs, length: int, batch: int, reps: int = 5, wa
     from dnadiff.config import validate_config
     from dnadiff.diffusion import build_objective
     from dnadiff.models import build_backbone
+    from dnadiff.models.scan import resolve_scan_impl
     from dnadiff.tokenizers import DNATokenizer
 
     dev = torch.device(device)
@@ -139,8 +140,6 @@ def bench_backbones(cfg: dict, specs, length: int, batch: int, reps: int = 5, wa
             times = sorted(_step_seconds(step, reps, warmup, dev))
             med = times[len(times) // 2]
             label = name + (f":{run_cfg['model']['mixer']}" if name != "dit" else "")
-            from dnadiff.models.scan import resolve_scan_impl
-
             row = {"backbone": label,
                    "scan_impl": None if name == "dit" else resolve_scan_impl(impl, dev),
                    "parameters": sum(p.numel() for p in model.parameters()),
