@@ -62,8 +62,11 @@ def sniff_format(path) -> str:
     raise InputFileError(path, "is empty: no sequence records")
 
 
-def _iter_fasta_raw(path) -> Iterator[tuple[str, bytes, int]]:
-    """Yield (name, sequence bytes without whitespace, header line number) per record."""
+def _iter_fasta_raw(path, allow_unnamed: bool = False) -> Iterator[tuple[str, bytes, int]]:
+    """Yield (name, sequence bytes without whitespace, header line number) per record.
+
+    A header without a name is an error unless ``allow_unnamed`` (the name is then "").
+    """
     name = None
     header_line = 0
     chunks: list[bytes] = []
@@ -74,9 +77,9 @@ def _iter_fasta_raw(path) -> Iterator[tuple[str, bytes, int]]:
                     if name is not None:
                         yield name, b"".join(chunks), header_line
                     fields = raw[1:].split()
-                    if not fields:
+                    if not fields and not allow_unnamed:
                         raise InputFileError(path, f"line {line_no}: record header has no name")
-                    name = fields[0].decode("utf-8", errors="replace")
+                    name = fields[0].decode("utf-8", errors="replace") if fields else ""
                     header_line = line_no
                     chunks = []
                 elif name is None:
