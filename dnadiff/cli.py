@@ -111,7 +111,65 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot-kmer", required=True)
     q.add_argument("--plot-gc", required=True)
+    q = ev.add_parser("scores", help="generated sequences and baselines (i.i.d., Markov) scored "
+                                     "alike: k-mer JS, GC, CpG, homopolymers, discriminator "
+                                     "AUROC, memorization, Frechet distance")
+    _add_config(q)
+    _add_threads(q)
+    q.add_argument("--samples", required=True, help="samples FASTA (one length)")
+    q.add_argument("--data", required=True, help="prepared data directory")
+    q.add_argument("--embedder", help="a classifier checkpoint trained on real data (Frechet "
+                                      "distance of its embeddings)")
+    q.add_argument("--out-json", required=True)
+    q.add_argument("--out-tsv", required=True)
+    q.add_argument("--plot", help="k-mer JS plot of every set (PNG)")
+
+    p = sub.add_parser("downstream", help="classification benchmarks of a pretrained model")
+    ds = p.add_subparsers(dest="what", required=True)
+    q = ds.add_parser("run", help="fine-tune, probe, k-mer and from-scratch on one task")
+    _add_config(q)
+    _add_threads(q)
+    _add_task_inputs(q)
+    q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
+    q.add_argument("--out-json", required=True)
+    q.add_argument("--out-tsv", required=True)
+    q.add_argument("--oracle", help="also save the best fine-tuned classifier here")
+    q = ds.add_parser("table", help="one table and plot over tasks")
+    q.add_argument("--inputs", nargs="+", required=True, help="result JSON of each task")
+    q.add_argument("--out-tsv", required=True)
+    q.add_argument("--plot")
+
+    p = sub.add_parser("conditional", help="class-conditional MDLM with classifier-free guidance")
+    cd = p.add_subparsers(dest="what", required=True)
+    q = cd.add_parser("train", help="train on conditional.task from a pretrained MDLM")
+    _add_config(q)
+    _add_threads(q)
+    _add_task_inputs(q)
+    q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
+    q.add_argument("--out", required=True, help="output checkpoint")
+    q.add_argument("--metrics", required=True, help="output metrics.csv")
+    q.add_argument("--workdir", required=True)
+    q = cd.add_parser("sample", help="samples per class and guidance weight, and unconditional")
+    _add_config(q)
+    _add_threads(q)
+    q.add_argument("--checkpoint", required=True, help="conditional checkpoint")
+    q.add_argument("--out", required=True, help="output FASTA")
+    q = cd.add_parser("score", help="oracle agreement per class")
+    _add_config(q)
+    _add_threads(q)
+    _add_task_inputs(q)
+    q.add_argument("--samples", required=True)
+    q.add_argument("--oracle", required=True, help="classifier checkpoint (downstream run "
+                                                   "--oracle)")
+    q.add_argument("--out-tsv", required=True)
+    q.add_argument("--plot")
     return ap
+
+
+def _add_task_inputs(p):
+    p.add_argument("--task", help="task name (default: conditional.task for conditional verbs)")
+    p.add_argument("--genome", help="the run's genome FASTA (annotation and coordinates tasks)")
+    p.add_argument("--annotation", help="the run's annotation (GFF3) for annotation tasks")
 
 
 def _version() -> str:
@@ -151,6 +209,7 @@ def likelihood_rows(res: dict) -> list[dict]:
 
 def run(args) -> None:
     from dnadiff import io
+    from dnadiff.errors import DnadiffError
 
     if args.verb == "config":
         import yaml
@@ -250,6 +309,59 @@ def run(args) -> None:
             io.remove_quietly(outputs)
             raise
         print(json.dumps(res))
+    elif args.verb == "evaluate" and args.what == "scores":
+        from dnadiff.evaluation.generated import score_generated, score_rows
+
+        _threads(args)
+        cfg = _config(args)
+        embedder = None
+        if args.embedder:
+            from dnadiff.downstream import load_classifier
+
+            embedder = load_classifier(args.embedder)
+        res = score_generated(args.samples, args.data, cfg["evaluate"], embedder)
+        outputs = [args.out_json, args.out_tsv] + ([args.plot] if args.plot else [])
+        try:
+            io.write_json(args.out_json, res)
+            io.write_tsv(args.out_tsv, score_rows(res))
+            if args.plot:
+                from dnadiff.evaluation.plots import plot_sample_scores
+
+                plot_sample_scores(res["sets"], args.plot)
+        except BaseException:
+            io.remove_quietly(outputs)
+            raise
+        print(json.dumps(score_rows(res)))
+    elif args.verb == "downstream" and args.what == "run":
+        from dnadiff.downstream import run_downstream
+
+        _threads(args)
+        cfg = _config(args)
+        if not args.task:
+            raise DnadiffError("downstream run needs --task")
+        res = run_downstream(cfg, args.task, args.checkpoint, args.out_json, args.out_tsv,
+                             args.oracle, args.genome, args.annotation)
+        print(json.dumps(res["summary"]))
+    elif args.verb == "downstream" and args.what == "table":
+        from dnadiff.downstream import downstream_table
+
+        downstream_table(args.inputs, args.out_tsv, args.plot)
+    elif args.verb == "conditional":
+        from dnadiff import conditional
+
+        _threads(args)
+        cfg = _config(args)
+        if getattr(args, "task", None):
+            cfg["conditional"]["task"] = args.task
+        if args.what == "train":
+            print(json.dumps(conditional.run_train(cfg, args.checkpoint, args.out, args.metrics,
+                                                   args.workdir, args.genome, args.annotation)))
+        elif args.what == "sample":
+            print(json.dumps({"samples": conditional.run_sample(cfg, args.checkpoint, args.out,
+                                                                cfg["sample"]["seed"])}))
+        else:
+            print(json.dumps(conditional.run_score(cfg, args.samples, args.oracle, args.out_tsv,
+                                                   args.plot, args.genome, args.annotation)))
 
 
 class _DropAdverts(logging.Filter):

@@ -84,6 +84,33 @@ def _check_model(cfg: dict, source: str) -> None:
                                f"the mixer width 'model.expand' x strand width ({inner})")
 
 
+TASK_KEYS = {"gue": ["path"], "genomic_benchmarks": ["path"], "coordinates": ["path"],
+             "fasta_pair": ["positive", "negative"], "annotation": []}
+
+
+def _check_downstream(cfg: dict, source: str) -> None:
+    """Per-type required keys of downstream tasks, unique names, the conditional task."""
+    names = []
+    for i, task in enumerate(cfg["downstream"]["tasks"]):
+        for key in TASK_KEYS[task["type"]]:
+            if key not in task:
+                raise DnadiffError(f"{source}: key 'downstream.tasks.{i}' ({task['name']}): a "
+                                   f"{task['type']} task needs '{key}'")
+        names.append(task["name"])
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DnadiffError(f"{source}: key 'downstream.tasks': task names must be unique "
+                           f"({', '.join(dup)} repeated)")
+    cond = cfg["conditional"]["task"]
+    if cond is not None:
+        if cond not in names:
+            raise DnadiffError(f"{source}: key 'conditional.task': {cond!r} is not a downstream "
+                               f"task (tasks: {', '.join(names) or 'none'})")
+        if "finetune" not in cfg["downstream"]["methods"]:
+            raise DnadiffError(f"{source}: key 'conditional.task' needs the finetune method in "
+                               "'downstream.methods' (its best model is the oracle)")
+
+
 def validate_config(cfg: dict | None, source: str = "config") -> dict:
     """Validate ``cfg`` and return a deep copy with every default filled in."""
     schema = load_schema()
@@ -95,6 +122,7 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         raise DnadiffError(f"{source}: {_describe(errors[0])}")
     model = cfg["model"]
     _check_model(cfg, source)
+    _check_downstream(cfg, source)
     if model["backbone"] == "dit" and (model["dim"] % model["heads"]
                                        or (model["dim"] // model["heads"]) % 2):
         raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be 'model.heads' "

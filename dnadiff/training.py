@@ -90,10 +90,23 @@ class DenoiserModule(L.LightningModule):
             self.ema = EMA(self.model, self.cfg["train"]["ema_decay"])
 
     def training_step(self, batch, batch_idx):
-        loss = self.objective.loss(self.model, batch["tokens"], batch["loss_mask"])
+        loss = self.objective.loss(self.model, batch["tokens"], batch["loss_mask"],
+                                   cond=self._labels(batch, drop=True))
         self.log("train/bits_per_token", loss.detach() / LN2, prog_bar=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         return loss
+
+    def _labels(self, batch, drop: bool = False):
+        """Class labels of a class-conditional model; in training a fraction ``p_uncond`` is
+        replaced by the null label (classifier-free guidance learns p(x) and p(x | y) at once)."""
+        if "label" not in batch or not self.cfg["model"]["num_classes"]:
+            return None
+        y = batch["label"]
+        if drop:
+            null = self.cfg["model"]["num_classes"]
+            keep = torch.rand(y.shape, device=y.device) >= self.cfg["conditional"]["p_uncond"]
+            y = torch.where(keep, y, torch.full_like(y, null))
+        return y
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self.ema is not None:
@@ -108,7 +121,7 @@ class DenoiserModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         gen = torch.Generator().manual_seed(self.cfg["train"]["seed"] * 7919 + batch_idx)
         nll, n, _ = self.objective.token_nll(self.model, batch["tokens"], batch["loss_mask"],
-                                             generator=gen)
+                                             generator=gen, cond=self._labels(batch))
         self._val[0] += float(nll.sum())
         self._val[1] += int(n.sum())
 
@@ -180,12 +193,31 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
                              seed=tc["seed"], complement=tokenizer.get("complement"),
                              rc_prob=cfg["data"]["rc_augment"])
     val_ds = TiledWindows(genome, "validation", window, max_windows=tc["val_windows"])
+    return fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress)
+
+
+def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
+        progress: bool | None = None, init_state: dict | None = None,
+        extra_metrics: dict | None = None) -> dict:
+    """Train ``cfg``'s model on map-style datasets of {"tokens", "loss_mask"[, "label"]}.
+
+    ``train_ds`` holds ``steps * batch_size`` items, read in order. ``init_state`` starts from
+    given weights (missing keys, such as a new class table, keep their initialization).
+    """
+    tc = cfg["train"]
+    window = cfg["data"]["window"]
+    L.seed_everything(tc["seed"], workers=True, verbose=False)
     loader_kw = dict(num_workers=tc["num_workers"], persistent_workers=tc["num_workers"] > 0)
     train_dl = DataLoader(train_ds, batch_size=tc["batch_size"], shuffle=False, drop_last=True,
                           **loader_kw)
     val_dl = DataLoader(val_ds, batch_size=tc["batch_size"], shuffle=False, **loader_kw)
 
     module = DenoiserModule(cfg, tokenizer)
+    if init_state is not None:
+        missing, unexpected = module.model.load_state_dict(init_state, strict=False)
+        if unexpected or any(not k.startswith("class_embed") for k in missing):
+            raise ValueError(f"initial weights do not fit this model (missing {missing}, "
+                             f"unexpected {unexpected})")
     accel, precision = resolve_precision(tc)
     workdir = Path(workdir)
     if workdir.exists():
@@ -216,7 +248,7 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
                "train_seconds": round(elapsed, 1),
                "tokens_seen": int(trainer.global_step * tc["batch_size"] * window),
                "parameters": int(n_params), "val_bits_per_token": final_val,
-               "accelerator": accel, "precision": precision}
+               "accelerator": accel, "precision": precision, **(extra_metrics or {})}
     ema_state = module.ema.state_dict(module.model) if module.ema is not None else None
     save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, trainer.global_step, metrics,
                     ema_state=ema_state)

@@ -23,7 +23,8 @@ def test_defaults_filled_from_schema():
                             "mlp_ratio": 4, "cond_dim": 128, "dropout": 0.0,
                             "time_conditioning": False, "conv_kernel": 0, "mixer": "mamba1",
                             "d_state": 16, "expand": 2, "d_conv": 4, "headdim": 32,
-                            "scan_impl": "auto", "rc_conjoin": False}
+                            "scan_impl": "auto", "rc_conjoin": False,
+                            "num_classes": None}
     assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001, "train_discrete_T": None}
     train_schema = load_schema()["properties"]["train"]["properties"]
     assert cfg["train"]["steps"] == train_schema["steps"]["default"]

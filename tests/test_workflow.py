@@ -25,8 +25,15 @@ data: {{window: 128}}
 model: {{dim: 32, layers: 2, heads: 2, cond_dim: 32}}
 train: {{steps: 40, batch_size: 8, val_every: 20, val_windows: 8, log_every: 10, warmup_steps: 5}}
 sample: {{num_samples: 12, steps: 16, batch_size: 8}}
-evaluate: {{max_windows: 48, kmer_max_k: 4}}
+evaluate: {{max_windows: 48, kmer_max_k: 4, markov_order: 2}}
+downstream:
+  tasks: [{{name: prom, type: gue, path: "{gue}", max_per_split: 60}}]
+  finetune: {{steps: 6, eval_every: 3, batch_size: 8, seeds: [0, 1]}}
+  kmer_max_k: 3
+conditional: {{task: prom, steps: 6, batch_size: 8, val_every: 3, warmup_steps: 2,
+               samples_per_class: 4, guidance: [0.0, 2.0], sampling_steps: 8}}
 """
+GUE = ROOT.parent / "shared" / "data" / "benchmarks" / "gue" / "prom_core_notata"
 
 
 def snakemake(*args, cwd=ROOT, check=True):
@@ -63,11 +70,12 @@ def test_misspelled_config_key_stops_the_workflow(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    if not YEAST.exists():
-        pytest.skip(f"{YEAST} not present (../shared/data is needed for the workflow test)")
+    if not YEAST.exists() or not GUE.exists():
+        pytest.skip(f"{YEAST} or {GUE} not present (../shared/data is needed for the workflow "
+                    "test)")
     work = tmp_path_factory.mktemp("workflow")
     (work / "config").mkdir()
-    (work / "config" / "config.yaml").write_text(TINY.format(source=YEAST))
+    (work / "config" / "config.yaml").write_text(TINY.format(source=YEAST, gue=GUE))
     snakemake("-d", str(work), "--cores", "2")
     return work, work / "results" / "tiny"
 
@@ -153,6 +161,49 @@ def test_tiny_workflow_training_outputs(tiny_run):
     assert sum(s == "train" for s in splits.values()) == 14
 
 
+def test_tiny_workflow_downstream_table(tiny_run):
+    _, res = tiny_run
+    rows = list(csv.DictReader(open(res / "downstream.tsv"), delimiter="\t"))
+    assert [(r["task"], r["method"], r["runs"]) for r in rows] == [
+        ("prom", "finetune", "2"), ("prom", "probe", "1"), ("prom", "kmer", "1"),
+        ("prom", "scratch", "2")]
+    for r in rows:
+        assert float(r["accuracy_min"]) <= float(r["accuracy"]) <= float(r["accuracy_max"])
+        assert 0 <= float(r["auroc"]) <= 1
+    detail = json.loads((res / "downstream" / "prom.json").read_text())
+    assert detail["task"]["counts"]["test"] == {"0": 30, "1": 30}  # max_per_split, stratified
+    assert (res / "downstream.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tiny_workflow_scores_samples_and_baselines(tiny_run):
+    _, res = tiny_run
+    rows = {r["set"]: r for r in csv.DictReader(open(res / "sample_scores.tsv"), delimiter="\t")}
+    assert list(rows) == ["mdlm", "real_heldout", "iid", "markov2"]
+    for r in rows.values():
+        assert r["n"] == "12" and r["length"] == "128"
+        assert all(0 <= float(r[f"js_k{k}"]) <= 1 for k in range(1, 5))
+        assert 0 <= float(r["discriminator_auroc"]) <= 1
+        assert float(r["frechet_distance"]) >= 0  # embedder: the task's oracle classifier
+        assert 0 <= float(r["exact_copy_rate"]) <= 1
+    # an i.i.d. sequence has CpG o/e near 1; yeast (and a chain fitted on it) far below
+    assert float(rows["iid"]["cpg_oe"]) > float(rows["markov2"]["cpg_oe"])
+
+
+def test_tiny_workflow_conditional_generation(tiny_run):
+    _, res = tiny_run
+    rows = list(csv.DictReader(open(res / "conditional" / "oracle_agreement.tsv"),
+                               delimiter="\t"))
+    keys = [(r["source"], r["requested"], r["guidance"]) for r in rows]
+    assert keys == [("mdlm_conditional", "0", "0"), ("mdlm_conditional", "0", "2"),
+                    ("mdlm_conditional", "1", "0"), ("mdlm_conditional", "1", "2"),
+                    ("mdlm_unconditional", "NA", "NA"), ("real_test", "0", "NA"),
+                    ("real_test", "1", "NA")]
+    for r in rows:
+        assert float(r["frac_0"]) + float(r["frac_1"]) == pytest.approx(1.0)
+    records = list(read_sequences(res / "conditional" / "samples.fa"))
+    assert len(records) == 2 * 2 * 4 + 4 and all(len(raw) == 70 for _, raw, _ in records)
+
+
 def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
     work, _ = tiny_run
     assert "Nothing to be done" in snakemake("-n", "-d", str(work)).stdout
@@ -160,7 +211,9 @@ def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
     html = (work / "report.html").read_text(errors="replace")
     assert len(html) > 10_000
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
-                 "evaluate_samples", "compare_likelihood"):
+                 "evaluate_samples", "compare_likelihood", "downstream", "downstream_table",
+                 "score_samples", "conditional_train", "conditional_sample",
+                 "conditional_score"):
         assert (work / "logs" / rule).is_dir()
 
 

@@ -25,7 +25,7 @@ def build_backbone(model_cfg: dict, vocab_size: int, max_len: int, causal: bool 
                     heads=model_cfg["heads"], mlp_ratio=model_cfg["mlp_ratio"],
                     cond_dim=model_cfg["cond_dim"], dropout=model_cfg["dropout"],
                     time_conditioning=time_cond, causal=causal,
-                    conv_kernel=model_cfg["conv_kernel"])
+                    conv_kernel=model_cfg["conv_kernel"], num_classes=model_cfg["num_classes"])
     elif backbone in ("mamba", "caduceus"):
         model = MambaLM(vocab_size=vocab_size, dim=model_cfg["dim"], layers=model_cfg["layers"],
                         cond_dim=model_cfg["cond_dim"], dropout=model_cfg["dropout"],
@@ -33,7 +33,8 @@ def build_backbone(model_cfg: dict, vocab_size: int, max_len: int, causal: bool 
                         d_state=model_cfg["d_state"], expand=model_cfg["expand"],
                         d_conv=model_cfg["d_conv"], headdim=model_cfg["headdim"],
                         scan_impl=model_cfg["scan_impl"],
-                        complement=complement if backbone == "caduceus" else None)
+                        complement=complement if backbone == "caduceus" else None,
+                        num_classes=model_cfg["num_classes"])
     else:
         raise ValueError(f"unknown backbone {backbone!r}")
     if conjoin:

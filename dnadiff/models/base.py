@@ -64,12 +64,23 @@ class Backbone(nn.Module):
         self.embed = nn.Embedding(vocab_size, width)
         nn.init.normal_(self.embed.weight, std=0.02)
 
-    def _init_conditioning(self, cond_dim: int, time_conditioning: bool) -> None:
+    def _init_conditioning(self, cond_dim: int, time_conditioning: bool,
+                           num_classes: int | None = None) -> None:
         self.time_conditioning = time_conditioning
         if time_conditioning:
             self.t_embed = TimestepEmbedding(cond_dim)
         else:
             self.const_cond = nn.Parameter(torch.zeros(cond_dim))
+        # Class labels (class-conditional MDLM): ids 0..num_classes-1 and the null label
+        # num_classes (classifier-free guidance). Small random initialization, as in DiT: the
+        # adaLN projections are zero-initialized, and without time conditioning the constant
+        # vector stays 0 in training (its gradient goes through those zero weights), so with a
+        # zero class table c would be 0 and nothing could ever learn from the label. The adaLN
+        # weights being zero, adding the table leaves a pretrained model's output unchanged.
+        self.num_classes = num_classes
+        if num_classes:
+            self.class_embed = nn.Embedding(num_classes + 1, cond_dim)
+            nn.init.normal_(self.class_embed.weight, std=0.02)
 
     def _init_output(self, width: int, cond_dim: int, vocab_size: int) -> None:
         """adaLN-modulated final norm and head, zero-initialized: uniform predictions at first."""
@@ -81,7 +92,11 @@ class Backbone(nn.Module):
             nn.init.zeros_(lin.bias)
 
     def conditioning(self, batch: int, sigma=None, cond=None):
-        """The adaLN input: SiLU(time embedding of sigma, or a learned constant, + class vector)."""
+        """The adaLN input: SiLU(time embedding of sigma, or a learned constant, + class vector).
+
+        ``cond`` is either a float vector [B, cond_dim] added as is, or integer class labels [B]
+        (``num_classes`` = the null label) looked up in the class table.
+        """
         if self.time_conditioning:
             if sigma is None:
                 raise ValueError(f"this {type(self).__name__} was built with time_conditioning: "
@@ -90,6 +105,10 @@ class Backbone(nn.Module):
         else:
             c = self.const_cond.expand(batch, -1)
         if cond is not None:
+            if not cond.is_floating_point():
+                if not self.num_classes:
+                    raise ValueError(f"this {type(self).__name__} has no class labels")
+                cond = self.class_embed(cond)
             c = c + cond
         return F.silu(c)
 
@@ -97,8 +116,28 @@ class Backbone(nn.Module):
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
         return self.head(modulate(self.final_norm(x), shift, scale))
 
-    def logits(self, tokens, sigma=None, cond=None):
+    def hidden(self, tokens, sigma=None, cond=None):
+        """Per-position hidden states [B, L, width] after the last block, and the adaLN
+        conditioning vector ``c``."""
         raise NotImplementedError
+
+    def logits(self, tokens, sigma=None, cond=None):
+        x, c = self.hidden(tokens, sigma, cond)
+        return self.output(x, c)
+
+    def features(self, tokens, sigma=None, cond=None):
+        """Embeddings for downstream tasks: the final-norm hidden states [B, L, width].
+
+        With RC conjoining switched on (eval mode) the features of the sequence and of its
+        reverse complement (positions mapped back) are averaged.
+        """
+        x, _ = self.hidden(tokens, sigma, cond)
+        out = self.final_norm(x)
+        comp = self.rc_conjoin
+        if comp is None or self.training:
+            return out
+        rc, _ = self.hidden(comp[tokens].flip(1), sigma, cond)
+        return 0.5 * (out + self.final_norm(rc).flip(1))
 
     def forward(self, tokens, sigma=None, cond=None):
         out = self.logits(tokens, sigma, cond)

@@ -63,7 +63,8 @@ class DiTBlock(nn.Module):
 
 class DiT(Backbone):
     def __init__(self, vocab_size, dim=128, layers=4, heads=4, mlp_ratio=4, cond_dim=128,
-                 dropout=0.0, time_conditioning=False, causal=False, conv_kernel=0):
+                 dropout=0.0, time_conditioning=False, causal=False, conv_kernel=0,
+                 num_classes=None):
         super().__init__()
         if dim % heads or (dim // heads) % 2:
             raise ValueError(f"dim ({dim}) must be heads ({heads}) times an even head width")
@@ -74,13 +75,13 @@ class DiT(Backbone):
         # Optional depthwise convolution over the embeddings: local context from the first step
         # (attention starts uniform over the whole window). Left-padded when causal.
         self.conv = nn.Conv1d(dim, dim, conv_kernel, groups=dim) if conv_kernel else None
-        self._init_conditioning(cond_dim, time_conditioning)
+        self._init_conditioning(cond_dim, time_conditioning, num_classes)
         self.blocks = nn.ModuleList(
             DiTBlock(dim, heads, mlp_ratio, cond_dim, dropout, causal) for _ in range(layers))
         self.head_dim = dim // heads
         self._init_output(dim, cond_dim, vocab_size)
 
-    def logits(self, tokens, sigma=None, cond=None):
+    def hidden(self, tokens, sigma=None, cond=None):
         B, L = tokens.shape
         x = self.embed(tokens)
         if self.conv is not None:
@@ -91,4 +92,4 @@ class DiT(Backbone):
         cos, sin = rotary_tables(L, self.head_dim, tokens.device)
         for blk in self.blocks:
             x = blk(x, c, cos, sin)
-        return self.output(x, c)
+        return x, c

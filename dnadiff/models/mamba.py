@@ -170,7 +170,7 @@ class MambaLM(Backbone):
 
     def __init__(self, vocab_size, dim=128, layers=4, cond_dim=128, dropout=0.0,
                  time_conditioning=False, causal=False, mixer="mamba1", d_state=16, expand=2,
-                 d_conv=4, headdim=32, scan_impl="auto", complement=None):
+                 d_conv=4, headdim=32, scan_impl="auto", complement=None, num_classes=None):
         super().__init__()
         self.rc_equivariant = complement is not None
         if self.rc_equivariant:
@@ -184,14 +184,15 @@ class MambaLM(Backbone):
         width = dim // 2 if self.rc_equivariant else dim
         self.causal = causal
         self._init_embedding(vocab_size, width)
-        self._init_conditioning(cond_dim, time_conditioning)
+        self._init_conditioning(cond_dim, time_conditioning, num_classes)
         mixer_kw = dict(mixer=mixer, d_state=d_state, expand=expand, d_conv=d_conv,
                         headdim=headdim, causal=causal, scan_impl=scan_impl)
         self.blocks = nn.ModuleList(MambaBlock(width, cond_dim, dropout, **mixer_kw)
                                     for _ in range(layers))
         self._init_output(width, cond_dim, vocab_size)
 
-    def logits(self, tokens, sigma=None, cond=None):
+    def _run(self, tokens, sigma=None, cond=None):
+        """Hidden states and conditioning; for caduceus both strands stacked on the batch."""
         B = tokens.shape[0]
         c = self.conditioning(B, sigma, cond)
         if self.rc_equivariant:  # both strands through the same blocks, stacked on the batch
@@ -200,8 +201,28 @@ class MambaLM(Backbone):
         x = self.embed(tokens)
         for blk in self.blocks:
             x = blk(x, c)
+        return x, c
+
+    def hidden(self, tokens, sigma=None, cond=None):
+        x, c = self._run(tokens, sigma, cond)
+        if self.rc_equivariant:  # [B, L, dim]: the forward strand, then the RC strand mapped back
+            B = tokens.shape[0]
+            return torch.cat([x[:B], x[B:].flip(1)], dim=-1), c[:B]
+        return x, c
+
+    def logits(self, tokens, sigma=None, cond=None):
+        B = tokens.shape[0]
+        x, c = self._run(tokens, sigma, cond)
         logits = self.output(x, c)
         if self.rc_equivariant:
             fwd, rc = logits[:B], logits[B:]
             logits = fwd + rc.flip(1)[..., self.complement]
         return logits
+
+    def features(self, tokens, sigma=None, cond=None):
+        if not self.rc_equivariant:
+            return super().features(tokens, sigma, cond)
+        B = tokens.shape[0]
+        x, _ = self._run(tokens, sigma, cond)
+        x = self.final_norm(x)  # per strand (dim/2 channels each)
+        return torch.cat([x[:B], x[B:].flip(1)], dim=-1)

@@ -33,6 +33,8 @@ GENOME = config["reference"]["name"]
 
 wildcard_constraints:
     objective="mdlm|ar",
+    task="[A-Za-z0-9_-]+",
+    run="[A-Za-z0-9._-]+",
 
 
 def config_json(*sections, **overrides):
@@ -71,4 +73,25 @@ def final_outputs():
         ]
     if config["compare_ar"]:
         outputs.append(f"{run}/likelihood_comparison.tsv")
+    outputs += [f"{run}/sample_scores.tsv", f"{run}/sample_scores.png"]
+    if config["downstream"]["tasks"]:
+        outputs += [f"{run}/downstream.tsv", f"{run}/downstream.png"]
+    if config["conditional"]["task"]:
+        outputs += [f"{run}/conditional/oracle_agreement.tsv",
+                    f"{run}/conditional/oracle_agreement.png"]
     return outputs
+
+
+GENOME_FASTA = f"resources/genomes/{GENOME}/genome.fa"
+GENOME_GFF = f"resources/genomes/{GENOME}/genes.gff3"
+
+
+def downstream_tasks():
+    return [t["name"] for t in config["downstream"]["tasks"]]
+
+
+def embedder(wildcards):
+    """The classifier whose embeddings give the Frechet distance of generated sequences: the
+    oracle of the first downstream task (none when no task is configured)."""
+    tasks = downstream_tasks()
+    return [f"results/{wildcards.run}/downstream/{tasks[0]}.oracle.pt"] if tasks else []

@@ -1,0 +1,281 @@
+"""Class-conditional MDLM on a labeled benchmark task, classifier-free guidance, and oracle scoring.
+
+Training: the run's MDLM (pretrained weights by default) gets a zero-initialized label
+embedding added to its adaLN conditioning; a fraction ``p_uncond`` of training labels is
+replaced by the null label, so one network learns p(x | y) and p(x).
+
+Sampling with guidance weight w uses, at every step, the logits
+``(1 + w) * log p(x | y) - w * log p(x)`` renormalized over the generable tokens
+(w = 0: the conditional model alone; larger w: sharper class features, less diversity).
+
+Scoring: an *oracle* classifier trained on the real benchmark (``dnadiff.downstream``) labels
+every sample; the agreement for class c is the fraction of samples asked for as c that the
+oracle assigns to c. The same oracle scores unconditional samples (how often class c comes
+out when nothing is asked for) and real held-out sequences of each class (its recall: the
+ceiling any generator can reach under this oracle).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dnadiff.errors import DnadiffError
+
+log = logging.getLogger(__name__)
+
+
+class LabeledSequences(Dataset):
+    """``length`` items drawn (with replacement, seeded) from a LabeledSet of equal lengths,
+    each reverse-complemented with probability ``rc_prob``: {"tokens", "loss_mask", "label"}."""
+
+    def __init__(self, labeled, length: int, seed: int = 0, complement=None,
+                 rc_prob: float = 0.0):
+        lengths = {len(s) for s in labeled.seqs}
+        if len(lengths) != 1:
+            raise DnadiffError("conditional training needs sequences of one length "
+                               f"(the task has {len(lengths)} lengths)")
+        self.tokens = torch.from_numpy(np.stack([np.asarray(s, np.int64) for s in labeled.seqs]))
+        self.labels = torch.as_tensor(labeled.labels, dtype=torch.long)
+        rng = np.random.default_rng(seed)
+        self.index = rng.integers(0, len(labeled.seqs), size=length) if length else \
+            np.arange(len(labeled.seqs))
+        self.flip = rng.random(len(self.index)) < rc_prob
+        self.complement = None if complement is None else torch.as_tensor(complement)
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        j = int(self.index[i])
+        x = self.tokens[j]
+        if self.flip[i] and self.complement is not None:
+            x = self.complement[x].flip(0)
+        return {"tokens": x, "loss_mask": x < 4, "label": self.labels[j]}
+
+
+def conditional_config(pre_cfg: dict, run_cfg: dict, task) -> dict:
+    """The pretrained run's config turned into the conditional run's."""
+    cond_cfg = run_cfg["conditional"]
+    cfg = copy.deepcopy(pre_cfg)
+    cfg["downstream"] = copy.deepcopy(run_cfg["downstream"])
+    cfg["objective"] = "mdlm"
+    cfg["model"]["num_classes"] = len(task.classes)
+    cfg["model"]["rc_conjoin"] = False
+    cfg["data"]["window"] = int(task.length)
+    cfg["conditional"] = copy.deepcopy(cond_cfg)
+    for key in ("steps", "batch_size", "lr", "warmup_steps", "val_every"):
+        cfg["train"][key] = cond_cfg[key]
+    return cfg
+
+
+def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metrics_out,
+                      workdir, progress=None) -> dict:
+    from dnadiff.config import validate_config
+    from dnadiff.training import fit
+
+    if task.length is None:
+        raise DnadiffError(f"task {task.name!r}: conditional generation needs sequences of one "
+                           "length")
+    if pre_cfg_backbone_causal(pre_ckpt):
+        raise DnadiffError("conditional generation needs an MDLM checkpoint, not an AR one")
+    cond_cfg = run_cfg["conditional"]
+    cfg = validate_config(conditional_config(pre_ckpt["config"], run_cfg, task),
+                          "conditional config")
+    tok = pre_ckpt["tokenizer"]
+    tc = cfg["train"]
+    train_set, val = task.train, task.validation
+    if val is None:  # monitoring only (no model selection): a 10% stratified split of train
+        from dnadiff.downstream import split_validation
+        train_set, val = split_validation(task.train, 0.1, tc["seed"])
+    train_ds = LabeledSequences(train_set, tc["steps"] * tc["batch_size"], seed=tc["seed"],
+                                complement=tok.get("complement"),
+                                rc_prob=cond_cfg["rc_augment"])
+    val_ds = LabeledSequences(val, 0)
+    val_ds.index = val_ds.index[:1024]  # validation loss is for monitoring: 1,024 suffice
+    init = None
+    if cond_cfg["init"] == "pretrained":
+        init = pre_ckpt.get("ema_state_dict") or pre_ckpt["state_dict"]
+    return fit(cfg, tok, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
+               init_state=init, extra_metrics={"task": task.name, "classes": list(task.classes),
+                                               "init": cond_cfg["init"]})
+
+
+def pre_cfg_backbone_causal(ckpt: dict) -> bool:
+    return ckpt["config"].get("objective") == "ar"
+
+
+class Guided(torch.nn.Module):
+    """A class-conditional denoiser under classifier-free guidance for fixed ``labels``:
+    ``(1 + w) * logits(x | y) - w * logits(x | null)`` (equal, after the SUBS renormalization,
+    to the same mix of log-probabilities)."""
+
+    def __init__(self, model, labels: torch.Tensor, weight: float):
+        super().__init__()
+        self.model, self.labels, self.weight = model, labels, float(weight)
+        self.null = model.num_classes
+
+    def forward(self, tokens, sigma=None, cond=None):
+        y = self.labels.to(tokens.device)
+        if y.ndim == 0:
+            y = y.expand(tokens.shape[0])
+        lc = self.model(tokens, sigma=sigma, cond=y).float()
+        if self.weight == 0:
+            return lc
+        lu = self.model(tokens, sigma=sigma, cond=torch.full_like(y, self.null)).float()
+        return (1.0 + self.weight) * torch.log_softmax(lc, -1) - self.weight * torch.log_softmax(
+            lu, -1)
+
+
+@torch.no_grad()
+def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = "auto"):
+    """Yield (label name or "unconditional", guidance, tokens [n, L]) for every class and
+    guidance weight, then unconditional samples (null label)."""
+    from dnadiff.checkpoint import model_from_checkpoint
+    from dnadiff.diffusion.sampling import ancestral_sample
+
+    model, mdlm, tok = model_from_checkpoint(ckpt)
+    if not model.num_classes:
+        raise DnadiffError("not a class-conditional checkpoint (model.num_classes is null)")
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    model = model.to(dev)
+    classes = ckpt["metrics"].get("classes") or [str(i) for i in range(model.num_classes)]
+    length = ckpt["config"]["data"]["window"]
+    n = cond_cfg["samples_per_class"]
+    steps = cond_cfg["sampling_steps"] or length
+    bs = cond_cfg["sample_batch_size"]
+    plan = [(c, w) for c in range(model.num_classes) for w in cond_cfg["guidance"]]
+    plan.append((model.num_classes, 0.0))
+    for k, (label, w) in enumerate(plan):
+        gen = torch.Generator().manual_seed(seed * 100_003 + k)
+        guided = Guided(model, torch.tensor(label), w)
+        out = []
+        for i in range(0, n, bs):
+            b = min(bs, n - i)
+            x0 = torch.full((b, length), mdlm.mask_id, dtype=torch.long, device=dev)
+            x, _ = ancestral_sample(mdlm, guided, x0, steps, generator=gen)
+            out.append(x.cpu())
+        name = classes[label] if label < model.num_classes else "unconditional"
+        log.info("sampled %d sequences for %s (guidance %g)", n, name, w)
+        yield name, w, torch.cat(out).numpy()
+
+
+def oracle_agreement(oracle, classes, samples: list[tuple[str, float, np.ndarray]],
+                     test) -> list[dict]:
+    """Rows: for each (requested class or unconditional, guidance) the fraction of samples the
+    oracle assigns to each class, and for real held-out sequences of each class likewise."""
+    from dnadiff.downstream import predict_proba
+
+    rows = []
+
+    def add(source, requested, w, seqs):
+        pred = predict_proba(oracle, list(seqs)).argmax(1)
+        row = {"source": source, "requested": requested, "guidance": w, "n": len(seqs)}
+        for ci, c in enumerate(classes):
+            row[f"frac_{c}"] = float((pred == ci).mean()) if len(seqs) else float("nan")
+        row["agreement"] = (row[f"frac_{requested}"] if requested in classes else float("nan"))
+        rows.append(row)
+
+    for name, w, x in samples:
+        if name == "unconditional":
+            add("mdlm_unconditional", "NA", "NA", x)
+        else:
+            add("mdlm_conditional", name, w, x)
+    for ci, c in enumerate(classes):
+        seqs = [s for s, y in zip(test.seqs, test.labels) if y == ci]
+        add("real_test", c, "NA", seqs)
+    return rows
+
+
+# -- files in, files out (the CLI verbs) ---------------------------------------------------------
+AGREEMENT_COLUMNS_HEAD = ["source", "requested", "guidance", "n", "agreement"]
+
+
+def _task(cfg, genome_fasta, annotation):
+    from dnadiff.benchmarks.datasets import load_task
+    from dnadiff.downstream import task_spec
+
+    name = cfg["conditional"]["task"]
+    if name is None:
+        raise DnadiffError("key 'conditional.task' is not set")
+    return load_task(task_spec(cfg, name, genome_fasta, annotation))
+
+
+def run_train(cfg: dict, checkpoint, out_checkpoint, metrics_out, workdir, genome_fasta=None,
+              annotation=None) -> dict:
+    from dnadiff.checkpoint import load_checkpoint
+
+    task = _task(cfg, genome_fasta, annotation)
+    return train_conditional(task, load_checkpoint(checkpoint), cfg,
+                             out_checkpoint, metrics_out, workdir)
+
+
+def run_sample(cfg: dict, checkpoint, out_fasta, seed: int = 0) -> int:
+    """Write every (class, guidance) group and the unconditional group to one FASTA; headers
+    ``<class>_w<guidance>_<i> class=<class> guidance=<w> run=<run>``."""
+    from dnadiff.checkpoint import load_checkpoint
+    from dnadiff.io import atomic_open
+    from dnadiff.tokenizers import tokenizer_from_dict
+
+    ckpt = load_checkpoint(checkpoint)
+    tok = tokenizer_from_dict(ckpt["tokenizer"])
+    n = 0
+    with atomic_open(out_fasta) as fh:
+        for name, w, x in sample_conditional(ckpt, cfg["conditional"], seed,
+                                             cfg["downstream"]["device"]):
+            for i, row in enumerate(x):
+                tag = f"{name}_w{w:g}" if name != "unconditional" else name
+                fh.write(f">{tag}_{i} class={name} guidance={w:g} run={cfg['run']}\n"
+                         f"{tok.decode(row)}\n")
+                n += 1
+    return n
+
+
+def read_conditional_samples(path) -> list[tuple[str, float, np.ndarray]]:
+    """Groups (class, guidance, tokens [n, L]) from a FASTA written by :func:`run_sample`."""
+    from dnadiff.data.fasta import _iter_fasta_raw
+    from dnadiff.errors import InputFileError
+    from dnadiff.tokenizers import DNATokenizer
+
+    tok = DNATokenizer()
+    groups: dict[tuple[str, float], list] = {}
+    with open(path) as fh:
+        headers = [ln[1:].split() for ln in fh if ln.startswith(">")]
+    for (name, seq, line), head in zip(_iter_fasta_raw(path), headers):
+        meta = dict(kv.split("=", 1) for kv in head[1:] if "=" in kv)
+        if "class" not in meta or "guidance" not in meta:
+            raise InputFileError(path, f"line {line}: record {name!r} has no class=/guidance= "
+                                       "fields (not written by dnadiff conditional sample)")
+        groups.setdefault((meta["class"], float(meta["guidance"])), []).append(
+            tok.encode_bytes(seq).astype(np.int64))
+    return [(c, w, np.stack(v)) for (c, w), v in groups.items()]
+
+
+def run_score(cfg: dict, samples_fa, oracle_path, out_tsv, plot=None, genome_fasta=None,
+              annotation=None) -> list[dict]:
+    from dnadiff import io
+    from dnadiff.downstream import load_classifier
+
+    task = _task(cfg, genome_fasta, annotation)
+    oracle, meta = load_classifier(oracle_path)
+    if list(meta["classes"]) != list(task.classes):
+        raise DnadiffError(f"{oracle_path}: the oracle's classes {meta['classes']} are not the "
+                           f"task's {task.classes}")
+    rows = oracle_agreement(oracle, list(task.classes), read_conditional_samples(samples_fa),
+                            task.test)
+    cols = AGREEMENT_COLUMNS_HEAD + [f"frac_{c}" for c in task.classes]
+    try:
+        io.write_tsv(out_tsv, rows, cols)
+        if plot:
+            from dnadiff.evaluation.plots import plot_oracle_agreement
+
+            plot_oracle_agreement(rows, list(task.classes), plot)
+    except BaseException:
+        io.remove_quietly([out_tsv, plot] if plot else [out_tsv])
+        raise
+    return rows
