@@ -1,7 +1,7 @@
 """Class-conditional MDLM on a labeled benchmark task, classifier-free guidance, and oracle scoring.
 
-Training: the run's MDLM (pretrained weights by default) gets a zero-initialized label
-embedding added to its adaLN conditioning; a fraction ``p_uncond`` of training labels is
+Training: the run's MDLM (pretrained weights by default) gets a label embedding (small random
+initialization) added to its adaLN conditioning; a fraction ``p_uncond`` of training labels is
 replaced by the null label, so one network learns p(x | y) and p(x).
 
 Sampling with guidance weight w uses, at every step, the logits
@@ -96,7 +96,10 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
                                 complement=tok.get("complement"),
                                 rc_prob=cond_cfg["rc_augment"])
     val_ds = LabeledSequences(val, 0)
-    val_ds.index = val_ds.index[:1024]  # validation loss is for monitoring: 1,024 suffice
+    # validation loss is for monitoring: a seeded draw of 1,024 suffices (not file order,
+    # which may be sorted by class)
+    val_ds.index = np.sort(np.random.default_rng(tc["seed"]).permutation(len(val_ds))[:1024])
+    val_ds.flip = val_ds.flip[:len(val_ds.index)]
     init = None
     if cond_cfg["init"] == "pretrained":
         init = pre_ckpt.get("ema_state_dict") or pre_ckpt["state_dict"]
@@ -166,16 +169,32 @@ def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = 
 
 
 def oracle_agreement(oracle, classes, samples: list[tuple[str, float, np.ndarray]],
-                     test) -> list[dict]:
+                     test, train=None) -> list[dict]:
     """Rows: for each (requested class or unconditional, guidance) the fraction of samples the
-    oracle assigns to each class, and for real held-out sequences of each class likewise."""
+    oracle assigns to each class, and for real held-out sequences of each class likewise.
+
+    With ``train`` (the task's training set, which the generator and the oracle both saw),
+    ``train_copy_rate`` is the fraction of sequences identical to a training sequence on either
+    strand: copies would score as agreement without any generalization.
+    """
     from dnadiff.downstream import predict_proba
+    from dnadiff.tokenizers import DNATokenizer
 
     rows = []
+    seen = set()
+    if train is not None:
+        comp = DNATokenizer().complement
+        for s in train.seqs:
+            s = np.asarray(s, dtype=np.int64)
+            seen.add(s.tobytes())
+            seen.add(np.ascontiguousarray(comp[s][::-1]).tobytes())
 
     def add(source, requested, w, seqs):
         pred = predict_proba(oracle, list(seqs)).argmax(1)
         row = {"source": source, "requested": requested, "guidance": w, "n": len(seqs)}
+        if train is not None:
+            copies = sum(np.asarray(s, dtype=np.int64).tobytes() in seen for s in seqs)
+            row["train_copy_rate"] = copies / len(seqs) if len(seqs) else float("nan")
         for ci, c in enumerate(classes):
             row[f"frac_{c}"] = float((pred == ci).mean()) if len(seqs) else float("nan")
         row["agreement"] = (row[f"frac_{requested}"] if requested in classes else float("nan"))
@@ -248,10 +267,13 @@ def read_conditional_samples(path) -> list[tuple[str, float, np.ndarray]]:
         headers = [ln[1:].split() for ln in fh if ln.startswith(">")]
     for (name, seq, line), head in zip(_iter_fasta_raw(path), headers):
         meta = dict(kv.split("=", 1) for kv in head[1:] if "=" in kv)
-        if "class" not in meta or "guidance" not in meta:
-            raise InputFileError(path, f"line {line}: record {name!r} has no class=/guidance= "
-                                       "fields (not written by dnadiff conditional sample)")
-        groups.setdefault((meta["class"], float(meta["guidance"])), []).append(
+        try:
+            key = (meta["class"], float(meta["guidance"]))
+        except (KeyError, ValueError):
+            raise InputFileError(path, f"line {line}: record {name!r} has no valid class=/"
+                                       "guidance= fields (not written by dnadiff conditional "
+                                       "sample)") from None
+        groups.setdefault(key, []).append(
             tok.encode_bytes(seq).astype(np.int64))
     return [(c, w, np.stack(v)) for (c, w), v in groups.items()]
 
@@ -267,8 +289,8 @@ def run_score(cfg: dict, samples_fa, oracle_path, out_tsv, plot=None, genome_fas
         raise DnadiffError(f"{oracle_path}: the oracle's classes {meta['classes']} are not the "
                            f"task's {task.classes}")
     rows = oracle_agreement(oracle, list(task.classes), read_conditional_samples(samples_fa),
-                            task.test)
-    cols = AGREEMENT_COLUMNS_HEAD + [f"frac_{c}" for c in task.classes]
+                            task.test, task.train)
+    cols = AGREEMENT_COLUMNS_HEAD + [f"frac_{c}" for c in task.classes] + ["train_copy_rate"]
     try:
         io.write_tsv(out_tsv, rows, cols)
         if plot:

@@ -90,9 +90,26 @@ class SequenceClassifier(nn.Module):
         self.head = nn.Linear(feature_width(backbone), num_classes)
 
     def pooled(self, tokens, mask):
-        f = self.backbone.features(tokens)
-        m = mask[..., None].to(f.dtype)
-        return (f * m).sum(1) / m.sum(1).clamp_min(1.0)
+        """Mean of the features over each sequence's real positions.
+
+        Padding never reaches the backbone (attention, convolutions and scans would mix it into
+        the real positions): a batch of mixed lengths (right-padded, see ``pad_batch``) runs as
+        one sub-batch per length. A time-conditioned backbone sees clean input (sigma = 0).
+        """
+        sigma = (torch.zeros(tokens.shape[0], device=tokens.device)
+                 if self.backbone.time_conditioning else None)
+        if bool(mask.all()):
+            return self.backbone.features(tokens, sigma).mean(1)
+        lengths = mask.sum(1)
+        out = None
+        for n in torch.unique(lengths).tolist():
+            rows = torch.nonzero(lengths == n).squeeze(1)
+            f = self.backbone.features(tokens[rows, :n],
+                                       None if sigma is None else sigma[rows]).mean(1)
+            if out is None:
+                out = f.new_zeros(tokens.shape[0], f.shape[1])
+            out = out.index_copy(0, rows, f)
+        return out
 
     def forward(self, tokens, mask):
         return self.head(F.dropout(self.pooled(tokens, mask), self.dropout, self.training))
@@ -160,6 +177,9 @@ def train_classifier(backbone, train, val, num_classes: int, ft_cfg: dict, seed:
                                                                                     steps)))))
     rng = np.random.default_rng(seed)
     comp = None if complement is None else np.asarray(complement)
+    if ft_cfg["rc_augment"] and comp is None:
+        raise DnadiffError("downstream.finetune.rc_augment needs a tokenizer with a complement "
+                           "map")
     n, bs = len(train.seqs), min(ft_cfg["batch_size"], len(train.seqs))
     order, pos = rng.permutation(n), 0
     best = {"val_accuracy": -1.0, "step": 0}
@@ -171,7 +191,7 @@ def train_classifier(backbone, train, val, num_classes: int, ft_cfg: dict, seed:
         idx = order[pos:pos + bs]
         pos += bs
         seqs = [train.seqs[i] for i in idx]
-        if ft_cfg["rc_augment"] and comp is not None:
+        if ft_cfg["rc_augment"]:
             flip = rng.random(len(seqs)) < 0.5
             seqs = [comp[s][::-1] if f else s for s, f in zip(seqs, flip)]
         tokens, mask = pad_batch(seqs)
@@ -274,8 +294,10 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
     from dnadiff.models import build_backbone
 
     dev = _device(device)
+    from dnadiff.config import validate_config
+
     tok = ckpt["tokenizer"]
-    cfg = ckpt["config"]
+    cfg = validate_config(ckpt["config"], "checkpoint config")  # fills keys added since
     complement = tok.get("complement")
     num_classes = len(task.classes)
     methods = ds_cfg["methods"]
@@ -308,7 +330,8 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
                                           complement=complement)
             model, rec = train_classifier(backbone, tr, va, num_classes, ft, seed, complement,
                                           dev, label=f"{task.name} {method} seed {seed}")
-            score(method, seed, predict_proba(model, task.test.seqs), rec)
+            score(method, seed, predict_proba(model.to(dev), task.test.seqs), rec)
+            model.cpu()
             if method == "finetune" and (oracle is None or
                                          rec["val_accuracy"] > oracle[1]["val_accuracy"]):
                 oracle = (model, rec, seed)
@@ -346,6 +369,7 @@ def save_classifier(path, model: SequenceClassifier, ckpt: dict, task, record: d
                "tokenizer": ckpt["tokenizer"], "classes": list(task.classes),
                "length": task.length, "task": task.name, "record": record,
                "dropout": model.dropout,
+               "rc_conjoin": model.backbone.rc_conjoin is not None,
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -372,9 +396,15 @@ def load_classifier(path) -> tuple[SequenceClassifier, dict]:
     tok = c["tokenizer"]
     backbone = build_backbone(cfg["model"], len(tok["tokens"]), cfg["data"]["window"],
                               complement=tok.get("complement"))
-    model = SequenceClassifier(backbone, len(c["classes"]), c["dropout"])
-    model.load_state_dict(c["state_dict"])
-    return model.eval(), {k: c[k] for k in ("classes", "length", "task", "record", "tokenizer")}
+    try:
+        model = SequenceClassifier(backbone, len(c["classes"]), c["dropout"])
+        model.load_state_dict(c["state_dict"])
+        if c.get("rc_conjoin"):  # scored as it was selected: strand-averaged features
+            model.backbone.set_rc_conjoin(tok["complement"], len(tok["tokens"]))
+        meta = {k: c[k] for k in ("classes", "length", "task", "record", "tokenizer")}
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise InputFileError(path, f"malformed classifier checkpoint ({exc})"[:300]) from None
+    return model.eval(), meta
 
 
 # -- files in, files out (the CLI verbs) ------------------------------------------------------
@@ -444,10 +474,13 @@ def downstream_table(json_files, out_tsv, plot=None) -> list[dict]:
 
     rows, runs = [], []
     for f in json_files:
-        with open(f) as fh:
-            res = json.load(fh)
-        rows += res["summary"]
-        runs += res["rows"]
+        try:
+            with open(f) as fh:
+                res = json.load(fh)
+            rows += res["summary"]
+            runs += res["rows"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputFileError(f, f"not a downstream result file ({exc})") from None
     io.write_tsv(out_tsv, rows, SUMMARY_COLUMNS)
     if plot:
         from dnadiff.evaluation.plots import plot_downstream

@@ -177,8 +177,12 @@ def test_oracle_agreement_counts():
     rows = oracle_agreement(Oracle(), ["AT", "GC"],
                             [("AT", 0.0, at), ("GC", 0.0, np.concatenate([gc[:3], at[:1]])),
                              ("unconditional", 0.0, np.concatenate([at[:1], gc[:3]]))],
-                            task.test)
+                            task.test, train=LabeledSet([at[0], gc[0][:8]], np.array([0, 1]),
+                                                        ["a", "b"]))
     by = {(r["source"], r["requested"]): r for r in rows}
+    assert by[("mdlm_conditional", "AT")]["train_copy_rate"] == 1.0  # all-A copies of at[0]
+    assert by[("mdlm_conditional", "GC")]["train_copy_rate"] == 0.25
+    assert by[("mdlm_unconditional", "NA")]["train_copy_rate"] == 0.25
     assert by[("mdlm_conditional", "AT")]["agreement"] == 1.0
     assert by[("mdlm_conditional", "GC")]["agreement"] == 0.75
     assert by[("mdlm_unconditional", "NA")]["frac_GC"] == 0.75

@@ -62,20 +62,29 @@ def test_pad_batch_masks_padding():
     assert mask.tolist() == [[True, True, True], [True, False, False]]
 
 
-def test_pooling_ignores_padding():
-    model = randomize(build_backbone(small_cfg()["model"], TOK.vocab_size, 32))
-    model.eval()
+@pytest.mark.parametrize("backbone", ["dit", "mamba", "caduceus"])
+def test_padding_never_reaches_the_backbone(backbone):
+    """A sequence's embedding does not depend on what else is in its batch."""
+    cfg = small_cfg(backbone=backbone, headdim=8)
+    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, 32, complement=COMP)).eval()
     clf = SequenceClassifier(model, 2).eval()
-    s = TOK.encode("ACGTACGGTA")
-    alone = embed(clf, [s])
-    # DiT attends to padding, so pooled features of a padded batch differ only through attention;
-    # the mask still removes the padded positions from the mean: check the pooling itself
-    tokens, mask = pad_batch([s, s[:4]])
-    f = model.features(tokens)
-    expect = f[0].mean(0)
-    got = clf.pooled(tokens, mask)[0]
-    assert torch.allclose(got, expect, atol=1e-6)
-    assert alone.shape == (1, 16)
+    short, long = TOK.encode("ACGTACGGTAGG"), TOK.encode("TTGACCA" * 5)
+    alone = embed(clf, [short])
+    batched = embed(clf, [short, long, short[:5]])
+    assert np.allclose(batched[0], alone[0], atol=1e-6)
+    assert np.allclose(batched[1], embed(clf, [long])[0], atol=1e-6)
+    tokens, mask = pad_batch([short])
+    assert np.allclose(alone[0], model.features(tokens).mean(1)[0].detach().numpy(), atol=1e-6)
+
+
+def test_time_conditioned_backbone_is_embedded_at_sigma_zero():
+    cfg = small_cfg(time_conditioning=True)
+    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, 32)).eval()
+    x = TOK.encode("ACGTACGGTA")
+    got = embed(model, [x])
+    tokens, _ = pad_batch([x])
+    expect = model.features(tokens, torch.zeros(1)).mean(1).detach().numpy()
+    assert np.allclose(got, expect, atol=1e-6)
 
 
 @pytest.mark.parametrize("backbone", ["dit", "mamba"])
@@ -185,6 +194,18 @@ def test_run_task_reports_every_method_and_saves_a_working_oracle(pretrained, tm
                key=lambda r: r["val_accuracy"])
     acc = (predict_proba(oracle, task.test.seqs).argmax(1) == task.test.labels).mean()
     assert acc == pytest.approx(best["accuracy"])
+
+
+def test_oracle_keeps_rc_conjoining(pretrained, tmp_path):
+    task = motif_task(n=40)
+    ft = dict(FT, steps=4, eval_every=2, seeds=[0], rc_conjoin=True)
+    ds_cfg = validate_config({"run": "t", "downstream": {
+        "finetune": ft, "methods": ["finetune"]}})["downstream"]
+    res = run_task(task, load_checkpoint(pretrained), ds_cfg, "cpu", tmp_path / "o.pt")
+    oracle, _ = load_classifier(tmp_path / "o.pt")
+    assert oracle.backbone.rc_conjoin is not None
+    acc = (predict_proba(oracle, task.test.seqs).argmax(1) == task.test.labels).mean()
+    assert acc == pytest.approx(res["rows"][0]["accuracy"])
 
 
 def test_corrupt_classifier_checkpoint_is_named(tmp_path):

@@ -288,3 +288,24 @@ def test_score_set():
     assert s["gc_mean"] == pytest.approx(np.mean(gc)) and s["gc_sd"] == pytest.approx(np.std(gc))
     assert s["cpg_oe"] == pytest.approx(cpg_observed_expected(seqs))
     assert s["longest"] == 6 and s["runs_ge_6_per_kb"] == pytest.approx(1000 / 20)
+
+
+def test_tandem_repeat_fraction_exact():
+    from dnadiff.evaluation.sequences import tandem_repeat_fraction
+
+    enc = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4}
+
+    def ids(s):
+        return np.array([enc[c] for c in s])
+
+    # ACACAC: three copies of AC -> all 6 bases; flanks G, T are outside
+    assert tandem_repeat_fraction([ids("GACACACT")]) == 6 / 8
+    # two copies only: not a repeat of >= 3 copies
+    assert tandem_repeat_fraction([ids("GACACTTG")]) == 0.0
+    # CAGCAGCAG (period 3, 3 copies) + ACGT: 9 of 13
+    assert tandem_repeat_fraction([ids("CAGCAGCAGACGT")]) == 9 / 13
+    # N breaks a repeat and is not counted in the denominator
+    assert tandem_repeat_fraction([ids("ACACNCAC")]) == 0.0
+    # pooled over sequences
+    assert tandem_repeat_fraction([ids("ACACAC"), ids("ACGT")]) == 6 / 10
+    assert np.isnan(tandem_repeat_fraction([ids("NNN")]))

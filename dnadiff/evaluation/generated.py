@@ -14,7 +14,7 @@ import numpy as np
 
 from dnadiff.data.fasta import read_sequences
 from dnadiff.data.windows import PreparedGenome, RandomWindows
-from dnadiff.errors import InputFileError
+from dnadiff.errors import DnadiffError, InputFileError
 
 ACGT = 4  # ids 0..3 are A, C, G, T in the DNA tokenizer
 
@@ -171,6 +171,10 @@ def score_generated(samples_fa, data_dir, eval_cfg: dict, embedder=None) -> dict
         from dnadiff.downstream import embed
 
         model, meta = embedder
+        if meta["length"] is None or meta["length"] > length:
+            raise DnadiffError(f"the embedder classifier (task {meta['task']!r}) needs sequences "
+                               f"of one length no longer than the samples ({length}); its task "
+                               f"has length {meta['length']}")
         emb_len = int(meta["length"])
         emb_real = embed(model, _chunks(real_test, emb_len))
     out = {"num_samples": n, "length": length, "markov_order": order, "sets": {},
@@ -197,7 +201,8 @@ def score_rows(res: dict) -> list[dict]:
     for name, r in res["sets"].items():
         row = {"set": name, "n": res["num_samples"], "length": res["length"]}
         row.update({f"js_k{k}": v for k, v in sorted(r["kmer_js"].items())})
-        row.update({k: r[k] for k in ("gc_mean", "gc_sd", "cpg_oe") if k in r})
+        row.update({k: r[k] for k in ("gc_mean", "gc_sd", "cpg_oe", "tandem_repeat_frac")
+                    if k in r})
         row.update({k: v for k, v in r.items() if k.startswith("runs_ge") or k == "longest"})
         d = r.get("discriminator")
         row["discriminator_auroc"] = d["auroc_mean"] if d else float("nan")

@@ -76,6 +76,32 @@ def homopolymer_stats(seqs, min_lengths=(4, 6, 8)) -> dict:
     return out
 
 
+def tandem_repeat_fraction(seqs, periods=(2, 3, 4, 5, 6), min_copies: int = 3) -> float:
+    """Fraction of A/C/G/T bases inside short tandem repeats: a stretch where a unit of
+    ``p`` bases (p in ``periods``) is repeated at least ``min_copies`` times in a row, exactly
+    (``ACACAC`` is 3 copies of ``AC``; ``AAAAAA`` counts too, as period 2 and 3 repeats).
+    N never matches. Pooled over the set; ``nan`` without A/C/G/T bases.
+    """
+    covered, n_bases = 0, 0
+    for s in seqs:
+        s = np.asarray(s, dtype=np.int64)
+        n_bases += int(np.count_nonzero(s < ACGT))
+        mark = np.zeros(s.size + 1, dtype=np.int64)
+        for p in periods:
+            need = (min_copies - 1) * p  # consecutive positions i with s[i] == s[i + p]
+            if s.size < need + p:
+                continue
+            eq = (s[p:] == s[:-p]) & (s[p:] < ACGT)
+            edges = np.diff(np.concatenate(([0], eq.view(np.int8), [0])))
+            starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+            keep = ends - starts >= need
+            # a run of matches over [a, b) covers bases [a, b + p)
+            np.add.at(mark, starts[keep], 1)
+            np.add.at(mark, np.minimum(ends[keep] + p, s.size), -1)
+        covered += int(np.count_nonzero(np.cumsum(mark[:-1]) > 0))
+    return covered / n_bases if n_bases else float("nan")
+
+
 # -- Markov and i.i.d. baselines --------------------------------------------------------------
 
 class MarkovChain:
@@ -471,7 +497,8 @@ def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int = 6) -> 
     ``kmer_js``: {k: Jensen-Shannon divergence in bits of the set's k-mer spectrum to
     ``reference_counts[k]``} for k = 1..max_k (k-mer counts as from ``kmer_counts``);
     ``gc_mean``/``gc_sd``: mean and SD (ddof 0) over sequences of the per-sequence GC fraction;
-    ``cpg_oe``: pooled CpG observed/expected; plus every key of ``homopolymer_stats``.
+    ``cpg_oe``: pooled CpG observed/expected; ``tandem_repeat_frac``: fraction of bases in short
+    tandem repeats (``tandem_repeat_fraction``); plus every key of ``homopolymer_stats``.
     """
     seqs = list(seqs)
     kmer_js = {k: js_divergence(kmer_counts(seqs, k), reference_counts[k])
@@ -482,4 +509,5 @@ def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int = 6) -> 
             "gc_mean": float(gc.mean()) if gc.size else float("nan"),
             "gc_sd": float(gc.std()) if gc.size else float("nan"),
             "cpg_oe": cpg_observed_expected(seqs),
+            "tandem_repeat_frac": tandem_repeat_fraction(seqs),
             **homopolymer_stats(seqs)}

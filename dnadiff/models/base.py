@@ -75,8 +75,9 @@ class Backbone(nn.Module):
         # num_classes (classifier-free guidance). Small random initialization, as in DiT: the
         # adaLN projections are zero-initialized, and without time conditioning the constant
         # vector stays 0 in training (its gradient goes through those zero weights), so with a
-        # zero class table c would be 0 and nothing could ever learn from the label. The adaLN
-        # weights being zero, adding the table leaves a pretrained model's output unchanged.
+        # zero class table c would be 0 and nothing could ever learn from the label. While the
+        # adaLN weights are zero (as such training leaves them), adding the table leaves a
+        # pretrained model's output unchanged.
         self.num_classes = num_classes
         if num_classes:
             self.class_embed = nn.Embedding(num_classes + 1, cond_dim)

@@ -37,6 +37,17 @@ wildcard_constraints:
     run="[A-Za-z0-9._-]+",
 
 
+def downstream_config(task, *sections, full=True, **overrides):
+    """Config JSON for the jobs of one downstream task, with only that task's entry (adding or
+    changing another task re-runs nothing here). ``full=False`` keeps only the keys that the
+    conditional-generation rules read (not the fine-tuning recipe)."""
+    ds = {k: v for k, v in config["downstream"].items() if k != "tasks"}
+    if not full:
+        ds = {"methods": ds["methods"], "device": ds["device"]}
+    ds["tasks"] = [t for t in config["downstream"]["tasks"] if t["name"] == task]
+    return config_json(*sections, downstream=ds, **overrides)
+
+
 def config_json(*sections, **overrides):
     """The named config sections (plus top-level overrides) as JSON for `--config-json`.
 
@@ -95,3 +106,4 @@ def embedder(wildcards):
     oracle of the first downstream task (none when no task is configured)."""
     tasks = downstream_tasks()
     return [f"results/{wildcards.run}/downstream/{tasks[0]}.oracle.pt"] if tasks else []
+

@@ -11,7 +11,7 @@ rule downstream_task:
         tsv="results/{run}/downstream/{task}.tsv",
         oracle="results/{run}/downstream/{task}.oracle.pt",
     params:
-        cfg=config_json("run", "data", "downstream"),
+        cfg=lambda wc: downstream_config(wc.task, "run", "data"),
     log:
         "logs/downstream/{run}.{task}.log",
     benchmark:
@@ -101,7 +101,8 @@ rule conditional_train:
         checkpoint="results/{run}/conditional/model.pt",
         metrics="results/{run}/conditional/metrics.csv",
     params:
-        cfg=config_json("run", "data", "downstream", "conditional"),
+        cfg=downstream_config(config["conditional"]["task"], "run", "data", "conditional",
+                              full=False),
         workdir="results/{run}/conditional/train_state",
     log:
         "logs/conditional_train/{run}.log",
@@ -126,7 +127,8 @@ rule conditional_sample:
     output:
         "results/{run}/conditional/samples.fa",
     params:
-        cfg=config_json("run", "downstream", "conditional", "sample"),
+        cfg=downstream_config(config["conditional"]["task"], "run", "conditional", full=False,
+                              sample={"seed": config["sample"]["seed"]}),
     log:
         "logs/conditional_sample/{run}.log",
     conda:
@@ -158,7 +160,8 @@ rule conditional_score:
             category="Conditional generation",
         ),
     params:
-        cfg=config_json("run", "data", "downstream", "conditional"),
+        cfg=downstream_config(config["conditional"]["task"], "run", "data", "conditional",
+                              full=False),
     log:
         "logs/conditional_score/{run}.log",
     conda:
