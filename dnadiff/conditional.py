@@ -81,7 +81,7 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
     if task.length is None:
         raise DnadiffError(f"task {task.name!r}: conditional generation needs sequences of one "
                            "length")
-    if pre_cfg_backbone_causal(pre_ckpt):
+    if pre_ckpt["config"].get("objective") == "ar":
         raise DnadiffError("conditional generation needs an MDLM checkpoint, not an AR one")
     cond_cfg = run_cfg["conditional"]
     cfg = validate_config(conditional_config(pre_ckpt["config"], run_cfg, task),
@@ -106,10 +106,6 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
     return fit(cfg, tok, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
                init_state=init, extra_metrics={"task": task.name, "classes": list(task.classes),
                                                "init": cond_cfg["init"]})
-
-
-def pre_cfg_backbone_causal(ckpt: dict) -> bool:
-    return ckpt["config"].get("objective") == "ar"
 
 
 class Guided(torch.nn.Module):

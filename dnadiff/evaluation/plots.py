@@ -127,9 +127,8 @@ def plot_sample_scores(sets: dict, out) -> None:
     """k-mer JS per k for each scored set (MDLM, baselines, real floor), log scale."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, res in sets.items():
-        ks = sorted(int(k) for k in res["kmer_js"])
-        ax.plot(ks, [res["kmer_js"][k] if k in res["kmer_js"] else res["kmer_js"][str(k)]
-                     for k in ks], "o-", label=name)
+        ks = sorted(res["kmer_js"])
+        ax.plot(ks, [res["kmer_js"][k] for k in ks], "o-", label=name)
     ax.set_yscale("log")
     ax.set_xlabel("k")
     ax.set_ylabel("JS divergence to held-out k-mer spectrum (bits)")
