@@ -40,9 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outdir", required=True)
     p.add_argument("--cache-dir", required=True, help="where downloads are kept")
 
-    p = sub.add_parser("prepare", help="validate and tokenize a genome into token arrays")
+    p = sub.add_parser("fetch-text", help="get a text corpus (path or URL; gz ok) as UTF-8 text")
+    p.add_argument("--source", required=True, help="a path or an http/https/ftp URL")
+    p.add_argument("--out", required=True, help="output text file")
+    p.add_argument("--cache-dir", required=True, help="where downloads are kept")
+
+    p = sub.add_parser("prepare", help="validate and tokenize a genome (or, with --text, a text "
+                                       "corpus) into token arrays")
     _add_config(p)
-    p.add_argument("--fasta", required=True, help="genome FASTA or GenBank (gz ok)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", help="genome FASTA or GenBank (gz ok)")
+    src.add_argument("--text", help="UTF-8 text corpus (gz ok); tokenizer and splits from the "
+                                    "config's text section")
     p.add_argument("--outdir", required=True)
 
     p = sub.add_parser("train", help="train an MDLM on prepared data")
@@ -124,6 +133,39 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot", help="k-mer JS plot of every set (PNG)")
 
+    q = ev.add_parser("text-samples", help="generative perplexity (under the run's AR model) and "
+                                           "unigram entropy of text samples and of real text")
+    _add_config(q)
+    _add_threads(q)
+    q.add_argument("--samples", required=True, help="samples JSONL (dnadiff sample, text model)")
+    q.add_argument("--data", required=True, help="prepared data directory")
+    q.add_argument("--ar-checkpoint", required=True, help="the run's AR model")
+    q.add_argument("--out-json", required=True)
+    q.add_argument("--out-tsv", required=True)
+
+    p = sub.add_parser("probe", help="the discreteness analyses of Jin et al. (DNA and text)")
+    pb = p.add_subparsers(dest="what", required=True)
+    q = pb.add_parser("collapse", help="masked-position probe: prompt + masks, one forward pass")
+    _add_config(q)
+    _add_threads(q)
+    q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
+    q.add_argument("--data", required=True, help="prepared data directory")
+    q.add_argument("--prompts", help="JSONL of prompts (default: probe.prompts, else held-out "
+                                     "prefixes)")
+    q.add_argument("--out-tsv", required=True, help="per prompt and masked position")
+    q.add_argument("--out-curves", required=True, help="means per distance (TSV)")
+    q.add_argument("--out-json", required=True, help="summary")
+    q.add_argument("--plot", help="curves against distance (PNG)")
+    q = pb.add_parser("trap", help="marginal trap: sample quality against tokens per step")
+    _add_config(q)
+    _add_threads(q)
+    q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
+    q.add_argument("--data", required=True, help="prepared data directory")
+    q.add_argument("--ar-checkpoint", help="the run's AR model (text: generative perplexity)")
+    q.add_argument("--out-tsv", required=True)
+    q.add_argument("--out-json", required=True)
+    q.add_argument("--plot", help="quality against tokens per step (PNG)")
+
     p = sub.add_parser("downstream", help="classification benchmarks of a pretrained model")
     ds = p.add_subparsers(dest="what", required=True)
     q = ds.add_parser("run", help="fine-tune, probe, k-mer and from-scratch on one task")
@@ -192,7 +234,8 @@ def _threads(args) -> None:
 
 
 LIKELIHOOD_COLUMNS = ["objective", "estimate", "split", "bits_per_token", "bits_per_token_se",
-                      "perplexity", "order0_entropy_bits", "train_composition_cross_entropy_bits",
+                      "perplexity", "bits_per_character", "order0_entropy_bits",
+                      "train_composition_cross_entropy_bits",
                       "windows", "tokens_scored", "t_draws", "checkpoint_step"]
 
 
@@ -204,7 +247,36 @@ def likelihood_rows(res: dict) -> list[dict]:
                          bits_per_token=d["bits_per_token"],
                          bits_per_token_se=d["bits_per_token_se"],
                          perplexity=2 ** d["bits_per_token"]))
+        if "chars_per_token" in res:
+            rows[-1]["bits_per_character"] = d["bits_per_token"] / res["chars_per_token"]
     return rows
+
+
+def _write_outputs(tables: dict, plot=None, plot_paths=()) -> None:
+    """Write each output (.json: the object; else a TSV of the rows) and call ``plot``; on any
+    failure remove all of them, so no partial set of outputs is left behind."""
+    from dnadiff import io
+
+    paths = list(tables) + [p for p in plot_paths if p]
+    try:
+        for path, obj in tables.items():
+            if str(path).endswith(".json"):
+                io.write_json(path, obj)
+            else:
+                io.write_tsv(path, obj, _columns(obj))
+        if plot:
+            plot()
+    except BaseException:
+        io.remove_quietly(paths)
+        raise
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    """Every key of the rows, in first-seen order (rows may have different keys)."""
+    cols: dict[str, None] = {}
+    for r in rows:
+        cols.update(dict.fromkeys(r))
+    return list(cols)
 
 
 def run(args) -> None:
@@ -225,12 +297,21 @@ def run(args) -> None:
 
         out = fetch_reference(args.source, args.outdir, args.cache_dir)
         print(json.dumps(out))
-    elif args.verb == "prepare":
-        from dnadiff.data.prepare import prepare_genome
+    elif args.verb == "fetch-text":
+        from dnadiff.data.text import fetch_text
 
+        print(json.dumps(fetch_text(args.source, args.out, args.cache_dir)))
+    elif args.verb == "prepare":
         cfg = _config(args)
-        sp = cfg["data"]["splits"]
-        prepare_genome(args.fasta, args.outdir, sp["validation"], sp["test"], sp["bed"])
+        if args.text:
+            from dnadiff.data.text import prepare_text
+
+            prepare_text(args.text, args.outdir, cfg["text"])
+        else:
+            from dnadiff.data.prepare import prepare_genome
+
+            sp = cfg["data"]["splits"]
+            prepare_genome(args.fasta, args.outdir, sp["validation"], sp["test"], sp["bed"])
     elif args.verb == "train":
         from dnadiff.training import train
 
@@ -242,17 +323,17 @@ def run(args) -> None:
             from dnadiff.evaluation.likelihood import entropy_bits
             from dnadiff.evaluation.plots import plot_training
 
-            counts = [n for t, n in PreparedGenome(args.data).composition("validation").items()
-                      if t != "N"]
-            h0 = entropy_bits(counts) if sum(counts) else None
+            data = PreparedGenome(args.data)
+            counts = data.token_counts("validation")[data.index["tokenizer"]["generable_ids"]]
+            h0 = entropy_bits(counts) if counts.sum() else None
             plot_training(args.metrics, args.plot, reference_bits=h0)
         print(json.dumps(metrics))
     elif args.verb == "sample":
-        from dnadiff.generation import sample_to_fasta
+        from dnadiff.generation import write_samples
 
         _threads(args)
         cfg = _config(args)
-        sample_to_fasta(args.checkpoint, args.out, cfg["sample"], cfg["run"])
+        write_samples(args.checkpoint, args.out, cfg["sample"], cfg["run"])
     elif args.verb == "bench" and args.what == "sampler":
         from dnadiff.bench import bench_sampler
 
@@ -282,7 +363,8 @@ def run(args) -> None:
         res = evaluate_likelihood(args.checkpoint, args.data, cfg["evaluate"], args.split)
         try:
             io.write_json(args.out_json, res)
-            io.write_tsv(args.out_tsv, likelihood_rows(res), LIKELIHOOD_COLUMNS)
+            io.write_tsv(args.out_tsv, likelihood_rows(res),
+                         [c for c in LIKELIHOOD_COLUMNS if c in res])
         except BaseException:
             io.remove_quietly([args.out_json, args.out_tsv])
             raise
@@ -332,6 +414,42 @@ def run(args) -> None:
             io.remove_quietly(outputs)
             raise
         print(json.dumps(score_rows(res)))
+    elif args.verb == "evaluate" and args.what == "text-samples":
+        from dnadiff.evaluation.text import evaluate_text_samples
+
+        _threads(args)
+        cfg = _config(args)
+        res = evaluate_text_samples(args.samples, args.data, args.ar_checkpoint, cfg["evaluate"])
+        _write_outputs({args.out_json: res, args.out_tsv: res["rows"]})
+        print(json.dumps(res["rows"]))
+    elif args.verb == "probe" and args.what == "collapse":
+        from dnadiff.config import probe_shape
+        from dnadiff.evaluation.plots import plot_collapse
+        from dnadiff.evaluation.probe import run_collapse
+
+        _threads(args)
+        cfg = _config(args)
+        masks, prompt_length = probe_shape(cfg)
+        res = run_collapse(args.checkpoint, args.data, cfg["probe"], masks, prompt_length,
+                           args.prompts or cfg["probe"]["prompts"], cfg["evaluate"]["batch_size"])
+        _write_outputs({args.out_tsv: res["rows"], args.out_curves: res["curves"],
+                        args.out_json: res["summary"]},
+                       args.plot and (lambda: plot_collapse(res["curves"], res["summary"],
+                                                            args.plot)), [args.plot])
+        print(json.dumps(res["summary"]["at_distance"]))
+    elif args.verb == "probe" and args.what == "trap":
+        from dnadiff.evaluation.plots import plot_marginal_trap
+        from dnadiff.evaluation.probe import run_marginal_trap
+
+        _threads(args)
+        cfg = _config(args)
+        res = run_marginal_trap(args.checkpoint, args.data, cfg["marginal_trap"],
+                                cfg["evaluate"], args.ar_checkpoint)
+        res.pop("_samples")
+        _write_outputs({args.out_tsv: res["rows"], args.out_json: res},
+                       args.plot and (lambda: plot_marginal_trap(res["rows"], res["modality"],
+                                                                 args.plot)), [args.plot])
+        print(json.dumps(res["rows"]))
     elif args.verb == "downstream" and args.what == "run":
         from dnadiff.downstream import run_downstream
 

@@ -111,6 +111,45 @@ def _check_downstream(cfg: dict, source: str) -> None:
                                "'downstream.methods' (its best model is the oracle)")
 
 
+def _check_text(cfg: dict, source: str) -> None:
+    """Settings that only make sense for DNA."""
+    if cfg["modality"] != "text":
+        return
+    model = cfg["model"]
+    if model["backbone"] == "caduceus" or model["rc_conjoin"]:
+        raise DnadiffError(f"{source}: modality 'text' has no reverse complement: use backbone "
+                           "dit or mamba without 'model.rc_conjoin'")
+    if cfg["downstream"]["tasks"] or cfg["conditional"]["task"]:
+        raise DnadiffError(f"{source}: keys 'downstream.tasks' and 'conditional.task' are DNA "
+                           "benchmarks; set 'downstream: {tasks: []}' and 'conditional: "
+                           "{task: null}' for modality 'text'")
+    if cfg["sample"]["template"]:
+        raise DnadiffError(f"{source}: key 'sample.template' is for DNA; use 'sample.prefix' "
+                           "for text")
+
+
+def probe_shape(cfg: dict) -> tuple[int, int]:
+    """(masks, prompt tokens) of the positional-collapse probe."""
+    window, probe = cfg["data"]["window"], cfg["probe"]
+    masks = probe["masks"] or min(128, window // 2)
+    return masks, probe["prompt_length"] or window - masks
+
+
+def _check_probes(cfg: dict, source: str) -> None:
+    window = cfg["data"]["window"]
+    probe = cfg["probe"]
+    if probe["enabled"]:
+        masks, prompt = probe_shape(cfg)
+        if prompt < 1 or prompt + masks > window:
+            raise DnadiffError(f"{source}: keys 'probe.prompt_length' + 'probe.masks' "
+                               f"({prompt} + {masks}) must fit in 'data.window' "
+                               f"({window}) with a prompt of at least one token")
+    trap = cfg["marginal_trap"]
+    if trap["enabled"] and (trap["length"] or window) > window:
+        raise DnadiffError(f"{source}: key 'marginal_trap.length' ({trap['length']}) must be at "
+                           f"most 'data.window' ({window})")
+
+
 def validate_config(cfg: dict | None, source: str = "config") -> dict:
     """Validate ``cfg`` and return a deep copy with every default filled in."""
     schema = load_schema()
@@ -143,9 +182,11 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         if "-" not in sample["template"]:
             raise DnadiffError(f"{source}: key 'sample.template' has no '-' position to "
                                "generate")
+    _check_text(cfg, source)
+    _check_probes(cfg, source)
     fixed = len(sample["prefix"]) + len(sample["suffix"])
     length = sample["length"] or window
-    if fixed >= length:
+    if cfg["modality"] == "dna" and fixed >= length:
         raise DnadiffError(f"{source}: keys 'sample.prefix' and 'sample.suffix' ({fixed} "
                            f"tokens) leave nothing to generate in 'sample.length' ({length})")
     return cfg

@@ -6,10 +6,13 @@ temperature=1 top_p=1 prefix_len=0 suffix_len=0 forward_passes=64``. Sequences h
 tokens only (A/C/G/T for DNA). Prefix and suffix are carried over unchanged (infilling when both
 are given), and so are the fixed characters of an infill template (its '-' positions are
 generated); lengths beyond the model's context are generated semi-autoregressively.
+Text models write JSON Lines instead (``write_samples``): the same fields plus the text and the
+token ids.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from functools import partial
@@ -49,7 +52,8 @@ def build_template(tokenizer, text: str, tok: dict) -> torch.Tensor:
 
 
 def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
-    """Yield (header, sequence) pairs; deterministic given the checkpoint and sample_cfg."""
+    """Yield (name, fields, token ids) per sample; deterministic given the checkpoint and
+    sample_cfg. ``fields`` is how the sample was made (the FASTA header / JSONL metadata)."""
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=sample_cfg["rc_conjoin"])
     model.to(device)
@@ -108,19 +112,55 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
             if model.rc_conjoin is not None:
                 fields["rc_conjoin"] = "true"
             fields["forward_passes"] = info["forward_passes"]
-            header = f"{run}_{idx} " + " ".join(f"{k}={v}" for k, v in fields.items())
-            yield header, tokenizer.decode(x[j].cpu().numpy())
+            yield f"{run}_{idx}", fields, x[j].cpu().numpy()
         print(f"sampled {start + b}/{n} sequences ({info['forward_passes']} forward passes for "
               f"this batch, {time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
 
 
-def sample_to_fasta(checkpoint, out, sample_cfg: dict, run: str, line_width: int = 80) -> int:
-    n = 0
+def write_samples(checkpoint, out, sample_cfg: dict, run: str, line_width: int = 80) -> int:
+    """Sample to ``out``: FASTA for DNA; for text JSON Lines, one record per sample holding the
+    same fields as the FASTA header plus ``text`` (specials written as [EOS]) and ``tokens``
+    (the ids, so scores need no re-tokenization). Returns the number of samples."""
+    tokenizer = tokenizer_from_dict(load_checkpoint(checkpoint)["tokenizer"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    n = 0
     with atomic_open(out, "w") as fh:
-        for header, seq in generate(checkpoint, sample_cfg, run, device):
-            fh.write(f">{header}\n")
-            for i in range(0, len(seq), line_width):
-                fh.write(seq[i:i + line_width] + "\n")
+        for name, fields, ids in generate(checkpoint, sample_cfg, run, device):
+            if tokenizer.modality == "dna":
+                seq = tokenizer.decode(ids)
+                fh.write(f">{name} " + " ".join(f"{k}={v}" for k, v in fields.items()) + "\n")
+                for i in range(0, len(seq), line_width):
+                    fh.write(seq[i:i + line_width] + "\n")
+            else:
+                rec = {"id": name, **fields, "text": tokenizer.decode(ids),
+                       "tokens": ids.tolist()}
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             n += 1
     return n
+
+
+sample_to_fasta = write_samples  # the DNA name of the same function
+
+
+def read_text_samples(path) -> list[dict]:
+    """Records of a text samples file (JSON Lines written by ``write_samples``)."""
+    from dnadiff.errors import InputFileError
+
+    recs = []
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(path, f"line {n}: not JSON ({exc.msg})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("tokens"), list):
+            raise InputFileError(path, f"line {n}: a sample record needs a 'tokens' list")
+        recs.append(rec)
+    if not recs:
+        raise InputFileError(path, "has no samples")
+    return recs

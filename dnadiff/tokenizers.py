@@ -1,7 +1,14 @@
 """Tokenizers: the only place that knows an alphabet.
 
 The diffusion core sees token ids, a mask id, a padding id and the set of ids that may be
-generated; everything modality-specific (alphabet, IUPAC handling, complement map) lives here.
+generated; everything modality-specific (alphabet, IUPAC handling, complement map, text
+vocabularies) lives here.
+
+- ``dna``: single nucleotides (A C G T N) plus [MASK] and [PAD].
+- ``char``: the characters of a text corpus plus [EOS] [MASK] [PAD].
+- ``bpe``: byte-level BPE trained on a text corpus with the ``tokenizers`` library, plus
+  [EOS] [MASK] [PAD]. The specials are appended after the BPE vocabulary and are never produced
+  by encoding text, so a corpus that contains the string "[MASK]" cannot forge a mask token.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ class DNATokenizer:
     bases = "ACGTN"
     specials = ("[MASK]", "[PAD]")
     name = "dna"
+    modality = "dna"
+    eos_id = None
 
     def __init__(self):
         self.tokens = list(self.bases) + list(self.specials)
@@ -75,20 +84,163 @@ class DNATokenizer:
         return self.complement[np.asarray(ids, dtype=np.int64)][..., ::-1]
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "tokens": self.tokens, "mask_id": self.mask_id,
-                "pad_id": self.pad_id, "generable_ids": self.generable_ids,
-                "complement": self.complement.tolist()}
+        return {"name": self.name, "modality": self.modality, "tokens": self.tokens,
+                "mask_id": self.mask_id, "pad_id": self.pad_id, "eos_id": None,
+                "generable_ids": self.generable_ids, "complement": self.complement.tolist()}
+
+
+TEXT_SPECIALS = ("[EOS]", "[MASK]", "[PAD]")
+
+
+class _TextTokenizer:
+    """Shared part of the text tokenizers: ``n_base`` ordinary tokens, then [EOS] [MASK] [PAD].
+
+    Every ordinary token and [EOS] is generable (a sample may end a document and start the
+    next); [MASK] and [PAD] never are.
+    """
+
+    modality = "text"
+    n_id = None
+    complement = None
+
+    def _init_specials(self, base_tokens: list[str]) -> None:
+        self.n_base = len(base_tokens)
+        self.tokens = list(base_tokens) + list(TEXT_SPECIALS)
+        self.eos_id, self.mask_id, self.pad_id = range(self.n_base, self.n_base + 3)
+        self.vocab_size = len(self.tokens)
+        self.generable_ids = list(range(self.n_base + 1))
+        self.dtype = np.uint8 if self.vocab_size <= 256 else (
+            np.uint16 if self.vocab_size <= 65536 else np.int32)
+
+    def decode(self, ids) -> str:
+        """Text of ``ids``; specials are written as their names ([EOS], [MASK]; [PAD] as '')."""
+        out, run = [], []
+        for i in np.asarray(ids, dtype=np.int64).ravel().tolist():
+            if i < self.n_base:
+                run.append(i)
+                continue
+            if run:
+                out.append(self._decode_base(run))
+                run = []
+            if i != self.pad_id:
+                out.append(self.tokens[i])
+        if run:
+            out.append(self._decode_base(run))
+        return "".join(out)
+
+    def token_text(self, i: int) -> str:
+        """The text of one token, for tables."""
+        return self.tokens[i] if i >= self.n_base else self._decode_base([i])
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "modality": self.modality, "tokens": self.tokens,
+                "mask_id": self.mask_id, "pad_id": self.pad_id, "eos_id": self.eos_id,
+                "generable_ids": self.generable_ids}
+
+
+class CharTokenizer(_TextTokenizer):
+    """One token per character of the corpus (the vocabulary is built from the corpus)."""
+
+    name = "char"
+
+    def __init__(self, chars):
+        chars = list(chars)
+        if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
+            raise ValueError("a character vocabulary needs distinct single characters")
+        self._init_specials(chars)
+        self.token_to_id = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def train(cls, texts, **_ignored) -> "CharTokenizer":
+        seen: set[str] = set()
+        for t in texts:
+            seen.update(t)
+        if not seen:
+            raise ValueError("no characters to build a vocabulary from")
+        return cls(sorted(seen))
+
+    def encode(self, text: str, unknown: str = "error") -> np.ndarray:
+        """Ids of ``text``. A character outside the vocabulary raises ValueError, or is dropped
+        with ``unknown="skip"``."""
+        get = self.token_to_id.get
+        ids = [get(c, -1) for c in text]
+        if -1 in ids:
+            if unknown != "skip":
+                pos = ids.index(-1)
+                raise ValueError(f"character {text[pos]!r} at position {pos + 1} is not in "
+                                 "this tokenizer's vocabulary")
+            ids = [i for i in ids if i >= 0]
+        return np.asarray(ids, dtype=self.dtype)
+
+    def _decode_base(self, ids: list[int]) -> str:
+        return "".join(self.tokens[i] for i in ids)
+
+
+class BPETokenizer(_TextTokenizer):
+    """Byte-level BPE (GPT-2 style, ``tokenizers`` library): any text encodes, nothing unknown."""
+
+    name = "bpe"
+
+    def __init__(self, hf_tokenizer):
+        self.hf = hf_tokenizer
+        vocab = hf_tokenizer.get_vocab(with_added_tokens=False)
+        base = [None] * len(vocab)
+        for piece, i in vocab.items():
+            base[i] = piece
+        self._init_specials(base)
+
+    @classmethod
+    def train(cls, texts, vocab_size: int = 4096, min_frequency: int = 2) -> "BPETokenizer":
+        """Learn a byte-level BPE vocabulary of ``vocab_size`` tokens (specials included)."""
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        hf = Tokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size - len(TEXT_SPECIALS), min_frequency=min_frequency,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        hf.train_from_iterator(texts, trainer)
+        return cls(hf)
+
+    @classmethod
+    def from_json(cls, text: str) -> "BPETokenizer":
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_str(text))
+
+    def encode(self, text: str, unknown: str = "error") -> np.ndarray:
+        return np.asarray(self.hf.encode(text, add_special_tokens=False).ids, dtype=self.dtype)
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        return [np.asarray(e.ids, dtype=self.dtype)
+                for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+
+    def _decode_base(self, ids: list[int]) -> str:
+        return self.hf.decode(ids, skip_special_tokens=False)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "bpe": self.hf.to_str()}
+
+
+TEXT_TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
 
 
 def get_tokenizer(name: str = "dna"):
     if name == "dna":
         return DNATokenizer()
-    raise ValueError(f"unknown tokenizer {name!r} (known: dna)")
+    raise ValueError(f"unknown tokenizer {name!r} (known: dna; text tokenizers char and bpe "
+                     "are trained on a corpus by `dnadiff prepare --text`)")
 
 
 def tokenizer_from_dict(d: dict):
     """Rebuild the tokenizer a checkpoint or prepared data set was made with."""
-    tok = get_tokenizer(d["name"])
+    if d["name"] == "char":
+        tok = CharTokenizer(d["tokens"][: -len(TEXT_SPECIALS)])
+    elif d["name"] == "bpe":
+        tok = BPETokenizer.from_json(d["bpe"])
+    else:
+        tok = get_tokenizer(d["name"])
     if tok.tokens != list(d["tokens"]):
         raise ValueError(f"tokenizer {d['name']!r} has changed since this file was written")
     return tok

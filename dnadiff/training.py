@@ -84,6 +84,7 @@ class DenoiserModule(L.LightningModule):
         self.ema = None
         self._val = [0.0, 0]
         self._ema_ctx = None
+        self.best = None  # (bits, step, weights) of the best validation (train.keep: best)
 
     def on_fit_start(self):
         if self.cfg["train"]["ema_decay"] > 0 and self.ema is None:
@@ -126,10 +127,14 @@ class DenoiserModule(L.LightningModule):
         self._val[1] += int(n.sum())
 
     def on_validation_epoch_end(self):
+        bits = self._val[0] / max(self._val[1], 1) / LN2
+        if self.cfg["train"]["keep"] == "best" and (self.best is None or bits < self.best[0]):
+            # the weights just validated (the EMA ones when there is an EMA)
+            self.best = (bits, int(self.global_step),
+                         {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()})
         if self._ema_ctx is not None:
             self._ema_ctx.__exit__(None, None, None)
             self._ema_ctx = None
-        bits = self._val[0] / max(self._val[1], 1) / LN2
         self.log("val/bits_per_token", bits, prog_bar=True)
 
     def configure_optimizers(self):
@@ -250,7 +255,15 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
                "parameters": int(n_params), "val_bits_per_token": final_val,
                "accelerator": accel, "precision": precision, **(extra_metrics or {})}
     ema_state = module.ema.state_dict(module.model) if module.ema is not None else None
-    save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, trainer.global_step, metrics,
+    step = trainer.global_step
+    if module.best is not None:
+        bits, step, weights = module.best
+        log.info("keeping the weights of step %d (validation %.4f bits per token; final step %d: "
+                 "%.4f)", step, bits, trainer.global_step, final_val)
+        metrics.update(val_bits_per_token=bits, kept_step=step)
+        module.model.load_state_dict(weights)
+        ema_state = None  # the kept weights are already the averaged ones
+    save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, step, metrics,
                     ema_state=ema_state)
     _tidy_metrics(workdir / "metrics.csv", metrics_out)
     return metrics

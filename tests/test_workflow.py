@@ -32,6 +32,8 @@ downstream:
   kmer_max_k: 3
 conditional: {{task: prom, steps: 6, batch_size: 8, val_every: 3, warmup_steps: 2,
                samples_per_class: 4, guidance: [0.0, 2.0], sampling_steps: 8}}
+probe: {{num_prompts: 6}}
+marginal_trap: {{num_samples: 8, batch_size: 8, divisors: [1, 16]}}
 """
 GUE = ROOT.parent / "shared" / "data" / "benchmarks" / "gue" / "prom_core_notata"
 
@@ -213,8 +215,84 @@ def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
                  "evaluate_samples", "compare_likelihood", "downstream", "downstream_table",
                  "score_samples", "conditional_train", "conditional_sample",
-                 "conditional_score"):
+                 "conditional_score", "probe_collapse", "marginal_trap"):
         assert (work / "logs" / rule).is_dir()
+
+
+def test_tiny_workflow_discreteness_probes(tiny_run):
+    _, res = tiny_run
+    summary = json.loads((res / "probe" / "collapse.json").read_text())
+    # window 128: 64 masks after 64-base held-out (test split, chr16) prefixes
+    assert (summary["modality"], summary["prompts"], summary["masks"]) == ("dna", 6, 64)
+    assert set(summary["at_distance"]) == {"1", "32"}
+    rows = list(csv.DictReader(open(res / "probe" / "collapse.tsv"), delimiter="\t"))
+    assert len(rows) == 6 * 64 and all(r["prompt_id"].startswith("chr16:") for r in rows)
+    assert all(0 <= float(r["entropy_bits"]) <= 2 + 1e-6 for r in rows)
+    curves = list(csv.DictReader(open(res / "probe" / "collapse_curves.tsv"), delimiter="\t"))
+    assert [int(c["distance"]) for c in curves] == list(range(1, 65))
+    trap = list(csv.DictReader(open(res / "probe" / "marginal_trap.tsv"), delimiter="\t"))
+    assert [(r["steps"], r["tokens_per_step"]) for r in trap] == [("128", "1"), ("8", "16"),
+                                                                  ("0", "0")]
+    for r in trap:
+        assert 0 <= float(r["js_k4"]) <= 1 and 0 <= float(r["discriminator_auroc"]) <= 1
+    for png in ("collapse.png", "marginal_trap.png"):
+        assert (res / "probe" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare.txt"
+LIMA = ROOT.parent / "shared" / "data" / "prompts" / "lima_prompts.jsonl"
+TINY_TEXT = """\
+run: tinytext
+modality: text
+text: {{name: shakespeare, source: "{source}", vocab_size: 300}}
+data: {{window: 32}}
+model: {{dim: 32, layers: 1, heads: 2, cond_dim: 32}}
+train: {{steps: 20, batch_size: 8, val_every: 10, val_windows: 4, log_every: 10, warmup_steps: 2}}
+sample: {{num_samples: 4, steps: 8, batch_size: 4}}
+evaluate: {{max_windows: 16}}
+probe: {{num_prompts: 5, prompts: "{prompts}"}}
+marginal_trap: {{num_samples: 4, divisors: [1, 8]}}
+"""
+
+
+def test_tiny_text_workflow(tmp_path):
+    """The text config end to end: BPE on tiny-shakespeare, MDLM and AR, samples as JSONL with
+    their metadata, perplexity bound, generative perplexity, and both probes (LIMA prompts)."""
+    if not SHAKESPEARE.exists() or not LIMA.exists():
+        pytest.skip(f"{SHAKESPEARE} or {LIMA} not present (../shared/data is needed)")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(TINY_TEXT.format(source=SHAKESPEARE,
+                                                                      prompts=LIMA))
+    snakemake("-d", str(tmp_path), "--cores", "2")
+    res = tmp_path / "results" / "tinytext"
+    index = json.loads((res / "data" / "index.json").read_text())
+    assert index["tokenizer"]["name"] == "bpe" and len(index["tokenizer"]["tokens"]) == 300
+    recs = [json.loads(line) for line in (res / "samples.jsonl").read_text().splitlines()]
+    assert len(recs) == 4 and [r["id"] for r in recs] == [f"tinytext_{i}" for i in range(4)]
+    for r in recs:
+        assert len(r["tokens"]) == 32 and r["steps"] == 8 and r["sampler"] == "ancestral"
+        assert r["run"] == "tinytext" and isinstance(r["text"], str) and r["text"]
+        assert max(r["tokens"]) < 298  # no [MASK] (298) or [PAD] (299)
+    for objective in ("mdlm", "ar"):
+        lik = json.loads((res / objective / "likelihood.json").read_text())
+        assert lik["modality"] == "text" and lik["perplexity"] == pytest.approx(
+            math.exp(lik["nats_per_token"]))
+        assert lik["bits_per_character"] == pytest.approx(
+            lik["bits_per_token"] / lik["chars_per_token"])
+        assert lik["bits_per_token"] < math.log2(298) + 0.5
+    scores = {r["set"]: r for r in csv.DictReader(open(res / "text_sample_scores.tsv"),
+                                                  delimiter="\t")}
+    assert set(scores) == {"mdlm", "real_heldout"}
+    assert all(float(r["gen_perplexity"]) > 1 for r in scores.values())
+    summary = json.loads((res / "probe" / "collapse.json").read_text())
+    assert summary["prompt_source"] == str(LIMA) and summary["prompts"] == 5
+    assert summary["masks"] == 16 and "eos_mass_mean" in summary["at_distance"]["1"]
+    trap = list(csv.DictReader(open(res / "probe" / "marginal_trap.tsv"), delimiter="\t"))
+    assert [r["steps"] for r in trap] == ["32", "4", "0"]
+    assert all(float(r["gen_perplexity"]) > 1 for r in trap)
+    assert "Nothing to be done" in snakemake("-n", "-d", str(tmp_path)).stdout
+    snakemake("-d", str(tmp_path), "--report", str(tmp_path / "report.html"))
+    assert "marginal_trap" in (tmp_path / "report.html").read_text(errors="replace")
 
 
 SMALL = """\
@@ -226,6 +304,8 @@ model: {{backbone: {backbone}, mixer: {mixer}, dim: 16, layers: 2, cond_dim: 8, 
 train: {{steps: 6, batch_size: 4, val_every: 3, val_windows: 4, log_every: 2, warmup_steps: 2}}
 sample: {{num_samples: 3, steps: 4, batch_size: 3}}
 evaluate: {{max_windows: 8, t_draws: 2, kmer_max_k: 3}}
+probe: {{enabled: false}}
+marginal_trap: {{enabled: false}}
 """
 
 

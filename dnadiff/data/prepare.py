@@ -125,6 +125,7 @@ def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None) -> dic
             "split_sizes": sizes,
             "composition": {s: {t: int(counts[s][i]) for i, t in enumerate("ACGTN")}
                             for s in SPLITS},
+            "token_counts": {s: counts[s].tolist() for s in SPLITS},
         }
         write_json(tmp / "index.json", index)
     log.info("prepared %d contigs: %s", len(contigs), sizes)

@@ -1,4 +1,5 @@
-"""Fixed-length windows over prepared token arrays (see ``dnadiff.data.prepare``).
+"""Fixed-length windows over prepared token arrays (``dnadiff.data.prepare`` for genomes,
+``dnadiff.data.text`` for text corpora: one packed token stream per split).
 
 - ``RandomWindows``: training windows drawn uniformly over the positions of a split whose window
   contains no N (windows never straddle an N run); deterministic in (seed, index); optional
@@ -35,7 +36,10 @@ class PreparedGenome:
             raise InputFileError(index_file, f"corrupt JSON ({exc})") from None
         self.contigs = self.index["contigs"]
         tk = self.index["tokenizer"]
-        self.pad_id, self.n_id = tk["pad_id"], tk["tokens"].index("N")
+        self.modality = tk.get("modality", "dna")
+        # N (unknown base) is never a training target; text has no such token
+        self.pad_id = tk["pad_id"]
+        self.n_id = tk["tokens"].index("N") if self.modality == "dna" else None
         self._arrays: dict[int, np.ndarray] = {}
 
     def tokens(self, i: int) -> np.ndarray:
@@ -67,6 +71,16 @@ class PreparedGenome:
 
     def composition(self, split: str) -> dict[str, int]:
         return self.index["composition"][split]
+
+    def token_counts(self, split: str) -> np.ndarray:
+        """Count of every token id in ``split`` (vocabulary order)."""
+        counts = self.index.get("token_counts")
+        if counts is not None:
+            return np.asarray(counts[split], dtype=np.int64)
+        # prepared before token_counts existed (DNA): from the base composition
+        tokens = self.index["tokenizer"]["tokens"]
+        comp = self.composition(split)
+        return np.array([comp.get(t, 0) for t in tokens], dtype=np.int64)
 
 
 class RandomWindows(Dataset):
@@ -132,5 +146,7 @@ class TiledWindows(Dataset):
         ids = np.full(self.window, self.genome.pad_id, dtype=np.int64)
         ids[: e - s] = self.genome.tokens(ci)[s:e]
         tokens = torch.from_numpy(ids)
-        loss_mask = (tokens != self.genome.pad_id) & (tokens != self.genome.n_id)
+        loss_mask = tokens != self.genome.pad_id
+        if self.genome.n_id is not None:
+            loss_mask &= tokens != self.genome.n_id
         return {"tokens": tokens, "loss_mask": loss_mask}

@@ -100,16 +100,22 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
         res["discrete"] = [{"T": T, **{k: v for k, v in heldout_nelbo(*args, discrete_T=T).items()
                                        if k in ("bits_per_token", "bits_per_token_se")}}
                            for T in eval_cfg["discrete_T"]]
-    comp = genome.composition(split)
-    train_comp = genome.composition("train")
-    bases = [b for b in comp if b != "N"]
+    gen = tok["generable_ids"]
+    counts = genome.token_counts(split)[gen]
+    train_counts = genome.token_counts("train")[gen]
     res.update({
-        "split": split, "checkpoint_step": ckpt["step"],
-        "order0_entropy_bits": entropy_bits([comp[b] for b in bases]),
-        "train_composition_cross_entropy_bits": cross_entropy_bits(
-            [comp[b] for b in bases], [train_comp[b] for b in bases]),
-        "uniform_bits": math.log2(len(bases)),
+        "split": split, "checkpoint_step": ckpt["step"], "modality": genome.modality,
+        "order0_entropy_bits": entropy_bits(counts),
+        # +1: a token never seen in training still gets a code
+        "train_composition_cross_entropy_bits": cross_entropy_bits(counts, train_counts + 1),
+        "uniform_bits": math.log2(len(gen)),
     })
+    chars = genome.index.get("characters", {}).get(split)
+    if chars:
+        # tokenizer-independent: the whole split's bits over its characters
+        per_char = genome.index["split_sizes"][split] / chars
+        res["chars_per_token"] = 1.0 / per_char
+        res["bits_per_character"] = res["bits_per_token"] * per_char
     return res
 
 

@@ -135,3 +135,74 @@ def plot_sample_scores(sets: dict, out) -> None:
     ax.legend(fontsize=8)
     ax.set_title("Generated sequences vs baselines")
     _save(fig, out)
+
+
+def plot_collapse(curves: list[dict], summary: dict, out) -> None:
+    """Positional collapse: entropy, top-1 probability and the mass on frequent tokens / [EOS]
+    (text) or the KL divergence from the base composition (DNA) against distance."""
+    d = [r["distance"] for r in curves]
+    dna = summary["modality"] == "dna"
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax = axes[0]
+    ent = [r["entropy_bits_mean"] for r in curves]
+    sd = [r["entropy_bits_sd"] for r in curves]
+    ax.plot(d, ent, label="prediction entropy (mean over prompts)")
+    ax.fill_between(d, [a - b for a, b in zip(ent, sd)], [a + b for a, b in zip(ent, sd)],
+                    alpha=0.2)
+    ax.axhline(summary["train_unigram_entropy_bits"], color="grey", ls="--",
+               label="training unigram entropy")
+    ax.set_ylabel("bits")
+    ax.set_title("Entropy of the prediction")
+    ax = axes[1]
+    ax.plot(d, [r["p1_mean"] for r in curves], label="top-1 probability")
+    ax.plot(d, [r["top1_is_most_frequent_mean"] for r in curves],
+            label="top-1 = most frequent training token")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Top-1 prediction")
+    ax = axes[2]
+    if dna:
+        ax.plot(d, [r["kl_composition_bits_mean"] for r in curves], color="C3")
+        ax.set_ylabel("bits")
+        ax.set_title("KL(prediction || training base composition)")
+    else:
+        ax.plot(d, [r["top10_mass_mean"] for r in curves], label="mass on 10 most frequent tokens")
+        if "eos_mass_mean" in curves[0]:
+            ax.plot(d, [r["eos_mass_mean"] for r in curves], label="mass on [EOS]")
+        ax.set_ylim(0, 1.02)
+        ax.set_title("Probability mass on frequent tokens")
+    for ax in axes:
+        ax.set_xlabel("distance from the prompt (masked position)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"Masked-position probe: {summary['prompts']} prompts + {summary['masks']} "
+                 "masks, one forward pass")
+    fig.subplots_adjust(wspace=0.3)
+    _save(fig, out)
+
+
+def plot_marginal_trap(rows: list[dict], modality: str, out) -> None:
+    """Sample quality against tokens revealed per step, with the real held-out reference."""
+    model_rows = [r for r in rows if r["steps"] > 0]
+    real = next((r for r in rows if r["steps"] == 0), None)
+    metrics = (["gen_perplexity", "unigram_entropy_bits"] if modality == "text" else
+               ["js_mean", "discriminator_auroc", "gc_mean"])
+    metrics = [m for m in metrics if m in model_rows[0]]
+    labels = {"gen_perplexity": "generative perplexity (run's AR model)",
+              "unigram_entropy_bits": "unigram entropy per sample (bits)",
+              "js_mean": "k-mer JS to held-out, mean over k (bits)",
+              "discriminator_auroc": "real-vs-generated AUROC",
+              "gc_mean": "GC content"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.3 * len(metrics), 3.8), squeeze=False)
+    x = [r["tokens_per_step"] for r in model_rows]
+    for ax, m in zip(axes[0], metrics):
+        ax.plot(x, [r[m] for r in model_rows], "o-", label="MDLM samples")
+        if real is not None and m in real:
+            ax.axhline(real[m], color="grey", ls="--", label="real held-out")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("tokens revealed per step (length / steps)")
+        ax.set_title(labels[m], fontsize=9)
+        if m == "gen_perplexity":
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    fig.suptitle("The marginal trap: quality against parallel decoding")
+    _save(fig, out)

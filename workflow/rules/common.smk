@@ -29,6 +29,10 @@ shell.prefix(
 )
 RUN = config["run"]
 GENOME = config["reference"]["name"]
+TEXT = config["modality"] == "text"
+# DNA samples are FASTA; text samples are JSON Lines (text, token ids and the same metadata)
+SAMPLES = "samples.jsonl" if TEXT else "samples.fa"
+CORPUS = f"resources/text/{config['text']['name']}.txt"
 
 
 wildcard_constraints:
@@ -66,11 +70,44 @@ def train_config(wildcards):
 
 
 def objectives():
-    return ["mdlm", "ar"] if config["compare_ar"] else ["mdlm"]
+    """Text runs always train the AR model: it scores the generative perplexity of samples."""
+    return ["mdlm", "ar"] if config["compare_ar"] or TEXT else ["mdlm"]
+
+
+def prepare_input():
+    return {"source": CORPUS if TEXT else f"resources/genomes/{GENOME}/genome.fa"}
+
+
+def prepare_config():
+    return config_json("run", "data", "text") if TEXT else config_json("run", "data")
+
+
+def probe_outputs(run):
+    outputs = []
+    if config["probe"]["enabled"]:
+        outputs += [f"{run}/probe/collapse_curves.tsv", f"{run}/probe/collapse.png"]
+    if config["marginal_trap"]["enabled"]:
+        outputs += [f"{run}/probe/marginal_trap.tsv", f"{run}/probe/marginal_trap.png"]
+    return outputs
+
+
+def probe_prompts():
+    prompts = config["probe"]["prompts"]
+    return {"prompts": prompts} if prompts else {}
+
+
+def trap_inputs(wildcards):
+    """The AR model scores text samples (generative perplexity); DNA needs none."""
+    return {"ar": f"results/{wildcards.run}/ar/model.pt"} if TEXT else {}
 
 
 def final_outputs():
     run = f"results/{RUN}"
+    if TEXT:
+        outputs = [f"{run}/{SAMPLES}", f"{run}/text_sample_scores.tsv"]
+        outputs += [f"{run}/{o}/likelihood.tsv" for o in objectives()]
+        outputs += [f"{run}/{o}/training_curve.png" for o in objectives()]
+        return outputs + [f"{run}/likelihood_comparison.tsv"] + probe_outputs(run)
     outputs = [
         f"{run}/samples.fa",
         f"{run}/kmer_js.tsv",
@@ -90,7 +127,7 @@ def final_outputs():
     if config["conditional"]["task"]:
         outputs += [f"{run}/conditional/oracle_agreement.tsv",
                     f"{run}/conditional/oracle_agreement.png"]
-    return outputs
+    return outputs + probe_outputs(run)
 
 
 GENOME_FASTA = f"resources/genomes/{GENOME}/genome.fa"

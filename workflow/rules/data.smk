@@ -1,10 +1,11 @@
 rule prepare:
     input:
-        fasta=f"resources/genomes/{GENOME}/genome.fa",
+        **prepare_input(),
     output:
         directory("results/{run}/data"),
     params:
-        cfg=config_json("run", "data"),
+        cfg=prepare_config(),
+        kind="--text" if TEXT else "--fasta",
     log:
         "logs/prepare/{run}.log",
     conda:
@@ -13,5 +14,5 @@ rule prepare:
         mem_mb=8000,
         runtime=60,
     shell:
-        "dnadiff prepare --config-json {params.cfg:q} --fasta {input.fasta:q}"
+        "dnadiff prepare --config-json {params.cfg:q} {params.kind} {input.source:q}"
         " --outdir {output:q} > {log:q} 2>&1"

@@ -84,3 +84,31 @@ rule evaluate_samples:
         "dnadiff evaluate samples --config-json {params.cfg:q} --samples {input.samples:q}"
         " --data {input.data:q} --out-json {output.json:q} --out-tsv {output.tsv:q}"
         " --plot-kmer {output.kmer:q} --plot-gc {output.gc:q} > {log:q} 2>&1"
+
+
+rule evaluate_text_samples:
+    input:
+        samples="results/{run}/samples.jsonl",
+        data="results/{run}/data",
+        ar="results/{run}/ar/model.pt",
+    output:
+        json="results/{run}/text_sample_scores.json",
+        tsv=report(
+            "results/{run}/text_sample_scores.tsv",
+            caption="../report/text_sample_scores.rst",
+            category="Generated text",
+        ),
+    params:
+        cfg=config_json("run", "evaluate"),
+    log:
+        "logs/evaluate_text_samples/{run}.log",
+    conda:
+        "../envs/dnadiff.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "dnadiff evaluate text-samples --config-json {params.cfg:q} --threads {threads}"
+        " --samples {input.samples:q} --data {input.data:q} --ar-checkpoint {input.ar:q}"
+        " --out-json {output.json:q} --out-tsv {output.tsv:q} > {log:q} 2>&1"

@@ -15,3 +15,20 @@ rule fetch_reference:
     shell:
         "dnadiff fetch-reference --source {params.source:q}"
         " --outdir $(dirname {output.fasta:q}) --cache-dir resources/downloads > {log:q} 2>&1"
+
+
+rule fetch_text:
+    output:
+        CORPUS,
+    params:
+        source=config["text"]["source"],
+    log:
+        f"logs/fetch_text/{config['text']['name']}.log",
+    conda:
+        "../envs/dnadiff.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "dnadiff fetch-text --source {params.source:q} --out {output:q}"
+        " --cache-dir resources/downloads > {log:q} 2>&1"

@@ -2,7 +2,7 @@ rule sample:
     input:
         checkpoint="results/{run}/mdlm/model.pt",
     output:
-        "results/{run}/samples.fa",
+        f"results/{{run}}/{SAMPLES}",
     params:
         cfg=config_json("run", "sample"),
     log:

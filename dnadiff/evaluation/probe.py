@@ -1,0 +1,326 @@
+"""The analyses of "The Role of Discreteness in Diffusion LLMs" (Jin et al.) on our models.
+
+*Positional collapse* (``collapse_probe``): a prompt followed by ``masks`` [MASK] tokens, one
+forward pass, and for every masked position (distance d = 1..masks from the prompt) the top-3
+tokens with their probabilities, the entropy (bits), the probability mass on the 10 most
+frequent training tokens and on [EOS], and (DNA) the KL divergence of the prediction from the
+training base composition. Far from the prompt a masked diffusion model's prediction tends to
+the corpus marginal: high-frequency tokens, punctuation, end of document.
+
+*The marginal trap* (``marginal_trap``): a masked diffusion model draws every token revealed in
+one step from its own marginal, independently of the others revealed in the same step. Sampling
+with steps = length / d reveals d tokens per step on average; the quality of the samples as d
+grows shows the cost of that factorization.
+
+Both see token ids and a mask id only: the same code runs on DNA and text models. What differs
+is the scoring of samples (``dnadiff.evaluation.text`` for text, k-mer statistics for DNA),
+chosen by the tokenizer's modality.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+import numpy as np
+import torch
+
+from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
+from dnadiff.data.windows import PreparedGenome, RandomWindows
+from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.tokenizers import tokenizer_from_dict
+
+log = logging.getLogger(__name__)
+LOG2E = 1.0 / np.log(2.0)
+QUOTED_DISTANCES = (1, 32, 128)
+
+
+# -- prompts ------------------------------------------------------------------------------------
+def read_prompt_file(path, tokenizer, n: int, prompt_length: int) -> list[tuple[str, np.ndarray]]:
+    """The first ``n`` usable prompts of a JSONL file (objects with a "prompt" string), each
+    encoded and cut to its last ``prompt_length`` tokens. Characters a character tokenizer does
+    not know are dropped (and counted in the log)."""
+    prompts, dropped = [], 0
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"cannot be read as UTF-8 text ({exc})") from None
+    for line_no, line in enumerate(lines, start=1):
+        if len(prompts) == n:
+            break
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(path, f"line {line_no}: not JSON ({exc.msg})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str):
+            raise InputFileError(path, f"line {line_no}: expected an object with a 'prompt' "
+                                       "string")
+        text = rec["prompt"]
+        if tokenizer.modality == "text":
+            ids = tokenizer.encode(text, unknown="skip")
+            if tokenizer.name == "char":
+                dropped += len(text) - len(ids)
+        else:
+            try:
+                ids = tokenizer.encode(text)
+            except ValueError as exc:
+                raise InputFileError(path, f"line {line_no}: {exc}") from None
+        if len(ids) == 0:
+            continue
+        prompts.append((str(rec.get("id", line_no)), np.asarray(ids[-prompt_length:])))
+    if not prompts:
+        raise InputFileError(path, "has no usable prompt")
+    if dropped:
+        log.info("%d prompt characters are not in the tokenizer's vocabulary and were dropped",
+                 dropped)
+    return prompts
+
+
+def heldout_prompts(data_dir, n: int, prompt_length: int, seed: int
+                    ) -> list[tuple[str, np.ndarray]]:
+    """Prefixes of ``n`` random windows of the held-out (test) split."""
+    genome = PreparedGenome(data_dir)
+    ds = RandomWindows(genome, "test", prompt_length, n, seed=seed)
+    out = []
+    for i in range(n):
+        ci, start, _ = ds.locate(i)
+        out.append((f"{genome.contigs[ci]['name']}:{start}", ds[i]["tokens"].numpy()))
+    return out
+
+
+# -- positional collapse ------------------------------------------------------------------------
+def _require_mdlm(objective, checkpoint) -> None:
+    if objective.name != "mdlm":
+        raise DnadiffError(f"{checkpoint}: the probes need a masked diffusion (mdlm) checkpoint, "
+                           f"not {objective.name!r}")
+
+
+@torch.no_grad()
+def collapse_probe(model, objective, tokenizer, prompts, masks: int, train_counts,
+                   device: str = "cpu", batch_size: int = 32) -> list[dict]:
+    """One row per (prompt, masked position). ``train_counts``: token counts of the training
+    split (vocabulary order), for the 10 most frequent tokens and the base composition."""
+    gen = np.asarray(tokenizer.generable_ids)
+    counts = np.asarray(train_counts, dtype=np.float64)
+    top10 = gen[np.argsort(-counts[gen], kind="stable")[:10]]
+    most_frequent = int(top10[0])
+    composition = counts[gen] / counts[gen].sum()
+    eos = tokenizer.eos_id
+    text = getattr(tokenizer, "token_text", None)
+    name = (lambda i: json.dumps(text(i), ensure_ascii=False)[1:-1]) if text else (
+        lambda i: tokenizer.tokens[i])
+    rows: list[dict] = []
+    by_length: dict[int, list[int]] = {}
+    for j, (_pid, ids) in enumerate(prompts):
+        by_length.setdefault(len(ids), []).append(j)
+    for length, members in sorted(by_length.items()):
+        for b in range(0, len(members), batch_size):
+            group = members[b:b + batch_size]
+            x = torch.full((len(group), length + masks), objective.mask_id, dtype=torch.long)
+            for r, j in enumerate(group):
+                x[r, :length] = torch.as_tensor(np.asarray(prompts[j][1], dtype=np.int64))
+            x = x.to(device)
+            # the noise level at which such an input is seen in training: the masked fraction
+            t = torch.full((len(group),), masks / (length + masks), device=device)
+            logp = objective.log_probs(model, x, t)[:, length:].double().cpu()
+            p = logp.exp()
+            ent = -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum(-1) * LOG2E
+            top_p, top_i = p.topk(3, dim=-1)
+            m10 = p[..., top10].sum(-1)
+            m_eos = p[..., eos] if eos is not None else None
+            kl = None
+            if tokenizer.modality == "dna":
+                pg = p[..., gen]
+                log_c = torch.from_numpy(np.log(np.maximum(composition, 1e-300)))
+                kl = (torch.where(pg > 0, pg * (pg.clamp_min(1e-300).log() - log_c),
+                                  torch.zeros_like(pg))).sum(-1) * LOG2E
+            for r, j in enumerate(group):
+                pid = prompts[j][0]
+                for d in range(masks):
+                    row = {"prompt_id": pid, "prompt_tokens": length, "distance": d + 1}
+                    for k in range(3):
+                        row[f"top{k + 1}"] = name(int(top_i[r, d, k]))
+                        row[f"p{k + 1}"] = float(top_p[r, d, k])
+                    row["entropy_bits"] = float(ent[r, d])
+                    row["top10_mass"] = float(m10[r, d])
+                    if m_eos is not None:
+                        row["eos_mass"] = float(m_eos[r, d])
+                    if kl is not None:
+                        row["kl_composition_bits"] = float(kl[r, d])
+                    row["top1_is_most_frequent"] = int(int(top_i[r, d, 0]) == most_frequent)
+                    rows.append(row)
+    return rows
+
+
+CURVE_COLUMNS = ("entropy_bits", "p1", "top10_mass", "eos_mass", "kl_composition_bits",
+                 "top1_is_most_frequent")
+
+
+def collapse_curves(rows: list[dict]) -> list[dict]:
+    """Means (and the entropy's sd) over prompts at each distance; the commonest top-1 token."""
+    out = []
+    by_d: dict[int, list[dict]] = {}
+    for r in rows:
+        by_d.setdefault(r["distance"], []).append(r)
+    for d, rs in sorted(by_d.items()):
+        row = {"distance": d, "prompts": len(rs)}
+        for c in CURVE_COLUMNS:
+            if c in rs[0]:
+                v = np.array([r[c] for r in rs], dtype=np.float64)
+                row[f"{c}_mean"] = float(v.mean())
+                if c == "entropy_bits":
+                    row["entropy_bits_sd"] = float(v.std())
+        tops = [r["top1"] for r in rs]
+        common = max(set(tops), key=tops.count)
+        row["commonest_top1"] = common
+        row["commonest_top1_share"] = tops.count(common) / len(tops)
+        out.append(row)
+    return out
+
+
+def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_length: int,
+                 prompts_file=None, batch_size: int = 32) -> dict:
+    """The probe on ``checkpoint``: rows, curves and a summary (entropy at distance 1/32/128)."""
+    ckpt = load_checkpoint(checkpoint)
+    model, objective, tok = model_from_checkpoint(ckpt)
+    _require_mdlm(objective, checkpoint)
+    tokenizer = tokenizer_from_dict(tok)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    genome = PreparedGenome(data_dir)
+    n = probe_cfg["num_prompts"]
+    if prompts_file:
+        prompts = read_prompt_file(prompts_file, tokenizer, n, prompt_length)
+        source = str(prompts_file)
+    else:
+        prompts = heldout_prompts(data_dir, n, prompt_length, probe_cfg["seed"])
+        source = f"random held-out (test) prefixes of {prompt_length} tokens"
+    train_counts = genome.token_counts("train")
+    t0 = time.time()
+    rows = collapse_probe(model, objective, tokenizer, prompts, masks, train_counts, device,
+                          batch_size)
+    print(f"probe: {len(prompts)} prompts x {masks} masks in {time.time() - t0:.1f} s",
+          file=sys.stderr, flush=True)
+    curves = collapse_curves(rows)
+    gen = np.asarray(tok["generable_ids"])
+    c = train_counts[gen].astype(np.float64)
+    c = c[c > 0] / c.sum()
+    summary = {
+        "checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
+        "modality": tokenizer.modality, "prompts": len(prompts), "prompt_source": source,
+        "masks": masks, "prompt_length_max": prompt_length,
+        "mean_prompt_tokens": float(np.mean([len(p) for _, p in prompts])),
+        # the entropy a prediction that had collapsed to the corpus marginal would have
+        "train_unigram_entropy_bits": float(-(c * np.log2(c)).sum()),
+        "at_distance": {str(d): {k: v for k, v in curves[d - 1].items() if k != "distance"}
+                        for d in QUOTED_DISTANCES if d <= masks},
+    }
+    return {"rows": rows, "curves": curves, "summary": summary}
+
+
+# -- the marginal trap --------------------------------------------------------------------------
+def trap_steps(length: int, divisors) -> list[tuple[int, int]]:
+    """(divisor, steps) pairs with steps = length / divisor (at least 1), distinct steps."""
+    out, seen = [], set()
+    for d in sorted(set(divisors)):
+        steps = max(1, length // d)
+        if steps not in seen:
+            seen.add(steps)
+            out.append((d, steps))
+    return out
+
+
+def _dna_scorer(data_dir, eval_cfg: dict, length: int, n: int):
+    """k-mer JS (k = 1..kmer_max_k, to the test split), GC and discriminator AUROC (against
+    real test windows) of a set of DNA sequences."""
+    from dnadiff.evaluation.generated import gc_content, js_divergence, kmer_counts
+    from dnadiff.evaluation.sequences import discriminator_auroc
+
+    genome = PreparedGenome(data_dir)
+    test = [genome.tokens(ci)[a:b] for ci, a, b in genome.segments("test")]
+    max_k = eval_cfg["kmer_max_k"]
+    ref = {k: kmer_counts(test, k) for k in range(1, max_k + 1)}
+    seed = eval_cfg["seed"]
+    ds = RandomWindows(genome, "test", length, n, seed=seed + 1)
+    real_test = [ds[i]["tokens"].numpy().astype(np.int64) for i in range(n)]
+
+    def score(seqs) -> dict:
+        seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
+        js = {k: js_divergence(kmer_counts(seqs, k), ref[k]) for k in ref}
+        out = {f"js_k{k}": v for k, v in js.items()}
+        out["js_mean"] = float(np.mean(list(js.values())))
+        out["gc_mean"] = float(np.mean([gc_content(s) for s in seqs]))
+        if len(seqs) >= 4:
+            d = discriminator_auroc(real_test, seqs, eval_cfg["discriminator_k"],
+                                    min(5, len(seqs)), seed)
+            out["discriminator_auroc"] = d["auroc_mean"]
+            out["discriminator_auroc_sd"] = d["auroc_sd"]
+        return out
+
+    return score
+
+
+def _text_scorer(ar_checkpoint, tok: dict, eval_cfg: dict):
+    from dnadiff.evaluation.text import ARScorer, score_text_set
+
+    if ar_checkpoint is None:
+        raise DnadiffError("the marginal trap of a text model needs the run's AR model "
+                           "(--ar-checkpoint) for generative perplexity")
+    scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
+    scorer.check_vocabulary(tok, "the MDLM checkpoint")
+    return lambda seqs: {k: v for k, v in score_text_set(seqs, scorer).items()
+                         if k not in ("n", "length")}
+
+
+def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
+                      ar_checkpoint=None) -> dict:
+    """Sample ``num_samples`` sequences at each step count and score them, with a reference row
+    for real held-out windows (tokens_per_step 0)."""
+    from dnadiff.diffusion.sampling import ancestral_sample
+
+    ckpt = load_checkpoint(checkpoint)
+    model, objective, tok = model_from_checkpoint(ckpt)
+    _require_mdlm(objective, checkpoint)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    window = ckpt["config"]["data"]["window"]
+    length = trap_cfg["length"] or window
+    if length > window:
+        raise DnadiffError(f"marginal_trap.length ({length}) exceeds the model's context "
+                           f"({window})")
+    n, bs = trap_cfg["num_samples"], trap_cfg["batch_size"]
+    modality = tok.get("modality", "dna")
+    score = (_text_scorer(ar_checkpoint, tok, eval_cfg) if modality == "text"
+             else _dna_scorer(data_dir, eval_cfg, length, n))
+    rows, samples = [], {}
+    for divisor, steps in trap_steps(length, trap_cfg["divisors"]):
+        gen = torch.Generator().manual_seed(trap_cfg["seed"])
+        seqs, passes, t0 = [], 0, time.time()
+        for start in range(0, n, bs):
+            b = min(bs, n - start)
+            x0 = torch.full((b, length), objective.mask_id, dtype=torch.long, device=device)
+            x, info = ancestral_sample(objective, model, x0, steps, generator=gen, cache=True)
+            passes += info["forward_passes"]
+            seqs += list(x.cpu().numpy())
+        seconds = time.time() - t0
+        print(f"marginal trap: steps {steps} ({length / steps:g} tokens/step): {n} samples in "
+              f"{seconds:.1f} s", file=sys.stderr, flush=True)
+        samples[steps] = seqs
+        rows.append({"set": f"mdlm_steps{steps}", "steps": steps,
+                     "tokens_per_step": length / steps, "divisor": divisor,
+                     "forward_passes": passes, "sample_seconds": round(seconds, 3),
+                     **score(seqs)})
+    genome = PreparedGenome(data_dir)
+    ds = RandomWindows(genome, "validation", length, n, seed=trap_cfg["seed"])
+    real = [ds[i]["tokens"].numpy() for i in range(n)]
+    rows.append({"set": "real_heldout", "steps": 0, "tokens_per_step": 0.0, "divisor": 0,
+                 "forward_passes": 0, "sample_seconds": 0.0, **score(real)})
+    return {"checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
+            "modality": modality, "length": length, "num_samples": n, "rows": rows,
+            "_samples": samples}
