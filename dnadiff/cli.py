@@ -253,14 +253,14 @@ def likelihood_rows(res: dict) -> list[dict]:
 
 
 def _write_outputs(tables: dict, plot=None, plot_paths=()) -> None:
-    """Write each output (.json: the object; else a TSV of the rows) and call ``plot``; on any
-    failure remove all of them, so no partial set of outputs is left behind."""
+    """Write each output (``{path: ("json", object) or ("tsv", rows)}``) and call ``plot``; on
+    any failure remove all of them, so no partial set of outputs is left behind."""
     from dnadiff import io
 
     paths = list(tables) + [p for p in plot_paths if p]
     try:
-        for path, obj in tables.items():
-            if str(path).endswith(".json"):
+        for path, (kind, obj) in tables.items():
+            if kind == "json":
                 io.write_json(path, obj)
             else:
                 io.write_tsv(path, obj, _columns(obj))
@@ -420,7 +420,7 @@ def run(args) -> None:
         _threads(args)
         cfg = _config(args)
         res = evaluate_text_samples(args.samples, args.data, args.ar_checkpoint, cfg["evaluate"])
-        _write_outputs({args.out_json: res, args.out_tsv: res["rows"]})
+        _write_outputs({args.out_json: ("json", res), args.out_tsv: ("tsv", res["rows"])})
         print(json.dumps(res["rows"]))
     elif args.verb == "probe" and args.what == "collapse":
         from dnadiff.config import probe_shape
@@ -432,8 +432,8 @@ def run(args) -> None:
         masks, prompt_length = probe_shape(cfg)
         res = run_collapse(args.checkpoint, args.data, cfg["probe"], masks, prompt_length,
                            args.prompts or cfg["probe"]["prompts"], cfg["evaluate"]["batch_size"])
-        _write_outputs({args.out_tsv: res["rows"], args.out_curves: res["curves"],
-                        args.out_json: res["summary"]},
+        _write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_curves: ("tsv", res["curves"]),
+                        args.out_json: ("json", res["summary"])},
                        args.plot and (lambda: plot_collapse(res["curves"], res["summary"],
                                                             args.plot)), [args.plot])
         print(json.dumps(res["summary"]["at_distance"]))
@@ -446,7 +446,7 @@ def run(args) -> None:
         res = run_marginal_trap(args.checkpoint, args.data, cfg["marginal_trap"],
                                 cfg["evaluate"], args.ar_checkpoint)
         res.pop("_samples")
-        _write_outputs({args.out_tsv: res["rows"], args.out_json: res},
+        _write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_json: ("json", res)},
                        args.plot and (lambda: plot_marginal_trap(res["rows"], res["modality"],
                                                                  args.plot)), [args.plot])
         print(json.dumps(res["rows"]))

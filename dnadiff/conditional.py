@@ -70,6 +70,7 @@ def conditional_config(pre_cfg: dict, run_cfg: dict, task) -> dict:
     cfg["conditional"] = copy.deepcopy(cond_cfg)
     for key in ("steps", "batch_size", "lr", "warmup_steps", "val_every"):
         cfg["train"][key] = cond_cfg[key]
+    cfg["train"]["keep"] = "last"  # validation is monitoring only here, not model selection
     return cfg
 
 

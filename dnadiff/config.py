@@ -116,9 +116,10 @@ def _check_text(cfg: dict, source: str) -> None:
     if cfg["modality"] != "text":
         return
     model = cfg["model"]
-    if model["backbone"] == "caduceus" or model["rc_conjoin"]:
+    if (model["backbone"] == "caduceus" or model["rc_conjoin"] or cfg["sample"]["rc_conjoin"]
+            or cfg["evaluate"]["rc_conjoin"]):
         raise DnadiffError(f"{source}: modality 'text' has no reverse complement: use backbone "
-                           "dit or mamba without 'model.rc_conjoin'")
+                           "dit or mamba without 'rc_conjoin' (model, sample, evaluate)")
     if cfg["downstream"]["tasks"] or cfg["conditional"]["task"]:
         raise DnadiffError(f"{source}: keys 'downstream.tasks' and 'conditional.task' are DNA "
                            "benchmarks; set 'downstream: {tasks: []}' and 'conditional: "

@@ -149,6 +149,10 @@ def read_text_samples(path) -> list[dict]:
     recs = []
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
     for n, line in enumerate(lines, start=1):
@@ -160,6 +164,10 @@ def read_text_samples(path) -> list[dict]:
             raise InputFileError(path, f"line {n}: not JSON ({exc.msg})") from None
         if not isinstance(rec, dict) or not isinstance(rec.get("tokens"), list):
             raise InputFileError(path, f"line {n}: a sample record needs a 'tokens' list")
+        if not rec["tokens"] or not all(type(i) is int for i in rec["tokens"]):
+            raise InputFileError(path, f"line {n}: 'tokens' of sample {rec.get('id')!r} must be "
+                                       "a non-empty list of integer token ids")
+        rec["_line"] = n
         recs.append(rec)
     if not recs:
         raise InputFileError(path, "has no samples")

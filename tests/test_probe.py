@@ -108,6 +108,32 @@ def test_probe_puts_masks_after_each_prompt_of_any_length():
                    for d in (1, 2, 3)}
 
 
+def test_probe_noise_level_is_the_masked_fraction_under_any_schedule():
+    from dnadiff.diffusion.schedule import build_schedule
+    from dnadiff.evaluation.probe import time_for_masked_fraction
+
+    for name in ("loglinear", "cosine"):
+        sched = build_schedule({"schedule": name, "eps": 1e-3})
+        for frac in (0.1, 0.5, 0.9):
+            t = time_for_masked_fraction(sched, frac)
+            assert 1 - float(sched.alpha(torch.tensor(t, dtype=torch.float64))) == \
+                pytest.approx(frac, abs=1e-9)
+    sched = build_schedule({"schedule": "loglinear", "eps": 1e-3})
+    assert time_for_masked_fraction(sched, 0.5) == pytest.approx(0.5 / (1 - 1e-3))
+
+    class RecordSigma(torch.nn.Module):
+        def forward(self, tokens, sigma=None, cond=None):
+            self.sigma = sigma
+            return torch.zeros(tokens.shape[0], tokens.shape[1], 7)
+
+    tok = DNATokenizer()
+    model = RecordSigma()
+    objective = mdlm_for(tok, time_conditioning=True)
+    collapse_probe(model, objective, tok, [("p", tok.encode("ACGTACGT"))], 8, np.ones(7))
+    # 8 masks after 8 prompt bases: half masked, sigma = -log(alpha) = -log(0.5)
+    assert model.sigma.tolist() == pytest.approx([math.log(2.0)], abs=1e-6)
+
+
 def test_collapse_curves_average_over_prompts():
     rows = [{"prompt_id": i, "distance": d, "entropy_bits": float(i + d), "p1": 0.5,
              "top10_mass": 1.0, "top1_is_most_frequent": i % 2, "top1": "A" if i else "C"}
@@ -118,6 +144,8 @@ def test_collapse_curves_average_over_prompts():
     assert curves[1]["entropy_bits_sd"] == pytest.approx(np.std([2.0, 3.0, 4.0]))
     assert curves[0]["top1_is_most_frequent_mean"] == pytest.approx(1 / 3)
     assert (curves[0]["commonest_top1"], curves[0]["commonest_top1_share"]) == ("A", 2 / 3)
+    tie = [{"distance": 1, "entropy_bits": 1.0, "top1": t} for t in "GCAT"]
+    assert collapse_curves(tie)[0]["commonest_top1"] == "G"  # ties: the first seen
 
 
 def test_read_prompt_file(tmp_path):
@@ -261,6 +289,36 @@ def test_unigram_entropy_and_uniform_ar_perplexity(text_run):
     assert res["gen_perplexity"] == pytest.approx(n_gen, rel=1e-5)
     with pytest.raises(DnadiffError, match="needs an AR checkpoint"):
         ARScorer(tmp / "mdlm.pt")
+
+
+def test_probes_refuse_data_of_another_tokenizer(dna_run, text_run):
+    tmp_dna, cfg = dna_run
+    tmp_text, _, _ = text_run
+    with pytest.raises(DnadiffError, match="different tokenizers"):
+        run_collapse(tmp_dna / "m.pt", tmp_text / "data", cfg["probe"], 16, 16)
+    with pytest.raises(DnadiffError, match="different tokenizers"):
+        run_marginal_trap(tmp_dna / "m.pt", tmp_text / "data", cfg["marginal_trap"],
+                          cfg["evaluate"])
+
+
+def test_marginal_trap_scores_each_set_with_the_ar_model(text_run, tmp_path):
+    """With an AR scorer that is not uniform, each row is the score of its own samples."""
+    tmp, cfg, tok = text_run
+    ar_cfg = dict(cfg, objective="ar")
+    torch.manual_seed(1)
+    model = build_backbone(ar_cfg["model"], tok.vocab_size, 24, causal=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    save_checkpoint(tmp_path / "ar.pt", model, ar_cfg, tok.to_dict(), step=1)
+    res = run_marginal_trap(tmp / "mdlm.pt", tmp / "data", cfg["marginal_trap"],
+                            cfg["evaluate"], ar_checkpoint=tmp_path / "ar.pt")
+    scorer = ARScorer(tmp_path / "ar.pt")
+    for r in res["rows"][:-1]:
+        expect = score_text_set(res["_samples"][r["steps"]], scorer)
+        assert r["gen_perplexity"] == pytest.approx(expect["gen_perplexity"], rel=1e-6)
+        assert r["unigram_entropy_bits"] == pytest.approx(expect["unigram_entropy_bits"])
+    assert len({round(r["gen_perplexity"], 6) for r in res["rows"]}) == len(res["rows"])
 
 
 def test_marginal_trap_on_text(text_run):

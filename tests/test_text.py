@@ -115,6 +115,19 @@ def test_assign_splits_contiguous_blocks_by_characters():
         assign_splits(["a\nb"], 0.1, 0.1)
 
 
+def test_two_documents_are_cut_by_lines_keeping_their_boundary():
+    first = "\n".join(f"a{i:02d}" for i in range(8))   # 8 lines of 4 characters with '\n'
+    second = "\n".join(f"b{i:02d}" for i in range(2))  # 2 lines: 40 characters in all
+    sp = assign_splits([first, second], 0.2, 0.2)
+    # 60% / 20% / 20% of the characters: 6 lines, then 2, then 2
+    assert sp["train"] == ["\n".join(f"a{i:02d}" for i in range(6))]
+    assert sp["validation"] == ["a06\na07"] and sp["test"] == ["b00\nb01"]
+    sp = assign_splits([first, second], 0.1, 0.1)  # 8 / 1 / 1 lines
+    assert sp["train"] == [first] and sp["validation"] == ["b00"] and sp["test"] == ["b01"]
+    sp = assign_splits([first + "\n" + second.replace("b", "c"), "z"], 0.25, 0.25)
+    assert sp["test"][-1] == "z" and len(sp["test"]) == 2  # the boundary before "z" is kept
+
+
 # -- prepare --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["char", "bpe"])
 def test_prepare_text_packs_documents_with_eos(tmp_path, kind):
@@ -162,6 +175,8 @@ def test_text_config_rejects_dna_only_settings():
     with pytest.raises(DnadiffError, match="DNA benchmarks"):
         validate_config({**base, "conditional": {"task": "x"},
                          "downstream": {"tasks": [{"name": "x", "type": "gue", "path": "p"}]}})
+    with pytest.raises(DnadiffError, match="no reverse complement"):
+        validate_config({**base, "sample": {"rc_conjoin": True}})
     with pytest.raises(DnadiffError, match="text.tokenizer"):
         validate_config({**base, "text": {"tokenizer": "wordpiece"}})
 
@@ -239,3 +254,39 @@ def test_keep_best_saves_the_best_validation_weights(tmp_path):
     assert ckpt["step"] == best_step == metrics["kept_step"]
     assert metrics["val_bits_per_token"] == pytest.approx(vals[best_step], rel=1e-6)
     assert "ema_state_dict" not in ckpt  # the kept weights are the averaged ones
+
+
+def test_text_sample_files_with_bad_records_are_rejected(tmp_path):
+    from dnadiff.evaluation.text import evaluate_text_samples
+    from dnadiff.generation import read_text_samples
+
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b'{"id": "a", "tokens": [1, 2]}\n\xff\n')
+    with pytest.raises(InputFileError, match="not UTF-8"):
+        read_text_samples(path)
+    path.write_text('{"id": "a", "tokens": [1, 2]}\n{"id": "b", "tokens": ["x"]}\n')
+    with pytest.raises(InputFileError, match="line 2: 'tokens' of sample 'b'"):
+        read_text_samples(path)
+    path.write_text('{"id": "a", "tokens": [1.5]}\n')
+    with pytest.raises(InputFileError, match="integer token ids"):
+        read_text_samples(path)
+    path.write_text("")
+    with pytest.raises(InputFileError, match="has no samples"):
+        read_text_samples(path)
+    # a [MASK] id in a sample is an error naming the line, not an infinite perplexity
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(CORPUS * 4)
+    cfg = validate_config({"run": "t", "modality": "text", "objective": "ar",
+                           "text": {"tokenizer": "char"}, "data": {"window": 16},
+                           "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 16}})
+    index = prepare_text(corpus, tmp_path / "data", cfg["text"])
+    tok = index["tokenizer"]
+    from dnadiff.checkpoint import save_checkpoint
+    from dnadiff.models import build_backbone
+
+    model = build_backbone(cfg["model"], len(tok["tokens"]), 16, causal=True)
+    save_checkpoint(tmp_path / "ar.pt", model, cfg, tok, step=1)
+    path.write_text('{"id": "a", "tokens": [1, 2]}\n'
+                    f'{{"id": "b", "tokens": [1, {tok["mask_id"]}]}}\n')
+    with pytest.raises(InputFileError, match="line 2: sample 'b' holds token id"):
+        evaluate_text_samples(path, tmp_path / "data", tmp_path / "ar.pt", cfg["evaluate"])

@@ -62,6 +62,15 @@ def test_default_config_dry_run_lists_every_stage():
     assert "compare_likelihood" not in out  # compare_ar is off by default
 
 
+def test_config_checks_beyond_the_schema_stop_the_workflow(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(
+        "run: x\nmodality: text\nmodel: {backbone: caduceus}\n")
+    proc = snakemake("-n", "-d", str(tmp_path), check=False)
+    assert proc.returncode != 0
+    assert "no reverse complement" in proc.stdout + proc.stderr
+
+
 def test_misspelled_config_key_stops_the_workflow(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("run: x\ntrain: {stpes: 3}\n")
@@ -277,8 +286,9 @@ def test_tiny_text_workflow(tmp_path):
         lik = json.loads((res / objective / "likelihood.json").read_text())
         assert lik["modality"] == "text" and lik["perplexity"] == pytest.approx(
             math.exp(lik["nats_per_token"]))
+        # bits per character: the test split's bits over its characters (one per [EOS])
         assert lik["bits_per_character"] == pytest.approx(
-            lik["bits_per_token"] / lik["chars_per_token"])
+            lik["bits_per_token"] * index["split_sizes"]["test"] / index["characters"]["test"])
         assert lik["bits_per_token"] < math.log2(298) + 0.5
     scores = {r["set"]: r for r in csv.DictReader(open(res / "text_sample_scores.tsv"),
                                                   delimiter="\t")}

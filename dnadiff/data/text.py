@@ -74,13 +74,7 @@ def assign_splits(docs: list[str], validation_fraction: float, test_fraction: fl
     """Contiguous blocks by characters: train first, then validation, then test. A single
     document is cut at line boundaries so that each split gets its share."""
     if len(docs) < 3:
-        text = "\n".join(docs)
-        lines = text.split("\n")
-        if len(lines) < 3:
-            raise DnadiffError("the corpus has fewer than 3 documents or lines; it cannot be "
-                               "split into train, validation and test")
-        docs = _cut_lines(lines, validation_fraction, test_fraction)
-        return dict(zip(SPLITS, [[d] for d in docs]))
+        return _cut_lines(docs, validation_fraction, test_fraction)
     sizes = np.array([len(d) + 1 for d in docs], dtype=np.float64)
     ends = np.cumsum(sizes) / sizes.sum()  # fraction of the corpus up to each document's end
     train_end = 1.0 - validation_fraction - test_fraction
@@ -96,13 +90,30 @@ def assign_splits(docs: list[str], validation_fraction: float, test_fraction: fl
     return {s: [d for d, k in zip(docs, split_of) if k == i] for i, s in enumerate(SPLITS)}
 
 
-def _cut_lines(lines: list[str], validation_fraction: float, test_fraction: float) -> list[str]:
-    sizes = np.cumsum([len(x) + 1 for x in lines]) / sum(len(x) + 1 for x in lines)
-    a = int(np.searchsorted(sizes, 1.0 - validation_fraction - test_fraction)) + 1
-    b = int(np.searchsorted(sizes, 1.0 - test_fraction)) + 1
+def _cut_lines(docs: list[str], validation_fraction: float, test_fraction: float
+               ) -> dict[str, list[str]]:
+    """Splits of fewer than 3 documents: cut at line boundaries by characters; a document cut
+    in two gives a piece to each split, and document boundaries are kept."""
+    lines = [(line, k) for k, d in enumerate(docs) for line in d.split("\n")]
+    if len(lines) < 3:
+        raise DnadiffError("the corpus has fewer than 3 documents or lines; it cannot be "
+                           "split into train, validation and test")
+    cum = np.cumsum([len(x) + 1 for x, _ in lines]) / sum(len(x) + 1 for x, _ in lines)
+    a = int(np.searchsorted(cum, 1.0 - validation_fraction - test_fraction - 1e-9)) + 1
+    b = int(np.searchsorted(cum, 1.0 - test_fraction - 1e-9)) + 1
     a = min(max(a, 1), len(lines) - 2)
     b = min(max(b, a + 1), len(lines) - 1)
-    return ["\n".join(lines[:a]), "\n".join(lines[a:b]), "\n".join(lines[b:])]
+    out = {}
+    for split, part in zip(SPLITS, (lines[:a], lines[a:b], lines[b:])):
+        pieces: list[list[str]] = []
+        last = None
+        for line, k in part:
+            if k != last:
+                pieces.append([])
+                last = k
+            pieces[-1].append(line)
+        out[split] = ["\n".join(p) for p in pieces]
+    return out
 
 
 def prepare_text(corpus, outdir, text_cfg: dict) -> dict:

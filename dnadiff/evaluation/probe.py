@@ -23,6 +23,7 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 import torch
@@ -95,10 +96,29 @@ def heldout_prompts(data_dir, n: int, prompt_length: int, seed: int
 
 
 # -- positional collapse ------------------------------------------------------------------------
+def _same_tokenizer(tok: dict, genome: PreparedGenome, checkpoint) -> None:
+    if list(tok["tokens"]) != list(genome.index["tokenizer"]["tokens"]):
+        raise DnadiffError(f"{checkpoint} and {genome.path} use different tokenizers (was the "
+                           "model trained on this prepared data?)")
+
+
 def _require_mdlm(objective, checkpoint) -> None:
     if objective.name != "mdlm":
         raise DnadiffError(f"{checkpoint}: the probes need a masked diffusion (mdlm) checkpoint, "
                            f"not {objective.name!r}")
+
+
+def time_for_masked_fraction(schedule, fraction: float) -> float:
+    """The diffusion time t at which a token is masked with probability ``fraction``
+    (1 - alpha(t) = fraction; bisection, alpha decreases in t)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if 1.0 - float(schedule.alpha(torch.tensor(mid, dtype=torch.float64))) < fraction:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 @torch.no_grad()
@@ -126,8 +146,10 @@ def collapse_probe(model, objective, tokenizer, prompts, masks: int, train_count
             for r, j in enumerate(group):
                 x[r, :length] = torch.as_tensor(np.asarray(prompts[j][1], dtype=np.int64))
             x = x.to(device)
-            # the noise level at which such an input is seen in training: the masked fraction
-            t = torch.full((len(group),), masks / (length + masks), device=device)
+            # the noise level at which such an input is seen in training: 1 - alpha(t) = the
+            # masked fraction (matters only for time-conditioned models)
+            t_frac = time_for_masked_fraction(objective.schedule, masks / (length + masks))
+            t = torch.full((len(group),), t_frac, device=device)
             logp = objective.log_probs(model, x, t)[:, length:].double().cpu()
             p = logp.exp()
             ent = -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum(-1) * LOG2E
@@ -177,9 +199,9 @@ def collapse_curves(rows: list[dict]) -> list[dict]:
                 if c == "entropy_bits":
                     row["entropy_bits_sd"] = float(v.std())
         tops = [r["top1"] for r in rs]
-        common = max(set(tops), key=tops.count)
+        common, count = Counter(tops).most_common(1)[0]  # ties: the first seen
         row["commonest_top1"] = common
-        row["commonest_top1_share"] = tops.count(common) / len(tops)
+        row["commonest_top1_share"] = count / len(tops)
         out.append(row)
     return out
 
@@ -194,6 +216,7 @@ def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_lengt
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     genome = PreparedGenome(data_dir)
+    _same_tokenizer(tok, genome, checkpoint)
     n = probe_cfg["num_prompts"]
     if prompts_file:
         prompts = read_prompt_file(prompts_file, tokenizer, n, prompt_length)
@@ -250,6 +273,9 @@ def _dna_scorer(data_dir, eval_cfg: dict, length: int, n: int):
     ds = RandomWindows(genome, "test", length, n, seed=seed + 1)
     real_test = [ds[i]["tokens"].numpy().astype(np.int64) for i in range(n)]
 
+    ds = RandomWindows(genome, "validation", length, n, seed=seed)
+    floor = [ds[i]["tokens"].numpy() for i in range(n)]  # as real_heldout of evaluate scores
+
     def score(seqs) -> dict:
         seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
         js = {k: js_divergence(kmer_counts(seqs, k), ref[k]) for k in ref}
@@ -263,25 +289,30 @@ def _dna_scorer(data_dir, eval_cfg: dict, length: int, n: int):
             out["discriminator_auroc_sd"] = d["auroc_sd"]
         return out
 
-    return score
+    return score, floor
 
 
-def _text_scorer(ar_checkpoint, tok: dict, eval_cfg: dict):
-    from dnadiff.evaluation.text import ARScorer, score_text_set
+def _text_scorer(ar_checkpoint, tok: dict, eval_cfg: dict, data_dir, length: int, n: int):
+    """Generative perplexity under the run's AR model and unigram entropy. The real reference
+    windows come from the test split: the AR model was selected on validation."""
+    from dnadiff.evaluation.text import ARScorer, heldout_windows, score_text_set
 
     if ar_checkpoint is None:
         raise DnadiffError("the marginal trap of a text model needs the run's AR model "
                            "(--ar-checkpoint) for generative perplexity")
     scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
     scorer.check_vocabulary(tok, "the MDLM checkpoint")
-    return lambda seqs: {k: v for k, v in score_text_set(seqs, scorer).items()
-                         if k not in ("n", "length")}
+    real = heldout_windows(data_dir, length, n, eval_cfg["seed"] + 2, split="test")
+    return (lambda seqs: {k: v for k, v in score_text_set(seqs, scorer).items()
+                          if k not in ("n", "length")}), real
 
 
 def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
                       ar_checkpoint=None) -> dict:
     """Sample ``num_samples`` sequences at each step count and score them, with a reference row
-    for real held-out windows (tokens_per_step 0)."""
+    for real held-out windows (tokens_per_step 0): validation windows for DNA (the floor of the
+    k-mer figures against the test split), test windows for text (the AR scorer was selected on
+    validation)."""
     from dnadiff.diffusion.sampling import ancestral_sample
 
     ckpt = load_checkpoint(checkpoint)
@@ -296,8 +327,9 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
                            f"({window})")
     n, bs = trap_cfg["num_samples"], trap_cfg["batch_size"]
     modality = tok.get("modality", "dna")
-    score = (_text_scorer(ar_checkpoint, tok, eval_cfg) if modality == "text"
-             else _dna_scorer(data_dir, eval_cfg, length, n))
+    _same_tokenizer(tok, PreparedGenome(data_dir), checkpoint)
+    score, real = (_text_scorer(ar_checkpoint, tok, eval_cfg, data_dir, length, n)
+                   if modality == "text" else _dna_scorer(data_dir, eval_cfg, length, n))
     rows, samples = [], {}
     for divisor, steps in trap_steps(length, trap_cfg["divisors"]):
         gen = torch.Generator().manual_seed(trap_cfg["seed"])
@@ -316,9 +348,6 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
                      "tokens_per_step": length / steps, "divisor": divisor,
                      "forward_passes": passes, "sample_seconds": round(seconds, 3),
                      **score(seqs)})
-    genome = PreparedGenome(data_dir)
-    ds = RandomWindows(genome, "validation", length, n, seed=trap_cfg["seed"])
-    real = [ds[i]["tokens"].numpy() for i in range(n)]
     rows.append({"set": "real_heldout", "steps": 0, "tokens_per_step": 0.0, "divisor": 0,
                  "forward_passes": 0, "sample_seconds": 0.0, **score(real)})
     return {"checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],

@@ -105,11 +105,14 @@ def evaluate_text_samples(samples, data_dir, ar_checkpoint, eval_cfg: dict) -> d
     scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
     genome = PreparedGenome(data_dir)
     scorer.check_vocabulary(genome.index["tokenizer"], str(data_dir))
-    vocab = len(scorer.tok["tokens"])
+    generable = np.zeros(len(scorer.tok["tokens"]) + 1, dtype=bool)
+    generable[scorer.tok["generable_ids"]] = True
     for r, s in zip(recs, seqs):
-        if s.size == 0 or s.min() < 0 or s.max() >= vocab:
-            raise InputFileError(samples, f"sample {r.get('id')!r} has token ids outside the "
-                                          f"vocabulary (0..{vocab - 1}) or none")
+        bad = s[(s < 0) | (s >= len(generable) - 1) | ~generable[np.clip(s, 0, len(generable) - 1)]]
+        if bad.size:
+            raise InputFileError(samples, f"line {r['_line']}: sample {r.get('id')!r} holds token "
+                                          f"id {int(bad[0])}, which a model cannot generate "
+                                          "(outside the vocabulary, [MASK] or [PAD])")
     length = int(np.median([len(s) for s in seqs]))
     real = heldout_windows(data_dir, length, len(seqs), eval_cfg["seed"])
     rows = [{"set": "mdlm", **score_text_set(seqs, scorer)},

@@ -27,6 +27,25 @@ shell.prefix(
     'dnadiff() {{ PYTHONPATH="' + str(REPO) + '${{PYTHONPATH:+:$PYTHONPATH}}" "'
     + job_python() + '" -m dnadiff "$@"; }}; '
 )
+def check_config():
+    """The checks the schema cannot express (the same as the dnadiff verbs run), before any job."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from dnadiff.config import validate_config
+        from dnadiff.errors import DnadiffError
+    except ImportError:  # the package's dependencies are not here (--sdm conda): jobs check
+        return
+    finally:
+        sys.path.pop(0)
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        validate_config(config, "config")
+    except DnadiffError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+check_config()
 RUN = config["run"]
 GENOME = config["reference"]["name"]
 TEXT = config["modality"] == "text"
@@ -74,12 +93,18 @@ def objectives():
     return ["mdlm", "ar"] if config["compare_ar"] or TEXT else ["mdlm"]
 
 
+def local_text_source():
+    """A local corpus is an input (a changed file is fetched again); a URL is not."""
+    source = config["text"]["source"]
+    return {} if "://" in source else {"source": source}
+
+
 def prepare_input():
     return {"source": CORPUS if TEXT else f"resources/genomes/{GENOME}/genome.fa"}
 
 
 def prepare_config():
-    return config_json("run", "data", "text") if TEXT else config_json("run", "data")
+    return config_json("run", "text") if TEXT else config_json("run", "data")
 
 
 def probe_outputs(run):

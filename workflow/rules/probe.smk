@@ -21,7 +21,8 @@ rule probe_collapse:
             category="Discreteness probes",
         ),
     params:
-        cfg=config_json("run", "data", "probe", "evaluate"),
+        cfg=config_json("run", "data", "probe",
+                        evaluate={"batch_size": config["evaluate"]["batch_size"]}),
     log:
         "logs/probe_collapse/{run}.log",
     conda:
@@ -55,7 +56,7 @@ rule marginal_trap:
             category="Discreteness probes",
         ),
     params:
-        cfg=config_json("run", "marginal_trap", "evaluate"),
+        cfg=config_json("run", "data", "marginal_trap", "evaluate"),
         ar=lambda wc, input: f"--ar-checkpoint {input.ar}" if "ar" in input.keys() else "",
     log:
         "logs/marginal_trap/{run}.log",

@@ -18,6 +18,8 @@ rule fetch_reference:
 
 
 rule fetch_text:
+    input:
+        unpack(lambda wc: local_text_source()),
     output:
         CORPUS,
     params:
