@@ -311,13 +311,16 @@ def run(args) -> None:
             from dnadiff.data.prepare import prepare_genome
 
             sp = cfg["data"]["splits"]
-            prepare_genome(args.fasta, args.outdir, sp["validation"], sp["test"], sp["bed"])
+            prepare_genome(args.fasta, args.outdir, sp["validation"], sp["test"], sp["bed"],
+                           cfg["data"]["exclude"])
     elif args.verb == "train":
         from dnadiff.training import train
 
         _threads(args)
         cfg = _config(args)
         metrics = train(cfg, args.data, args.checkpoint, args.metrics, args.workdir)
+        if not metrics.get("rank_zero", True):
+            return  # the other ranks of a distributed run write nothing
         if args.plot:
             from dnadiff.data.windows import PreparedGenome
             from dnadiff.evaluation.likelihood import entropy_bits

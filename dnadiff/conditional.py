@@ -71,6 +71,9 @@ def conditional_config(pre_cfg: dict, run_cfg: dict, task) -> dict:
     for key in ("steps", "batch_size", "lr", "warmup_steps", "val_every"):
         cfg["train"][key] = cond_cfg[key]
     cfg["train"]["keep"] = "last"  # validation is monitoring only here, not model selection
+    # one device, whatever the pretraining ran on
+    cfg["train"].update(devices=1, num_nodes=1, strategy="auto", micro_batch_size=None,
+                        compile=False)
     return cfg
 
 
@@ -106,7 +109,8 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
         init = pre_ckpt.get("ema_state_dict") or pre_ckpt["state_dict"]
     return fit(cfg, tok, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
                init_state=init, extra_metrics={"task": task.name, "classes": list(task.classes),
-                                               "init": cond_cfg["init"]})
+                                               "init": cond_cfg["init"]},
+               data_id=f"task:{task.name}:{len(train_set.labels)}:{len(val.labels)}")
 
 
 class Guided(torch.nn.Module):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -183,6 +184,12 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         if "-" not in sample["template"]:
             raise DnadiffError(f"{source}: key 'sample.template' has no '-' position to "
                                "generate")
+    for pattern in cfg["data"]["exclude"]:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise DnadiffError(f"{source}: key 'data.exclude': {pattern!r} is not a regular "
+                               f"expression ({exc})") from None
     _check_text(cfg, source)
     _check_probes(cfg, source)
     fixed = len(sample["prefix"]) + len(sample["suffix"])

@@ -8,10 +8,15 @@ batch runs log one line every ``train.log_every`` steps.
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
+import hashlib
+import json
 import logging
 import math
+import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -19,11 +24,14 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dnadiff.checkpoint import save_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
 from dnadiff.diffusion import build_objective
+from dnadiff.errors import DnadiffError
 from dnadiff.io import atomic_open
 from dnadiff.models import build_backbone
 
@@ -85,15 +93,51 @@ class DenoiserModule(L.LightningModule):
         self._val = [0.0, 0]
         self._ema_ctx = None
         self.best = None  # (bits, step, weights) of the best validation (train.keep: best)
+        self._restored_ema = None
+        # the network the steps run (torch.compile'd when train.compile); self.model keeps the
+        # plain module, whose state dict is what gets saved
+        # (not registered as a submodule: checkpoints hold self.model's weights once, with the
+        # same keys whether or not the steps are compiled)
+        object.__setattr__(self, "net", torch.compile(self.model) if cfg["train"]["compile"]
+                           else self.model)
+        self._acc = None
 
     def on_fit_start(self):
         if self.cfg["train"]["ema_decay"] > 0 and self.ema is None:
             self.ema = EMA(self.model, self.cfg["train"]["ema_decay"])
+        if self.ema is not None and self._restored_ema is not None:
+            self.ema.shadow = {k: v.to(self.device) for k, v in
+                               self._restored_ema["shadow"].items()}
+            self.ema.updates = self._restored_ema["updates"]
+            self._restored_ema = None
+
+    def on_train_start(self):
+        # the objective's noise (times, masks) differs between ranks but is reproducible
+        torch.manual_seed(self.cfg["train"]["seed"] * 1009 + 7919 * self.global_rank
+                          + self.global_step)
+
+    def on_save_checkpoint(self, checkpoint):
+        if self.ema is not None:
+            checkpoint["dnadiff_ema"] = {"shadow": {k: v.detach().cpu() for k, v in
+                                                    self.ema.shadow.items()},
+                                         "updates": self.ema.updates}
+        if self.best is not None:
+            checkpoint["dnadiff_best"] = self.best
+
+    def on_load_checkpoint(self, checkpoint):
+        self._restored_ema = checkpoint.get("dnadiff_ema")
+        self.best = checkpoint.get("dnadiff_best")
 
     def training_step(self, batch, batch_idx):
-        loss = self.objective.loss(self.model, batch["tokens"], batch["loss_mask"],
+        loss = self.objective.loss(self.net, batch["tokens"], batch["loss_mask"],
                                    cond=self._labels(batch, drop=True))
-        self.log("train/bits_per_token", loss.detach() / LN2, prog_bar=True)
+        # logged once per optimizer step: the mean over its micro-batches and over ranks,
+        # the loss of the global batch
+        first = batch_idx % self.trainer.accumulate_grad_batches == 0 or self._acc is None
+        self._acc = loss.detach() if first else self._acc + loss.detach()
+        if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:
+            self.log("train/bits_per_token", self._acc / self.trainer.accumulate_grad_batches
+                     / LN2, prog_bar=True, sync_dist=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         return loss
 
@@ -109,7 +153,10 @@ class DenoiserModule(L.LightningModule):
             y = torch.where(keep, y, torch.full_like(y, null))
         return y
 
-    def on_train_batch_end(self, outputs, batch, batch_idx):
+    def optimizer_step(self, *args, **kwargs):
+        # once per optimizer step (not per accumulated micro-batch), and before the
+        # checkpoint callbacks run, so a saved training state holds this step's average
+        super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
             self.ema.update(self.model)
 
@@ -127,7 +174,11 @@ class DenoiserModule(L.LightningModule):
         self._val[1] += int(n.sum())
 
     def on_validation_epoch_end(self):
-        bits = self._val[0] / max(self._val[1], 1) / LN2
+        # every rank scored every validation window (the same sums): the ratio is the same
+        # on each, and reducing keeps the ranks in step
+        total = self.trainer.strategy.reduce(
+            torch.tensor(self._val, dtype=torch.float64, device=self.device), reduce_op="sum")
+        bits = float(total[0]) / max(float(total[1]), 1.0) / LN2
         if self.cfg["train"]["keep"] == "best" and (self.best is None or bits < self.best[0]):
             # the weights just validated (the EMA ones when there is an EMA)
             self.best = (bits, int(self.global_step),
@@ -160,20 +211,42 @@ class LineProgress(L.Callback):
         self.every, self.total, self.t0 = every, total, None
 
     def on_train_start(self, trainer, module):
-        self.t0 = time.time()
+        self.t0, self.start = time.time(), trainer.global_step
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if step % self.every and step != self.total:
+        if (step % self.every and step != self.total) or not trainer.is_global_zero:
             return
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return  # a micro-batch inside an optimizer step
         elapsed = time.time() - self.t0
-        eta = elapsed / max(step, 1) * (self.total - step)
-        loss = float(outputs["loss"]) / LN2 if isinstance(outputs, dict) else float("nan")
+        done = max(step - self.start, 1)
+        eta = elapsed / done * (self.total - step)
+        loss = float(trainer.callback_metrics.get("train/bits_per_token", float("nan")))
         val = trainer.callback_metrics.get("val/bits_per_token")
         val_s = f" val {float(val):.4f}" if val is not None else ""
         print(f"step {step}/{self.total} train {loss:.4f} bits/token{val_s} "
-              f"{elapsed / max(step, 1):.2f} s/step ETA {eta / 60:.1f} min",
+              f"{elapsed / done:.2f} s/step ETA {eta / 60:.1f} min",
               file=sys.stderr, flush=True)
+
+
+class SaveState(L.Callback):
+    """Save the training state when a validation of the fit ends (after the best-weights
+    bookkeeping), to ``path`` through a temporary name, so a kill never leaves a partial file
+    that looks like a checkpoint."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_validation_end(self, trainer, module):
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(tmp)  # collective; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
 
 
 def resolve_precision(train_cfg: dict) -> tuple[str, str]:
@@ -198,24 +271,170 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
                              seed=tc["seed"], complement=tokenizer.get("complement"),
                              rc_prob=cfg["data"]["rc_augment"])
     val_ds = TiledWindows(genome, "validation", window, max_windows=tc["val_windows"])
-    return fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress)
+    data_id = hashlib.sha256((Path(data_dir) / "index.json").read_bytes()).hexdigest()
+    return fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
+               data_id=data_id)
+
+
+class _Shifted(Dataset):
+    """``dataset`` read from item ``offset`` on (wrapping around), at its full length.
+
+    Lightning resumes mid-epoch by counting on from the restored batch index through a fresh
+    iterator, which ends the epoch after the remaining batches: the shift makes those the
+    windows the interrupted run had not read yet.
+    """
+
+    def __init__(self, dataset, offset: int):
+        self.dataset, self.offset = dataset, offset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return self.dataset[(i + self.offset) % len(self.dataset)]
+
+
+def launch_rank(devices_per_node: int = 1) -> int:
+    """This process's global rank as set by the launcher (torchrun: RANK; srun: SLURM_PROCID
+    of a multi-task step; Lightning's own launcher: NODE_RANK and LOCAL_RANK); 0 when not
+    distributed."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"])
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        return int(env["SLURM_PROCID"])
+    return int(env.get("NODE_RANK", "0")) * devices_per_node + int(env.get("LOCAL_RANK", "0"))
+
+
+def batch_plan(tc: dict) -> dict:
+    """Global batch -> per-device batch and gradient accumulation over devices x nodes."""
+    devices = tc["devices"]
+    world = devices * tc["num_nodes"]
+    if tc["batch_size"] % world:
+        raise DnadiffError(f"config key 'train.batch_size' ({tc['batch_size']}) must be a "
+                           f"multiple of train.devices x train.num_nodes ({world})")
+    per_rank = tc["batch_size"] // world
+    micro = tc["micro_batch_size"] or per_rank
+    if per_rank % micro:
+        raise DnadiffError(f"config key 'train.micro_batch_size' ({micro}) must divide the "
+                           f"per-device share of the global batch ({per_rank})")
+    return {"world": world, "per_device": micro, "accumulate": per_rank // micro}
+
+
+def _fingerprint(cfg: dict, train_ds, data_id: str) -> str:
+    """What must match for a training state to be resumed: the config (minus keys that do not
+    change the trajectory) and the identity of the data and initial weights."""
+    keep = copy.deepcopy(cfg)
+    for key in ("log_every", "num_workers", "checkpoint_state", "compile", "resume"):
+        keep["train"].pop(key, None)
+    return json.dumps({"config": keep, "items": len(train_ds), "data": data_id},
+                      sort_keys=True, default=str)
+
+
+def _resume_path(workdir: Path) -> Path | None:
+    """The newest training checkpoint in ``workdir``: the one saved after the last validation
+    (checkpoints/last.ckpt) or one Lightning wrote on a SLURM signal (hpc_ckpt_N.ckpt)."""
+    found = list(workdir.glob("hpc_ckpt_*.ckpt")) + list((workdir / "checkpoints").glob("*.ckpt"))
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _launch_id() -> str:
+    """Identifies one start of a distributed job, so that ranks started together (srun,
+    torchrun) agree on rank 0's decision about resuming."""
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" in env:
+        return "torchrun:" + env["TORCHELASTIC_RUN_ID"]
+    if "SLURM_JOB_ID" in env:
+        return "slurm:" + ".".join(env.get(k, "") for k in ("SLURM_JOB_ID", "SLURM_STEP_ID",
+                                                            "SLURM_RESTART_COUNT"))
+    return "local"  # Lightning's own launcher starts the other ranks after rank 0 decided
+
+
+def _prepare_workdir(workdir: Path, fingerprint: str, resume: bool, devices: int
+                     ) -> Path | None:
+    """Rank 0 keeps a matching workdir (resuming from its newest checkpoint) or starts it
+    afresh, and records its decision in launch.json; the other ranks follow that decision."""
+    stamp, launch = workdir / "run.json", workdir / "launch.json"
+    if launch_rank(devices) != 0:
+        deadline = time.time() + 600
+        while True:
+            try:
+                decision = json.loads(launch.read_text())
+                if decision["id"] == _launch_id() and stamp.read_text() == fingerprint:
+                    return Path(decision["resume_from"]) if decision["resume_from"] else None
+            except (OSError, ValueError, KeyError):
+                pass
+            if time.time() > deadline:
+                raise DnadiffError(f"{workdir}: rank 0 did not prepare the training state")
+            time.sleep(0.5)
+    ckpt = None
+    if resume and stamp.exists() and stamp.read_text() == fingerprint:
+        ckpt = _resume_path(workdir)
+    if ckpt is None:
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
+        stamp.write_text(fingerprint)
+    with atomic_open(launch) as fh:
+        json.dump({"id": _launch_id(), "resume_from": str(ckpt) if ckpt else None}, fh)
+    return ckpt
+
+
+def _clear_state(workdir: Path) -> None:
+    """After a finished run: its training checkpoints are no longer needed (a later run
+    starts afresh rather than resuming a finished one); the attempt logs stay."""
+    shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
+    for p in workdir.glob("hpc_ckpt_*.ckpt"):
+        p.unlink(missing_ok=True)
+    (workdir / "run.json").unlink(missing_ok=True)
 
 
 def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
         progress: bool | None = None, init_state: dict | None = None,
-        extra_metrics: dict | None = None) -> dict:
+        extra_metrics: dict | None = None, data_id: str = "") -> dict:
     """Train ``cfg``'s model on map-style datasets of {"tokens", "loss_mask"[, "label"]}.
 
-    ``train_ds`` holds ``steps * batch_size`` items, read in order. ``init_state`` starts from
-    given weights (missing keys, such as a new class table, keep their initialization).
+    ``train_ds`` holds ``steps * batch_size`` items, read in order (each optimizer step takes
+    the next ``batch_size``, split over devices x nodes and accumulation micro-batches).
+    ``init_state`` starts from given weights (missing keys, such as a new class table, keep
+    their initialization). The training state is checkpointed in ``workdir`` after every
+    validation (and by Lightning on a SLURM signal); a run started again with the same config,
+    data (``data_id``) and initial weights resumes from the newest checkpoint there and reads
+    on from the window where it stopped. Only rank 0 writes the outputs.
     """
     tc = cfg["train"]
     window = cfg["data"]["window"]
+    plan = batch_plan(tc)
+    workdir = Path(workdir)
+    if init_state is not None:
+        digest = hashlib.sha256()
+        for k in sorted(init_state):
+            digest.update(k.encode())
+            digest.update(init_state[k].detach().cpu().contiguous().numpy().tobytes())
+        data_id += ":init=" + digest.hexdigest()
+    resume_from = _prepare_workdir(workdir, _fingerprint(cfg, train_ds, data_id), tc["resume"],
+                                   tc["devices"])
+    start_step = 0
+    if resume_from is not None:
+        state = torch.load(resume_from, map_location="cpu", weights_only=False)
+        start_step = int(state["global_step"])
+        del state
+        if launch_rank(tc["devices"]) == 0:
+            log.info("resuming from %s (step %d of %d)", resume_from, start_step, tc["steps"])
+        train_ds = _Shifted(train_ds, start_step * tc["batch_size"])
     L.seed_everything(tc["seed"], workers=True, verbose=False)
     loader_kw = dict(num_workers=tc["num_workers"], persistent_workers=tc["num_workers"] > 0)
-    train_dl = DataLoader(train_ds, batch_size=tc["batch_size"], shuffle=False, drop_last=True,
-                          **loader_kw)
-    val_dl = DataLoader(val_ds, batch_size=tc["batch_size"], shuffle=False, **loader_kw)
+    # Each optimizer step reads the next batch_size windows in order, rank r taking every
+    # world-th one (our sampler: Lightning's own would shuffle); every rank validates on all
+    # validation windows.
+    sampler = None
+    if plan["world"] > 1:
+        sampler = DistributedSampler(train_ds, num_replicas=plan["world"],
+                                     rank=launch_rank(tc["devices"]), shuffle=False,
+                                     drop_last=True)
+    train_dl = DataLoader(train_ds, batch_size=plan["per_device"], shuffle=False,
+                          sampler=sampler, drop_last=True, **loader_kw)
+    val_dl = DataLoader(val_ds, batch_size=plan["per_device"], shuffle=False, **loader_kw)
 
     module = DenoiserModule(cfg, tokenizer)
     if init_state is not None:
@@ -224,36 +443,62 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
             raise ValueError(f"initial weights do not fit this model (missing {missing}, "
                              f"unexpected {unexpected})")
     accel, precision = resolve_precision(tc)
-    workdir = Path(workdir)
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
     if progress is None:
         progress = sys.stderr.isatty()
     callbacks = [] if progress else [LineProgress(tc["log_every"], tc["steps"])]
+    if tc["checkpoint_state"]:
+        # saved when a validation ends (every train.val_every steps), so a resumed run has
+        # that step's validation and best-weights bookkeeping already done
+        callbacks.append(SaveState(workdir / "checkpoints" / "last.ckpt"))
+    plugins = []
+    if SLURMEnvironment.detect():
+        # SIGUSR1 (a job step started with srun under sbatch --signal=SIGUSR1@90): Lightning
+        # saves hpc_ckpt_N.ckpt in workdir and requeues the job, which then resumes from it.
+        # Its save can fall inside an accumulated optimizer step, which cannot be resumed
+        # exactly: with accumulation only the validation-time checkpoints are used.
+        plugins.append(SLURMEnvironment(auto_requeue=plan["accumulate"] == 1,
+                                        requeue_signal=signal.SIGUSR1))
+    attempt = sum(1 for _ in workdir.glob("attempt_*"))
     trainer = L.Trainer(
-        accelerator=accel, devices=1, precision=precision, max_steps=tc["steps"],
-        val_check_interval=min(tc["val_every"], tc["steps"]), check_val_every_n_epoch=None,
+        accelerator=accel, devices=tc["devices"], num_nodes=tc["num_nodes"],
+        strategy=tc["strategy"],
+        precision=precision, max_steps=tc["steps"],
+        accumulate_grad_batches=plan["accumulate"],
+        val_check_interval=min(tc["val_every"], tc["steps"]) * plan["accumulate"],
+        check_val_every_n_epoch=None,
         num_sanity_val_steps=0, log_every_n_steps=tc["log_every"],
-        gradient_clip_val=tc["grad_clip"] or None, enable_checkpointing=False,
+        gradient_clip_val=tc["grad_clip"] or None, enable_checkpointing=tc["checkpoint_state"],
         enable_progress_bar=progress, enable_model_summary=False, callbacks=callbacks,
-        logger=L.pytorch.loggers.CSVLogger(workdir, name="", version=""),
+        plugins=plugins or None, use_distributed_sampler=False,
+        # rows reach the disk as they are logged, so a killed run keeps them
+        logger=L.pytorch.loggers.CSVLogger(workdir, name="", version=f"attempt_{attempt}",
+                                           flush_logs_every_n_steps=tc["log_every"]),
         default_root_dir=workdir, deterministic=False)
     n_params = sum(p.numel() for p in module.model.parameters())
-    log.info("training %s with the %s objective (%.2fM parameters) for %d steps on %s, "
-             "precision %s", cfg["model"]["backbone"], cfg["objective"], n_params / 1e6,
-             tc["steps"], accel, precision)
+    if launch_rank(tc["devices"]) == 0:
+        log.info("training %s with the %s objective (%.2fM parameters) for %d steps on %s x %d "
+                 "(%d node(s)), precision %s, global batch %d = %d per device x %d "
+                 "accumulation", cfg["model"]["backbone"], cfg["objective"], n_params / 1e6,
+                 tc["steps"], accel, tc["devices"], tc["num_nodes"], precision,
+                 tc["batch_size"], plan["per_device"], plan["accumulate"] * plan["world"])
     t0 = time.time()
-    trainer.fit(module, train_dl, val_dl)
+    trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume_from) if resume_from else None)
     elapsed = time.time() - t0
     if trainer.global_step % tc["val_every"]:
         trainer.validate(module, val_dl, verbose=False)
     final_val = float(trainer.callback_metrics.get("val/bits_per_token", float("nan")))
+    trained_tokens = (trainer.global_step - start_step) * tc["batch_size"] * window
+    speed = {"tokens_per_second": round(trained_tokens / max(elapsed, 1e-9), 1)}
+    if accel == "gpu":
+        speed["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     metrics = {"objective": cfg["objective"], "steps": int(trainer.global_step),
-               "train_seconds": round(elapsed, 1),
+               "train_seconds": round(elapsed, 1), **speed,
                "tokens_seen": int(trainer.global_step * tc["batch_size"] * window),
                "parameters": int(n_params), "val_bits_per_token": final_val,
-               "accelerator": accel, "precision": precision, **(extra_metrics or {})}
+               "accelerator": accel, "precision": precision, "devices": plan["world"],
+               "resumed_from_step": start_step, **(extra_metrics or {})}
+    if not trainer.is_global_zero:
+        return {**metrics, "rank_zero": False}
     ema_state = module.ema.state_dict(module.model) if module.ema is not None else None
     step = trainer.global_step
     if module.best is not None:
@@ -265,18 +510,24 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
         ema_state = None  # the kept weights are already the averaged ones
     save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, step, metrics,
                     ema_state=ema_state)
-    _tidy_metrics(workdir / "metrics.csv", metrics_out)
+    _tidy_metrics(sorted(workdir.glob("attempt_*/metrics.csv")), metrics_out)
+    _clear_state(workdir)
     return metrics
 
 
-def _tidy_metrics(lightning_csv: Path, out) -> None:
-    """Merge Lightning's sparse metric rows into one row per step."""
+def _tidy_metrics(lightning_csvs: list[Path], out) -> None:
+    """Merge Lightning's sparse metric rows into one row per step, over every attempt of a
+    resumed run (a later attempt's row for a step replaces an earlier one)."""
     rows: dict[int, dict] = {}
-    with open(lightning_csv) as fh:
-        for row in csv.DictReader(fh):
-            step = int(row["step"])
-            merged = rows.setdefault(step, {"step": step})
-            merged.update({k: v for k, v in row.items() if v not in ("", None) and k != "epoch"})
+    for lightning_csv in sorted(lightning_csvs, key=lambda p: int(p.parent.name.split("_")[1])):
+        if not lightning_csv.exists():
+            continue
+        with open(lightning_csv) as fh:
+            for row in csv.DictReader(fh):
+                step = int(row["step"])
+                merged = rows.setdefault(step, {"step": step})
+                merged.update({k: v for k, v in row.items()
+                               if v not in ("", None) and k != "epoch"})
     columns = ["step", "train/bits_per_token", "val/bits_per_token", "lr"]
     with atomic_open(out) as fh:
         w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore", delimiter=",")

@@ -13,6 +13,7 @@ the contig's split, bases outside them keep it.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,15 +78,21 @@ def _segments_for(name: str, length: int, contig_split: str,
             for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None) -> dict:
-    """Tokenize ``fasta`` into ``outdir`` (written atomically as a whole directory)."""
+def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None, exclude=()) -> dict:
+    """Tokenize ``fasta`` into ``outdir`` (written atomically as a whole directory). Contigs
+    whose name matches a regular expression of ``exclude`` are left out altogether."""
     tok = DNATokenizer()
     outdir = Path(outdir)
-    contigs = []
+    contigs, excluded = [], []
+    patterns = [re.compile(p) for p in exclude]
     with atomic_path(outdir, is_dir=True) as tmp:
         (tmp / "tokens").mkdir()
         counts = {s: np.zeros(tok.vocab_size, dtype=np.int64) for s in SPLITS}
-        for i, (name, _seq, ids) in enumerate(read_sequences(fasta, tok)):
+        for name, _seq, ids in read_sequences(fasta, tok):
+            if any(p.search(name) for p in patterns):
+                excluded.append(name)
+                continue
+            i = len(contigs)
             fname = f"tokens/{i:05d}.npy"
             np.save(tmp / fname, ids)
             contigs.append({"name": name, "length": int(ids.size), "file": fname,
@@ -114,6 +121,8 @@ def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None) -> dic
                                                     minlength=tok.vocab_size)
         sizes = {s: int(sum(seg["end"] - seg["start"] for c in contigs
                             for seg in c["segments"] if seg["split"] == s)) for s in SPLITS}
+        if not contigs:
+            raise DnadiffError(f"{fasta}: every contig matches data.exclude")
         if sizes["train"] == 0:
             raise DnadiffError(f"{fasta}: the train split is empty (every contig is in "
                                "validation or test)")
@@ -122,6 +131,7 @@ def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None) -> dic
             "source": str(fasta),
             "tokenizer": tok.to_dict(),
             "contigs": contigs,
+            "excluded_contigs": excluded,
             "split_sizes": sizes,
             "composition": {s: {t: int(counts[s][i]) for i, t in enumerate("ACGTN")}
                             for s in SPLITS},

@@ -24,8 +24,9 @@ def job_python():
 # through str.format, hence the doubled braces.)
 shell.prefix(
     "set -euo pipefail; "
-    'dnadiff() {{ PYTHONPATH="' + str(REPO) + '${{PYTHONPATH:+:$PYTHONPATH}}" "'
-    + job_python() + '" -m dnadiff "$@"; }}; '
+    'export PYTHONPATH="' + str(REPO) + '${{PYTHONPATH:+:$PYTHONPATH}}"; '
+    'DNADIFF_PYTHON="' + job_python() + '"; '
+    'dnadiff() {{ "$DNADIFF_PYTHON" -m dnadiff "$@"; }}; '
 )
 def check_config():
     """The checks the schema cannot express (the same as the dnadiff verbs run), before any job."""
@@ -82,10 +83,29 @@ def config_json(*sections, **overrides):
     return json.dumps(cfg, sort_keys=True)
 
 
-def train_config(wildcards):
-    """Training config for one objective (the AR baseline shares everything else)."""
-    return config_json("run", "data", "model", "diffusion", "train",
+def train_config(wildcards, resources):
+    """Training config for one objective (the AR baseline shares everything else). A job
+    started through srun (the `mpi` resource, e.g. the slurm-multinode profile) trains on
+    nodes x tasks_per_node ranks: Lightning's num_nodes and devices are set to match."""
+    train = dict(config["train"])
+    if resources.get("mpi"):
+        train["num_nodes"] = int(resources.get("nodes", 1))
+        train["devices"] = int(resources.get("tasks_per_node", 1))
+    return config_json("run", "data", "model", "diffusion", train=train,
                        objective=wildcards.objective)
+
+
+def launcher(wildcards, resources):
+    """`srun` with the allocation's shape written out (the job step does not inherit the
+    task counts) when the job has the `mpi` resource, else nothing."""
+    mpi = resources.get("mpi", "")
+    if mpi != "srun":
+        return mpi
+    flags = [f"--nodes={resources.get('nodes', 1)}",
+             f"--ntasks-per-node={resources.get('tasks_per_node', 1)}"]
+    if resources.get("cpus_per_task"):
+        flags.append(f"--cpus-per-task={resources['cpus_per_task']}")
+    return " ".join(["srun", *flags])
 
 
 def objectives():

@@ -12,7 +12,9 @@ rule train:
         ),
     params:
         cfg=train_config,
-        # Lightning's scratch state lives outside the declared outputs.
+        launcher=launcher,
+        # Lightning's training state (periodic and SLURM-signal checkpoints, from which an
+        # interrupted job resumes) lives outside the declared outputs.
         workdir="results/{run}/{objective}/train_state",
     log:
         "logs/train/{run}.{objective}.log",
@@ -25,7 +27,8 @@ rule train:
         mem_mb=8000,
         runtime=240,
     shell:
-        "dnadiff train --config-json {params.cfg:q} --threads {threads}"
+        '{params.launcher} "$DNADIFF_PYTHON" -m dnadiff train --config-json {params.cfg:q}'
+        " --threads {threads}"
         " --data {input.data:q} --checkpoint {output.checkpoint:q}"
         " --metrics {output.metrics:q} --plot {output.plot:q} --workdir {params.workdir:q}"
         " > {log:q} 2>&1"
