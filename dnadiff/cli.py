@@ -352,8 +352,6 @@ def run(args) -> None:
         try:
             specs = parse_backbone_specs(args.backbones)
         except ValueError as exc:
-            from dnadiff.errors import DnadiffError
-
             raise DnadiffError(str(exc)) from None
         print(json.dumps(bench_backbones(cfg, specs, args.length, args.batch, args.reps,
                                          args.warmup, args.device, args.dtype,

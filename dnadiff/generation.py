@@ -22,8 +22,8 @@ import torch
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.diffusion.sampling import (ancestral_sample, autoregressive_sample,
                                         semi_autoregressive)
-from dnadiff.errors import DnadiffError
-from dnadiff.io import atomic_open
+from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.io import atomic_open, read_jsonl
 from dnadiff.tokenizers import tokenizer_from_dict
 
 SAMPLERS = {"mdlm": "ancestral", "ar": "autoregressive"}
@@ -144,25 +144,9 @@ sample_to_fasta = write_samples  # the DNA name of the same function
 
 def read_text_samples(path) -> list[dict]:
     """Records of a text samples file (JSON Lines written by ``write_samples``)."""
-    from dnadiff.errors import InputFileError
-
     recs = []
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise InputFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(path, f"line {n}: not JSON ({exc.msg})") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("tokens"), list):
+    for n, rec in read_jsonl(path):
+        if not isinstance(rec.get("tokens"), list):
             raise InputFileError(path, f"line {n}: a sample record needs a 'tokens' list")
         if not rec["tokens"] or not all(type(i) is int for i in rec["tokens"]):
             raise InputFileError(path, f"line {n}: 'tokens' of sample {rec.get('id')!r} must be "

@@ -1,4 +1,5 @@
-"""Atomic file output: a killed job never leaves a half-written file that looks finished."""
+"""Atomic file output (a killed job never leaves a half-written file that looks finished), and
+reading JSON Lines with errors that name the file and line."""
 
 from __future__ import annotations
 
@@ -80,3 +81,28 @@ def remove_quietly(paths) -> None:
     for p in paths:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             Path(p).unlink()
+
+
+def read_jsonl(path):
+    """Yield ``(line number, object)`` for each non-blank line of a UTF-8 JSON Lines file;
+    unreadable files and lines that are not JSON objects raise ``InputFileError``."""
+    from dnadiff.errors import InputFileError
+
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(path, f"line {n}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise InputFileError(path, f"line {n}: expected a JSON object")
+        yield n, obj

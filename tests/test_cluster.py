@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import random_dna, write_fasta
 from dnadiff.checkpoint import load_checkpoint
@@ -331,4 +330,3 @@ def test_data_exclude_leaves_contigs_out(tmp_path):
     assert index["split_sizes"]["train"] == 500
     with pytest.raises(DnadiffError, match="not a regular expression"):
         validate_config({"run": "x", "data": {"exclude": ["(chr"]}})
-    torch.manual_seed(0)

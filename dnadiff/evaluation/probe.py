@@ -31,6 +31,7 @@ import torch
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows
 from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.io import read_jsonl
 from dnadiff.tokenizers import tokenizer_from_dict
 
 log = logging.getLogger(__name__)
@@ -44,22 +45,10 @@ def read_prompt_file(path, tokenizer, n: int, prompt_length: int) -> list[tuple[
     encoded and cut to its last ``prompt_length`` tokens. Characters a character tokenizer does
     not know are dropped (and counted in the log)."""
     prompts, dropped = [], 0
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"cannot be read as UTF-8 text ({exc})") from None
-    for line_no, line in enumerate(lines, start=1):
+    for line_no, rec in read_jsonl(path):
         if len(prompts) == n:
             break
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(path, f"line {line_no}: not JSON ({exc.msg})") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str):
+        if not isinstance(rec.get("prompt"), str):
             raise InputFileError(path, f"line {line_no}: expected an object with a 'prompt' "
                                        "string")
         text = rec["prompt"]
