@@ -51,10 +51,12 @@ def build_template(tokenizer, text: str, tok: dict) -> torch.Tensor:
     return torch.where(gen, torch.full_like(fixed, tok["mask_id"]), fixed)
 
 
-def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu"):
+def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
+             ckpt: dict | None = None):
     """Yield (name, fields, token ids) per sample; deterministic given the checkpoint and
-    sample_cfg. ``fields`` is how the sample was made (the FASTA header / JSONL metadata)."""
-    ckpt = load_checkpoint(checkpoint)
+    sample_cfg. ``fields`` is how the sample was made (the FASTA header / JSONL metadata).
+    ``ckpt``: the checkpoint at ``checkpoint`` when already loaded."""
+    ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=sample_cfg["rc_conjoin"])
     model.to(device)
     tokenizer = tokenizer_from_dict(tok)
@@ -121,11 +123,12 @@ def write_samples(checkpoint, out, sample_cfg: dict, run: str, line_width: int =
     """Sample to ``out``: FASTA for DNA; for text JSON Lines, one record per sample holding the
     same fields as the FASTA header plus ``text`` (specials written as [EOS]) and ``tokens``
     (the ids, so scores need no re-tokenization). Returns the number of samples."""
-    tokenizer = tokenizer_from_dict(load_checkpoint(checkpoint)["tokenizer"])
+    ckpt = load_checkpoint(checkpoint)
+    tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
     n = 0
     with atomic_open(out, "w") as fh:
-        for name, fields, ids in generate(checkpoint, sample_cfg, run, device):
+        for name, fields, ids in generate(checkpoint, sample_cfg, run, device, ckpt):
             if tokenizer.modality == "dna":
                 seq = tokenizer.decode(ids)
                 fh.write(f">{name} " + " ".join(f"{k}={v}" for k, v in fields.items()) + "\n")

@@ -80,6 +80,10 @@ class DNATokenizer:
         ids = np.asarray(ids, dtype=np.int64)
         return self._decode[ids].tobytes().decode("ascii")
 
+    def token_text(self, i: int) -> str:
+        """The text of one token, for tables."""
+        return self.tokens[i]
+
     def reverse_complement(self, ids) -> np.ndarray:
         return self.complement[np.asarray(ids, dtype=np.int64)][..., ::-1]
 

@@ -121,9 +121,8 @@ def collapse_probe(model, objective, tokenizer, prompts, masks: int, train_count
     most_frequent = int(top10[0])
     composition = counts[gen] / counts[gen].sum()
     eos = tokenizer.eos_id
-    text = getattr(tokenizer, "token_text", None)
-    name = (lambda i: json.dumps(text(i), ensure_ascii=False)[1:-1]) if text else (
-        lambda i: tokenizer.tokens[i])
+    def name(i: int) -> str:  # TSV-safe: newlines and tabs escaped
+        return json.dumps(tokenizer.token_text(i), ensure_ascii=False)[1:-1]
     rows: list[dict] = []
     by_length: dict[int, list[int]] = {}
     for j, (_pid, ids) in enumerate(prompts):
