@@ -47,6 +47,7 @@ class DNATokenizer:
             [self.token_to_id.get(comp.get(t, t)) for t in self.tokens], dtype=np.int64
         )
         self._lut = self.build_lut()
+        self._table = self._lut.tobytes()  # the same map for bytes.translate
         self._decode = np.frombuffer("".join(
             t if len(t) == 1 else "?" for t in self.tokens).encode(), dtype=np.uint8)
 
@@ -64,9 +65,14 @@ class DNATokenizer:
         lut[ord("U")] = lut[ord("u")] = self.token_to_id["T"]
         return lut
 
+    def translate(self, seq: bytes) -> bytes:
+        """Raw sequence bytes (no newlines) to id bytes, one C pass; invalid -> ``INVALID``."""
+        return bytes(seq).translate(self._table)
+
     def encode_bytes(self, seq: bytes) -> np.ndarray:
-        """Encode raw sequence bytes (no newlines) to uint8 ids; invalid bytes -> ``INVALID``."""
-        return self._lut[np.frombuffer(seq, dtype=np.uint8)]
+        """Encode raw sequence bytes (no newlines) to uint8 ids (read-only, backed by the
+        translated bytes); invalid bytes -> ``INVALID``."""
+        return np.frombuffer(self.translate(seq), dtype=np.uint8)
 
     def encode(self, seq: str) -> np.ndarray:
         ids = self.encode_bytes(seq.encode("ascii", errors="replace"))
@@ -74,7 +80,7 @@ class DNATokenizer:
         if bad.size:
             raise ValueError(f"character {seq[bad[0]]!r} at position {bad[0] + 1} "
                              "is not a nucleotide")
-        return ids
+        return ids.copy()  # writable
 
     def decode(self, ids) -> str:
         ids = np.asarray(ids, dtype=np.int64)

@@ -19,6 +19,8 @@ import numpy as np
 from dnadiff.errors import InputFileError
 from dnadiff.tokenizers import INVALID, DNATokenizer
 
+INVALID_BYTE = bytes([INVALID])
+
 GZIP_MAGIC = b"\x1f\x8b"
 # Amino-acid letters that are not IUPAC nucleotide codes: seeing them means "protein".
 PROTEIN_ONLY = set("EFILPQZJXO")
@@ -62,38 +64,92 @@ def sniff_format(path) -> str:
     raise InputFileError(path, "is empty: no sequence records")
 
 
+#: bytes read at a time; headers are found with ``bytes.find`` and line breaks removed with
+#: ``bytes.replace`` on whole blocks, so no Python code runs per line
+BLOCK_BYTES = 1 << 22
+WHITESPACE = b" \t\r\n\v\f"
+
+
 def _iter_fasta_raw(path, allow_unnamed: bool = False) -> Iterator[tuple[str, bytes, int]]:
     """Yield (name, sequence bytes without whitespace, header line number) per record.
 
     A header without a name is an error unless ``allow_unnamed`` (the name is then "").
+    The file is read in blocks of ``BLOCK_BYTES``; a header is a '>' at the start of a line.
     """
     name = None
     header_line = 0
     chunks: list[bytes] = []
+    line_no = 1  # line number of the byte at ``pos``
+    at_line_start = True
+    pending = b""  # an unfinished header line carried over to the next block
     with open_binary(path) as fh:
         try:
-            for line_no, raw in enumerate(fh, start=1):
-                if raw.startswith(b">"):
-                    if name is not None:
-                        yield name, b"".join(chunks), header_line
-                    fields = raw[1:].split()
-                    if not fields and not allow_unnamed:
-                        raise InputFileError(path, f"line {line_no}: record header has no name")
-                    name = fields[0].decode("utf-8", errors="replace") if fields else ""
-                    header_line = line_no
-                    chunks = []
-                elif name is None:
-                    if raw.strip():
-                        snippet = raw.strip()[:40].decode("utf-8", errors="replace")
-                        raise InputFileError(
-                            path, f"line {line_no}: sequence before the first '>' header "
-                                  f"({snippet!r}); not a FASTA file?")
-                else:
-                    chunks.append(raw.translate(None, b" \t\r\n"))
+            while True:
+                block = fh.read(BLOCK_BYTES)
+                data = pending + block if pending else block
+                pending = b""
+                if not data:
+                    break
+                pos, n = 0, len(data)
+                while pos < n:
+                    if at_line_start and data[pos] == 0x3E:  # '>'
+                        end = data.find(b"\n", pos)
+                        if end < 0 and block:  # the header goes on in the next block
+                            pending = data[pos:]
+                            break
+                        end = n if end < 0 else end
+                        if name is not None:
+                            yield name, b"".join(chunks), header_line
+                        fields = data[pos + 1:end].split()
+                        if not fields and not allow_unnamed:
+                            raise InputFileError(path, f"line {line_no}: record header has no "
+                                                       "name")
+                        name = fields[0].decode("utf-8", errors="replace") if fields else ""
+                        header_line, chunks = line_no, []
+                        line_no += 1
+                        pos = end + 1
+                        continue
+                    stop = _next_header(data, pos)
+                    piece = data[pos:stop]
+                    if name is None:
+                        _no_header_yet(path, piece, line_no)
+                        line_no += piece.count(b"\n")
+                    else:
+                        seq = piece.replace(b"\n", b"")  # the fastest pass; then any other space
+                        line_no += len(piece) - len(seq)
+                        if b"\r" in seq or b" " in seq or b"\t" in seq or b"\v" in seq \
+                                or b"\f" in seq:
+                            seq = seq.translate(None, WHITESPACE)
+                        chunks.append(seq)
+                    at_line_start = piece.endswith(b"\n")
+                    pos = stop
+                if not block:
+                    break
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
     if name is not None:
         yield name, b"".join(chunks), header_line
+
+
+def _next_header(data: bytes, pos: int) -> int:
+    """Offset of the first '>' after ``pos`` that starts a line (``len(data)`` if none)."""
+    while True:
+        gt = data.find(b">", pos + 1)
+        if gt < 0:
+            return len(data)
+        if data[gt - 1] == 0x0A:  # '\n'
+            return gt
+        pos = gt  # a '>' inside a line: not a header (the encoder rejects it)
+
+
+def _no_header_yet(path, piece: bytes, line_no: int) -> None:
+    """Text before the first header must be blank."""
+    for offset, raw in enumerate(piece.split(b"\n")):
+        if raw.strip():
+            snippet = raw.strip()[:40].decode("utf-8", errors="replace")
+            raise InputFileError(
+                path, f"line {line_no + offset}: sequence before the first '>' header "
+                      f"({snippet!r}); not a FASTA file?")
 
 
 def _iter_genbank_raw(path) -> Iterator[tuple[str, bytes, int]]:
@@ -132,9 +188,10 @@ def read_sequences(path, tokenizer: DNATokenizer | None = None
         seen.add(name)
         if not seq:
             raise InputFileError(path, f"{where} has no sequence")
-        ids = tokenizer.encode_bytes(seq)
-        bad = np.flatnonzero(ids == INVALID)
-        if bad.size:
+        encoded = tokenizer.translate(seq)
+        ids = np.frombuffer(encoded, dtype=np.uint8)
+        if INVALID_BYTE in encoded:  # a fast byte search; the positions only on error
+            bad = np.flatnonzero(ids == INVALID)
             pos = int(bad[0])
             ch = chr(seq[pos])
             letters = set(bytes(np.frombuffer(seq, np.uint8)[bad]).decode("latin-1").upper())
