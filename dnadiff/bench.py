@@ -625,15 +625,22 @@ def bench_all_commands(device: str, tiny: bool, fasta=None) -> list[tuple[str, l
             trains = [("train-tiny-dit", ["--preset", "tiny-dit", "--batch", "8"]),
                       ("train-tiny-caduceus", ["--preset", "tiny-caduceus", "--batch", "8"])]
             model = PRESETS["tiny-dit"]
-        cfg = {"run": "bench", "model": {k: v for k, v in model.items() if k != "backbone"}}
         import json
 
-        sampler = ["sampler", "--config-json", json.dumps(cfg), "--length", str(length),
-                   "--steps", str(length), "--batch", "1,64"]
+        cfg = json.dumps({"run": "bench",
+                          "model": {k: v for k, v in model.items() if k != "backbone"}})
+        samplers = [("sampler", ["sampler", "--config-json", cfg, "--length", "1024",
+                                 "--steps", "1024", "--batch", "1,64" if device == "cuda"
+                                 else "1"])]
+        if device != "cuda":  # batch 64 at L = 1024 takes about 20 minutes on 2 CPU cores
+            samplers.append(("sampler-batch64", ["sampler", "--config-json", cfg, "--length",
+                                                 "256", "--steps", "256", "--batch", "64"]))
     dev = ["--device", device]
+    if tiny:
+        samplers = [("sampler", sampler)]
     return [("tokenize", tok), ("loader", loader),
             *[(name, ["train", *args, "--length", str(length), *dev]) for name, args in trains],
-            ("sampler", [*sampler, *dev])]
+            *[(name, [*args, *dev]) for name, args in samplers]]
 
 
 def bench_all(outdir, device: str = "cpu", tiny: bool = False, fasta=None,
