@@ -424,9 +424,10 @@ def run(args) -> None:
                                       args.consumer_tokens_per_second), indent=1))
     elif args.verb == "bench" and args.what == "train":
         from dnadiff.bench import PRESETS, bench_train
+        from dnadiff.config import load_config
 
         _threads(args)
-        cfg = _config(args) if (args.config or args.config_json) else {"run": "bench"}
+        cfg = load_config(args.config, args.config_json or '{"run": "bench"}')
         if args.preset and args.preset not in PRESETS:
             raise DnadiffError(f"--preset: unknown {args.preset!r} ({', '.join(PRESETS)})")
         model_cfg = dict(PRESETS[args.preset]) if args.preset else cfg["model"]

@@ -192,16 +192,29 @@ class DenoiserModule(L.LightningModule):
         self.log("val/bits_per_token", bits, prog_bar=True)
 
     def configure_optimizers(self):
-        opt, sched = make_optimizer(self.model, self.cfg["train"])
+        # a gradient scaler (fp16) would need the gradients unscaled before clipping, which a
+        # fused AdamW does inside its step: not fused then
+        scaled = self.trainer.precision in ("16-mixed", "16")
+        opt, sched = make_optimizer(self.model, self.cfg["train"], fused=False if scaled else None)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
+                                    gradient_clip_algorithm=None):
+        # Lightning refuses to clip for a fused optimizer under mixed precision (in case it
+        # unscales fp16 gradients inside its step); with bf16 or fp32 there is no scaler and the
+        # gradients are the real ones here, so clip them by their global norm directly
+        if gradient_clip_val:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), gradient_clip_val,
+                                           foreach=True)
 
-def make_optimizer(model: torch.nn.Module, tc: dict):
-    """AdamW (the fused kernel when the weights are on a GPU) with linear warmup, then cosine
-    decay to 10% of the peak learning rate; the ``train`` section gives lr, weight decay and
-    steps."""
+
+def make_optimizer(model: torch.nn.Module, tc: dict, fused: bool | None = None):
+    """AdamW with linear warmup, then cosine decay to 10% of the peak learning rate; the
+    ``train`` section gives lr, weight decay and steps. ``fused`` (default: when every weight
+    is on a GPU) picks the fused AdamW kernel."""
     params = list(model.parameters())
-    fused = bool(params) and all(p.is_cuda for p in params)
+    if fused is None:
+        fused = bool(params) and all(p.is_cuda for p in params)
     opt = torch.optim.AdamW(params, lr=tc["lr"], betas=(0.9, 0.98),
                             weight_decay=tc["weight_decay"], fused=fused or None)
     total, warm = tc["steps"], tc["warmup_steps"]

@@ -46,7 +46,7 @@ def line_reader(text: bytes):
                 out.append((name, b"".join(seq), header))
             name, seq, header = line[1:].split()[0].decode(), [], line_no
         elif name is not None:
-            seq.append(line.translate(None, b" \t\r\n\v\f"))
+            seq.append(line.translate(None, b" \t\r\n"))
     out.append((name, b"".join(seq), header))
     return out
 
@@ -299,3 +299,33 @@ def test_bench_bad_arguments(args, message):
     proc = subprocess.run([sys.executable, "-m", "dnadiff", "bench", *args],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_fused_adamw_with_clipping_under_bf16_mixed(monkeypatch):
+    """What a GPU run does by default: a fused AdamW, bf16-mixed and gradient clipping (Lightning
+    refuses to clip for a fused optimizer itself; the module clips). The same path on CPU, fused
+    forced; the clipping bounds the global gradient norm."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from dnadiff import training
+
+    make = training.make_optimizer
+    monkeypatch.setattr(training, "make_optimizer",
+                        lambda model, tc, fused=None: make(model, tc, fused=fused is not False))
+    cfg = validate_config({"run": "b", "model": {"dim": 16, "heads": 2, "layers": 1,
+                                                 "cond_dim": 8},
+                           "train": {"steps": 2, "grad_clip": 0.5}}, "t")
+    module = training.DenoiserModule(cfg, DNATokenizer().to_dict())
+    data = [{"tokens": torch.randint(0, 4, (16,)), "loss_mask": torch.ones(16, dtype=torch.bool)}
+            for _ in range(4)]
+    trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", gradient_clip_val=0.5,
+                        max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(data, batch_size=2))
+    assert trainer.global_step == 2 and trainer.optimizers[0].defaults["fused"] is True
+    for p in module.model.parameters():
+        p.grad = torch.full_like(p, 10.0)
+    module.configure_gradient_clipping(trainer.optimizers[0], 0.5)
+    norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in module.model.parameters()]))
+    assert float(norm) == pytest.approx(0.5, rel=1e-4)

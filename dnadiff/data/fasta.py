@@ -67,7 +67,7 @@ def sniff_format(path) -> str:
 #: bytes read at a time; headers are found with ``bytes.find`` and line breaks removed with
 #: ``bytes.replace`` on whole blocks, so no Python code runs per line
 BLOCK_BYTES = 1 << 22
-WHITESPACE = b" \t\r\n\v\f"
+WHITESPACE = b" \t\r\n"
 
 
 def _iter_fasta_raw(path, allow_unnamed: bool = False) -> Iterator[tuple[str, bytes, int]]:
@@ -117,8 +117,7 @@ def _iter_fasta_raw(path, allow_unnamed: bool = False) -> Iterator[tuple[str, by
                     else:
                         seq = piece.replace(b"\n", b"")  # the fastest pass; then any other space
                         line_no += len(piece) - len(seq)
-                        if b"\r" in seq or b" " in seq or b"\t" in seq or b"\v" in seq \
-                                or b"\f" in seq:
+                        if b"\r" in seq or b" " in seq or b"\t" in seq:
                             seq = seq.translate(None, WHITESPACE)
                         chunks.append(seq)
                     at_line_start = piece.endswith(b"\n")
