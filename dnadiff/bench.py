@@ -5,7 +5,7 @@
 Python encode), with a check that both give the same tokens.
 ``bench loader``: training windows per second through a DataLoader (tokens/s per worker).
 ``bench train``: tokens/s and MFU (model FLOPs per second over the device's peak) of whole
-training steps (forward, backward, AdamW, EMA), as ``dnadiff train`` runs them.
+training steps (forward, backward, clipping, AdamW, EMA), as ``dnadiff train`` runs them.
 ``bench sampler``: the cached ancestral sampler against the uncached one with the same seed:
 sequences/s, forward passes (measured and expected), and a check that both give identical
 sequences.
@@ -299,7 +299,7 @@ def dit_training_flops(dim: int, layers: int, length: int, vocab: int, cond_dim:
     return 3 * forward * batch
 
 
-def count_training_flops(objective, model, length: int, device, cond=None) -> int:
+def count_training_flops(objective, model, length: int, device) -> int:
     """FLOPs of one training step (loss forward and backward) on one sequence, counted by
     ``torch.utils.flop_counter`` with attention in its matmul form (matmuls, convolutions and
     attention; elementwise work such as the selective scan's recurrence is not counted, as in
@@ -310,7 +310,7 @@ def count_training_flops(objective, model, length: int, device, cond=None) -> in
     x = torch.randint(0, 4, (1, length), device=device)
     keep = torch.ones_like(x, dtype=torch.bool)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        objective.loss(model, x, keep, cond=cond).backward()
+        objective.loss(model, x, keep).backward()
     model.zero_grad(set_to_none=True)
     return int(counter.get_total_flops())
 
@@ -334,7 +334,6 @@ def bench_train(model_cfg: dict, cfg: dict, length: int, batch: int, steps: int 
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.set_float32_matmul_precision("high")
-        torch.cuda.reset_peak_memory_stats(dev)
     tok = DNATokenizer().to_dict()
     run_cfg = validate_config({**cfg, "model": model_cfg, "compare_ar": False,
                                "objective": "mdlm"}, "bench config")
@@ -345,6 +344,9 @@ def bench_train(model_cfg: dict, cfg: dict, length: int, batch: int, steps: int 
                               complement=tok["complement"]).to(dev)
     flops = count_training_flops(objective, counting, length, dev) * batch
     del counting
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)  # the training steps' own peak
     torch.manual_seed(seed)
     model = build_backbone(mc, len(tok["tokens"]), length,
                            complement=tok["complement"]).to(dev).train()
