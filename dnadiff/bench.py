@@ -16,6 +16,7 @@ Every figure carries the peak memory of the process (and of the GPU, when one is
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -23,6 +24,8 @@ import platform
 import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -616,9 +619,10 @@ def bench_all_commands(device: str, tiny: bool, fasta=None) -> list[tuple[str, l
                                       "--warmup", "1"]),
                   ("train-tiny-caduceus", ["--preset", "tiny-caduceus", "--batch", "2",
                                            "--steps", "2", "--warmup", "1"])]
-        sampler = ["sampler", "--config-json", '{"run": "bench", "model": ' + (
-            '{"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16}}'),
-            "--length", str(length), "--steps", str(length), "--batch", "1,4"]
+        cfg = json.dumps({"run": "bench",
+                          "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16}})
+        samplers = [("sampler", ["sampler", "--config-json", cfg, "--length", str(length),
+                                 "--steps", str(length), "--batch", "1,4"])]
     else:
         length = 1024
         tok = ["tokenize", *genome]
@@ -633,8 +637,6 @@ def bench_all_commands(device: str, tiny: bool, fasta=None) -> list[tuple[str, l
             trains = [("train-tiny-dit", ["--preset", "tiny-dit", "--batch", "8"]),
                       ("train-tiny-caduceus", ["--preset", "tiny-caduceus", "--batch", "8"])]
             model = PRESETS["tiny-dit"]
-        import json
-
         cfg = json.dumps({"run": "bench",
                           "model": {k: v for k, v in model.items() if k != "backbone"}})
         samplers = [("sampler", ["sampler", "--config-json", cfg, "--length", "1024",
@@ -644,8 +646,6 @@ def bench_all_commands(device: str, tiny: bool, fasta=None) -> list[tuple[str, l
             samplers.append(("sampler-batch64", ["sampler", "--config-json", cfg, "--length",
                                                  "256", "--steps", "256", "--batch", "64"]))
     dev = ["--device", device]
-    if tiny:
-        samplers = [("sampler", sampler)]
     return [("tokenize", tok), ("loader", loader),
             *[(name, ["train", *args, "--length", str(length), *dev]) for name, args in trains],
             *[(name, [*args, *dev]) for name, args in samplers]]
@@ -656,10 +656,6 @@ def bench_all(outdir, device: str = "cpu", tiny: bool = False, fasta=None,
     """Run every figure in its own process (so each peak memory is its own), write
     ``<outdir>/<name>.json`` and return them all; the loader's headroom is computed over the
     first training figure's tokens/s."""
-    import json
-    import subprocess
-    import sys
-
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     results = {}
