@@ -36,23 +36,103 @@ def save_checkpoint(path, model, config: dict, tokenizer: dict, step: int,
         torch.save(payload, tmp)
 
 
+def sniff_torch_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a file written by ``torch.save`` (empty, text, another format),
+    or ``None`` when it starts like one (a zip archive, or a legacy pickle)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not head:
+        return "is empty (0 bytes): a write was interrupted? Expected a checkpoint"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(ch.isprintable() or ch in "\t\r\n" for ch in text):
+        first = (text.strip().splitlines() or [""])[0][:40]
+        kind = f"a text file (it starts {first!r})"
+    else:
+        kind = f"not a PyTorch file (it starts with bytes {head[:8].hex()})"
+    return f"is {kind}; expected a checkpoint written by dnadiff"
+
+
 def load_checkpoint(path) -> dict:
+    """Read a dnadiff checkpoint (``weights_only=True``: tensors and plain containers only, so
+    a file from elsewhere cannot run code) and check its parts; every problem is one
+    :class:`InputFileError` naming the file."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "checkpoint not found")
     if path.is_dir():
         raise InputFileError(path, "is a directory, expected a checkpoint file")
+    problem = sniff_torch_file(path)
+    if problem:
+        raise InputFileError(path, problem)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file is "corrupt"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(path, f"corrupt or unsafe checkpoint ({first[:200]})") from None
+        raise InputFileError(path, "corrupt (truncated?) or unsafe checkpoint: torch.load "
+                                   f"with weights_only=True says {first[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise InputFileError(path, "not a dnadiff checkpoint")
+        raise InputFileError(path, "not a dnadiff checkpoint (a PyTorch file without "
+                                   f"format={FORMAT!r}; dnadiff train writes them)")
     if ckpt.get("version") != VERSION:
         raise InputFileError(path, f"checkpoint version {ckpt.get('version')} is not supported "
                                    f"(this dnadiff reads version {VERSION})")
+    _check_parts(path, ckpt)
+    ckpt["_path"] = str(path)  # for error messages of later readers (not saved)
     return ckpt
+
+
+def _check_parts(path: Path, ckpt: dict) -> None:
+    """The parts every reader relies on: a config, a tokenizer and finite weights."""
+    for key, kind in (("config", dict), ("tokenizer", dict), ("state_dict", dict)):
+        if not isinstance(ckpt.get(key), kind):
+            raise InputFileError(path, f"checkpoint has no {key!r} ({kind.__name__}): "
+                                       "incomplete or not written by dnadiff")
+    tok = ckpt["tokenizer"]
+    tokens = tok.get("tokens")
+    if not (isinstance(tokens, list) and tokens and all(isinstance(t, str) for t in tokens)):
+        raise InputFileError(path, "checkpoint tokenizer has no list of tokens")
+    n = len(tokens)
+    for key in ("mask_id", "pad_id"):
+        if not (isinstance(tok.get(key), int) and 0 <= tok[key] < n):
+            raise InputFileError(path, f"checkpoint tokenizer: {key!r} is "
+                                       f"{tok.get(key)!r}, not a token id below {n}")
+    gen = tok.get("generable_ids")
+    if not (isinstance(gen, list) and gen and all(isinstance(i, int) and 0 <= i < n
+                                                  for i in gen)):
+        raise InputFileError(path, "checkpoint tokenizer: 'generable_ids' must be a non-empty "
+                                   f"list of token ids below {n}")
+    comp = tok.get("complement")
+    if comp is not None and not (isinstance(comp, list) and len(comp) == n and all(
+            isinstance(i, int) and 0 <= i < n for i in comp)):
+        raise InputFileError(path, f"checkpoint tokenizer: 'complement' must map each of the "
+                                   f"{n} tokens to a token id")
+    try:
+        from dnadiff.tokenizers import tokenizer_from_dict
+
+        tokenizer_from_dict(tok)
+    except Exception as exc:  # noqa: BLE001 - any broken entry is the file's problem
+        raise InputFileError(path, f"checkpoint tokenizer cannot be rebuilt "
+                                   f"({type(exc).__name__}: {str(exc)[:160]})") from None
+    for name in ("state_dict", "ema_state_dict"):
+        state = ckpt.get(name)
+        if state is None:
+            continue
+        if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+            raise InputFileError(path, f"checkpoint {name!r} is not a mapping of tensors")
+        bad = [k for k, v in state.items() if v.is_floating_point() and
+               not torch.isfinite(v).all()]
+        if bad:
+            raise InputFileError(path, f"checkpoint weights are not finite (NaN or infinity in "
+                                       f"{len(bad)} tensor(s), e.g. {bad[0]!r}): the training "
+                                       "diverged; train again with a lower train.lr")
 
 
 def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | None = None):
@@ -65,10 +145,15 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
     """
     from dnadiff.config import validate_config
     from dnadiff.diffusion import build_objective
+    from dnadiff.errors import DnadiffError
     from dnadiff.models import build_backbone
     from dnadiff.models.scan import mamba_ssm_status
 
-    cfg = validate_config(ckpt["config"], "checkpoint config")  # fills keys added since
+    where = ckpt.get("_path", "checkpoint")
+    try:
+        cfg = validate_config(ckpt["config"], f"{where}: its config")  # fills keys added since
+    except DnadiffError as exc:
+        raise InputFileError(where, f"the checkpoint's config is not valid ({exc})") from None
     tok = ckpt["tokenizer"]
     model_cfg = dict(cfg["model"])
     if rc_conjoin is not None and model_cfg["backbone"] != "caduceus":
@@ -81,6 +166,11 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
     model = build_backbone(model_cfg, len(tok["tokens"]), cfg["data"]["window"],
                            causal=objective.causal, complement=tok.get("complement"))
     state = ckpt.get("ema_state_dict") if use_ema else None
-    model.load_state_dict(state if state is not None else ckpt["state_dict"])
+    try:
+        model.load_state_dict(state if state is not None else ckpt["state_dict"])
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:240]
+        raise InputFileError(where, "the weights do not fit the model its config describes "
+                                    f"({detail})") from None
     model.eval()
     return model, objective, tok

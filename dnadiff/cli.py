@@ -8,6 +8,7 @@ Every verb takes the run configuration as ``--config FILE`` and/or ``--config-js
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -316,23 +317,18 @@ def likelihood_rows(res: dict) -> list[dict]:
     return rows
 
 
-def _write_outputs(tables: dict, plot=None, plot_paths=()) -> None:
-    """Write each output (``{path: ("json", object) or ("tsv", rows)}``) and call ``plot``; on
-    any failure remove all of them, so no partial set of outputs is left behind."""
+def _write_outputs(tables: dict, plot=None) -> None:
+    """Write each output (``{path: ("json", object) or ("tsv", rows)}``) and call ``plot``;
+    the verb's transaction (``main``) publishes them all together or none."""
     from dnadiff import io
 
-    paths = list(tables) + [p for p in plot_paths if p]
-    try:
-        for path, (kind, obj) in tables.items():
-            if kind == "json":
-                io.write_json(path, obj)
-            else:
-                io.write_tsv(path, obj, _columns(obj))
-        if plot:
-            plot()
-    except BaseException:
-        io.remove_quietly(paths)
-        raise
+    for path, (kind, obj) in tables.items():
+        if kind == "json":
+            io.write_json(path, obj)
+        else:
+            io.write_tsv(path, obj, _columns(obj))
+    if plot:
+        plot()
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -343,9 +339,30 @@ def _columns(rows: list[dict]) -> list[str]:
     return list(cols)
 
 
+#: options that name an output file, whatever the verb
+OUTPUT_FILE_OPTIONS = ("out_json", "out_tsv", "out_curves", "metrics", "plot", "plot_kmer",
+                       "plot_gc", "oracle")
+
+
+def _preflight(args) -> None:
+    """Check every output path before the work starts (not after hours of training)."""
+    from dnadiff import io
+
+    paths = [getattr(args, name, None) for name in OUTPUT_FILE_OPTIONS]
+    what = getattr(args, "what", None)
+    if args.verb in ("config", "sample", "fetch-text") or (args.verb, what) in (
+            ("evaluate", "compare"), ("conditional", "train"), ("conditional", "sample")):
+        paths.append(args.out)
+    if args.verb == "train":
+        paths.append(args.checkpoint)
+    io.preflight(*paths)
+
+
 def run(args) -> None:
     from dnadiff import io
     from dnadiff.errors import DnadiffError
+
+    _preflight(args)
 
     if args.verb == "config":
         import yaml
@@ -376,7 +393,7 @@ def run(args) -> None:
 
             sp = cfg["data"]["splits"]
             prepare_genome(args.fasta, args.outdir, sp["validation"], sp["test"], sp["bed"],
-                           cfg["data"]["exclude"])
+                           cfg["data"]["exclude"], cfg["data"]["window"])
     elif args.verb == "train":
         from dnadiff.training import train
 
@@ -393,7 +410,7 @@ def run(args) -> None:
             data = PreparedGenome(args.data)
             counts = data.token_counts("validation")[data.index["tokenizer"]["generable_ids"]]
             h0 = entropy_bits(counts) if counts.sum() else None
-            plot_training(args.metrics, args.plot, reference_bits=h0)
+            plot_training(io.written(args.metrics), args.plot, reference_bits=h0)
         print(json.dumps(metrics))
     elif args.verb == "sample":
         from dnadiff.generation import write_samples
@@ -461,13 +478,9 @@ def run(args) -> None:
         _threads(args)
         cfg = _config(args)
         res = evaluate_likelihood(args.checkpoint, args.data, cfg["evaluate"], args.split)
-        try:
-            io.write_json(args.out_json, res)
-            io.write_tsv(args.out_tsv, likelihood_rows(res),
-                         [c for c in LIKELIHOOD_COLUMNS if c in res])
-        except BaseException:
-            io.remove_quietly([args.out_json, args.out_tsv])
-            raise
+        io.write_json(args.out_json, res)
+        io.write_tsv(args.out_tsv, likelihood_rows(res),
+                     [c for c in LIKELIHOOD_COLUMNS if c in res])
         print(json.dumps(res))
     elif args.verb == "evaluate" and args.what == "compare":
         from dnadiff.evaluation.likelihood import compare_table
@@ -481,15 +494,10 @@ def run(args) -> None:
         res = evaluate_samples(args.samples, args.data, cfg["evaluate"]["kmer_max_k"],
                                cfg["evaluate"]["seed"])
         gc_gen, gc_real = res.pop("_gc_generated"), res.pop("_gc_real")
-        outputs = [args.out_json, args.out_tsv, args.plot_kmer, args.plot_gc]
-        try:
-            io.write_json(args.out_json, res)
-            io.write_tsv(args.out_tsv, res["kmer_js"])
-            plot_kmer_js(res["kmer_js"], args.plot_kmer)
-            plot_gc(gc_gen, gc_real, args.plot_gc)
-        except BaseException:
-            io.remove_quietly(outputs)
-            raise
+        io.write_json(args.out_json, res)
+        io.write_tsv(args.out_tsv, res["kmer_js"])
+        plot_kmer_js(res["kmer_js"], args.plot_kmer)
+        plot_gc(gc_gen, gc_real, args.plot_gc)
         print(json.dumps(res))
     elif args.verb == "evaluate" and args.what == "scores":
         from dnadiff.evaluation.generated import score_generated, score_rows
@@ -502,17 +510,12 @@ def run(args) -> None:
 
             embedder = load_classifier(args.embedder)
         res = score_generated(args.samples, args.data, cfg["evaluate"], embedder)
-        outputs = [args.out_json, args.out_tsv] + ([args.plot] if args.plot else [])
-        try:
-            io.write_json(args.out_json, res)
-            io.write_tsv(args.out_tsv, score_rows(res))
-            if args.plot:
-                from dnadiff.evaluation.plots import plot_sample_scores
+        io.write_json(args.out_json, res)
+        io.write_tsv(args.out_tsv, score_rows(res))
+        if args.plot:
+            from dnadiff.evaluation.plots import plot_sample_scores
 
-                plot_sample_scores(res["sets"], args.plot)
-        except BaseException:
-            io.remove_quietly(outputs)
-            raise
+            plot_sample_scores(res["sets"], args.plot)
         print(json.dumps(score_rows(res)))
     elif args.verb == "evaluate" and args.what == "text-samples":
         from dnadiff.evaluation.text import evaluate_text_samples
@@ -535,7 +538,7 @@ def run(args) -> None:
         _write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_curves: ("tsv", res["curves"]),
                         args.out_json: ("json", res["summary"])},
                        args.plot and (lambda: plot_collapse(res["curves"], res["summary"],
-                                                            args.plot)), [args.plot])
+                                                            args.plot)))
         print(json.dumps(res["summary"]["at_distance"]))
     elif args.verb == "probe" and args.what == "trap":
         from dnadiff.evaluation.plots import plot_marginal_trap
@@ -548,7 +551,7 @@ def run(args) -> None:
         res.pop("_samples")
         _write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_json: ("json", res)},
                        args.plot and (lambda: plot_marginal_trap(res["rows"], res["modality"],
-                                                                 args.plot)), [args.plot])
+                                                                 args.plot)))
         print(json.dumps(res["rows"]))
     elif args.verb == "downstream" and args.what == "run":
         from dnadiff.downstream import run_downstream
@@ -598,18 +601,27 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def main(argv=None) -> int:
-    from dnadiff.errors import DnadiffError
+    """Parse, run the verb inside one all-or-nothing transaction of outputs, and turn any
+    user-facing failure into one line on stderr with exit status 2."""
+    from dnadiff import io
+    from dnadiff.errors import user_message
 
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    # bench publishes each figure (and its scratch data) as soon as it is measured
+    whole = contextlib.nullcontext() if args.verb == "bench" else io.all_or_nothing()
     try:
-        run(args)
-    except DnadiffError as exc:
-        print(f"dnadiff: error: {exc}", file=sys.stderr)
-        return 2
+        with whole:
+            run(args)
     except KeyboardInterrupt:
         print("dnadiff: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - user errors become one line; bugs re-raise
+        message = user_message(exc)
+        if message is None:
+            raise
+        print(f"dnadiff: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -292,13 +292,10 @@ def run_score(cfg: dict, samples_fa, oracle_path, out_tsv, plot=None, genome_fas
     rows = oracle_agreement(oracle, list(task.classes), read_conditional_samples(samples_fa),
                             task.test, task.train)
     cols = AGREEMENT_COLUMNS_HEAD + [f"frac_{c}" for c in task.classes] + ["train_copy_rate"]
-    try:
+    with io.all_or_nothing():
         io.write_tsv(out_tsv, rows, cols)
         if plot:
             from dnadiff.evaluation.plots import plot_oracle_agreement
 
             plot_oracle_agreement(rows, list(task.classes), plot)
-    except BaseException:
-        io.remove_quietly([out_tsv, plot] if plot else [out_tsv])
-        raise
     return rows

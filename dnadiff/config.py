@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -152,15 +153,47 @@ def _check_probes(cfg: dict, source: str) -> None:
                            f"most 'data.window' ({window})")
 
 
+def _check_finite(value, source: str, path: str = "") -> None:
+    """NaN and infinities pass every range check of a schema (comparisons with NaN are
+    false): refuse them anywhere in a config."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DnadiffError(f"{source}: key {path or '<top level>'!r}: {value} is not a finite "
+                           "number")
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _check_finite(sub, source, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            _check_finite(sub, source, f"{path}.{i}")
+
+
+def _coerce_integers(value, schema: dict):
+    """Integer keys given as integer-valued floats (``steps: 5.0``, which JSON Schema counts
+    as integers) become ints, so no later arithmetic sees a float."""
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if isinstance(value, float) and "integer" in types and "number" not in types \
+            and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: _coerce_integers(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_coerce_integers(v, schema["items"]) for v in value]
+    return value
+
+
 def validate_config(cfg: dict | None, source: str = "config") -> dict:
     """Validate ``cfg`` and return a deep copy with every default filled in."""
     schema = load_schema()
     cfg = copy.deepcopy(cfg) if cfg is not None else {}
     if not isinstance(cfg, dict):
         raise DnadiffError(f"{source}: the configuration must be a mapping of keys to values")
+    _check_finite(cfg, source)
     errors = sorted(_validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise DnadiffError(f"{source}: {_describe(errors[0])}")
+    cfg = _coerce_integers(cfg, schema)
     model = cfg["model"]
     _check_model(cfg, source)
     _check_downstream(cfg, source)

@@ -455,14 +455,11 @@ def run_downstream(cfg: dict, task_name: str, checkpoint, out_json, out_tsv, ora
         raise InputFileError(checkpoint, "downstream tasks need an MDLM checkpoint (this is AR)")
     task = load_task(task_spec(cfg, task_name, genome_fasta, annotation))
     log.info("task %s: %s", task.name, task.source)
-    res = run_task(task, ckpt, cfg["downstream"], cfg["downstream"]["device"], oracle_out)
-    res["checkpoint"] = str(checkpoint)
-    try:
+    with io.all_or_nothing():  # the oracle, the JSON and the TSV together or none
+        res = run_task(task, ckpt, cfg["downstream"], cfg["downstream"]["device"], oracle_out)
+        res["checkpoint"] = str(checkpoint)
         io.write_json(out_json, res)
         io.write_tsv(out_tsv, res["summary"], SUMMARY_COLUMNS)
-    except BaseException:
-        io.remove_quietly([out_json, out_tsv] + ([oracle_out] if oracle_out else []))
-        raise
     return res
 
 

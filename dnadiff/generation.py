@@ -84,6 +84,8 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
         block = partial(ancestral_sample, objective, model, steps=sc["steps"], cache=sc["cache"])
     n, bs, seed = sc["num_samples"], sc["batch_size"], sc["seed"]
     gen = torch.Generator().manual_seed(seed)
+    allowed = torch.zeros(len(tok["tokens"]), dtype=torch.bool)
+    allowed[tok["generable_ids"]] = True
     t0 = time.time()
     for start in range(0, n, bs):
         b = min(bs, n - start)
@@ -99,6 +101,11 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
             x, info = semi_autoregressive(fill, x0, window, stride)
         else:
             x, info = fill(x0)
+        x = x.cpu()
+        if not bool(allowed[x].all()):  # never write a symbol outside the alphabet
+            bad = sorted({int(i) for i in x[~allowed[x]].unique()})
+            raise DnadiffError(f"{checkpoint}: the model produced token id(s) {bad[:5]} that are "
+                               "not in the alphabet; no samples were written (broken weights?)")
         for j in range(b):
             idx = start + j
             fields = {"run": run, "checkpoint_step": ckpt["step"], "sampler": sc["sampler"],
@@ -114,7 +121,7 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
             if model.rc_conjoin is not None:
                 fields["rc_conjoin"] = "true"
             fields["forward_passes"] = info["forward_passes"]
-            yield f"{run}_{idx}", fields, x[j].cpu().numpy()
+            yield f"{run}_{idx}", fields, x[j].numpy()
         print(f"sampled {start + b}/{n} sequences ({info['forward_passes']} forward passes for "
               f"this batch, {time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
 

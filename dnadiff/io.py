@@ -1,55 +1,318 @@
-"""Atomic file output (a killed job never leaves a half-written file that looks finished), and
-reading JSON Lines with errors that name the file and line."""
+"""Outputs that appear whole or not at all, and reading JSON Lines with errors that name the
+file and line.
+
+Every output goes through :func:`atomic_path`: it is written under a temporary name next to
+its final path and renamed into place only when complete. Inside :func:`all_or_nothing` (the
+command line runs every verb inside one) the renames wait until the whole verb has finished, so
+a verb publishes all of its outputs or none. On failure the temporaries, and any folder made
+for them, are removed; a temporary left behind by a killed process is removed by the next
+writer of the same path on the same host. Nothing that dnadiff did not create is deleted: an
+existing folder is only replaced when it is a dnadiff output (see :data:`MARKER`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
+from dnadiff.errors import InputFileError, OutputError, write_failure
 
-def _tmp_sibling(path: Path, is_dir: bool = False) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}.tmp-"
+#: written into every folder dnadiff publishes; an existing folder is replaced only if it
+#: holds this file (or is empty, or ``owned`` says it is ours)
+MARKER = ".dnadiff-output"
+_HOST = socket.gethostname().replace("/", "_") or "host"
+_TX: contextvars.ContextVar = contextvars.ContextVar("dnadiff_transaction", default=None)
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(path) -> list[Path]:
+    """Remove temporaries of ``path`` left by a dnadiff process of this host that no longer
+    runs (killed mid-write); return what was removed. Temporaries of running processes and of
+    other hosts (a shared file system) are left alone."""
+    path = Path(path)
+    removed = []
+    prefix = _tmp_prefix(path)
+    try:
+        siblings = list(path.parent.glob(prefix + "*"))
+    except OSError:
+        return removed
+    for tmp in siblings:
+        tag = tmp.name[len(prefix):]
+        pid_text, at, rest = tag.partition("@")
+        host = rest.rsplit("-", 1)[0] if at else ""
+        if not (at and pid_text.isdigit() and host == _HOST) or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            else:
+                tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing parent folders of ``path``; return them, deepest first."""
+    made = []
+    parent = path.parent
+    while not parent.exists():
+        made.append(parent)
+        parent = parent.parent
+    for folder in reversed(made):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            _remove_empty(made)
+            raise OutputError(path, f"its folder {folder} cannot be created "
+                                    f"({write_failure(exc)})") from None
+    if not path.parent.is_dir():
+        raise OutputError(path, f"{path.parent} is a file, not a folder")
+    return made
+
+
+def _remove_empty(folders) -> None:
+    for folder in folders:  # deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _check_target(path: Path, is_dir: bool, owned) -> None:
     if is_dir:
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
-    fd, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
-    os.close(fd)
-    return Path(name)
+        if path.exists() and not path.is_dir():
+            raise OutputError(path, "exists and is a file; expected a folder (or a new path)")
+        if path.is_dir() and not _is_ours(path, owned):
+            raise OutputError(path, "is a folder that dnadiff did not create and is not empty; "
+                                    "give a new or empty folder (dnadiff never deletes what it "
+                                    "did not create)")
+    elif path.is_dir():
+        raise OutputError(path, "is a folder; expected a file path")
+
+
+def _is_ours(folder: Path, owned=None) -> bool:
+    try:
+        if not any(folder.iterdir()):
+            return True
+    except OSError:
+        return False
+    return (folder / MARKER).exists() or bool(owned and owned(folder))
+
+
+def _remove(p: Path) -> None:
+    with contextlib.suppress(OSError):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def _publish(tmp: Path, path: Path, is_dir: bool, owned=None) -> None:
+    """Rename ``tmp`` to ``path``; an existing folder (ours) is moved aside first and removed
+    after, so two writers of the same folder never see a half-replaced one."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)  # mkstemp/mkdtemp make 0600/0700
+    if not is_dir:
+        os.replace(tmp, path)
+        return
+    for _ in range(20):
+        old = None
+        if path.exists():
+            _check_target(path, True, owned)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}@{_HOST}-",
+                                        dir=path.parent))
+            os.rmdir(old)
+            try:
+                os.replace(path, old)
+            except FileNotFoundError:  # another writer moved it first
+                old = None
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):  # another writer published
+                if old is not None:
+                    _remove(old)
+                continue
+            raise
+        if old is not None:
+            _remove(old)
+        return
+    raise OutputError(path, "another process keeps replacing this folder")
+
+
+class Transaction:
+    """Outputs written inside one verb, published together at its end (or none of them)."""
+
+    def __init__(self):
+        self.pending: list[tuple[Path, Path, bool, object]] = []
+        self.made: list[Path] = []
+        self.after: list = []
+
+    def commit(self) -> None:
+        done = []
+        try:
+            for tmp, path, is_dir, owned in self.pending:
+                _publish(tmp, path, is_dir, owned)
+                done.append(path)
+        except BaseException as exc:
+            for path in done:  # all or none: take back what this verb had published
+                _remove(path)
+            self.rollback()
+            reason = write_failure(exc) if not isinstance(exc, OutputError) else None
+            if reason:
+                raise OutputError(path, f"cannot be published ({reason})") from None
+            raise
+        self.pending = []
+        for fn in self.after:
+            fn()
+        self.after = []
+
+    def rollback(self) -> None:
+        for tmp, _, _, _ in self.pending:
+            _remove(tmp)
+        self.pending = []
+        _remove_empty(self.made)
+
+
+def written(path) -> Path:
+    """Where to read an output this verb has written but not yet published (its temporary),
+    or ``path`` itself."""
+    tx = _TX.get()
+    for tmp, final, _, _ in (tx.pending if tx is not None else []):
+        if final == Path(path):
+            return tmp
+    return Path(path)
+
+
+def after_publish(fn) -> None:
+    """Call ``fn`` once the current verb's outputs are published (now, outside a verb): e.g.
+    clearing a training state only when the model it led to is safely in place."""
+    tx = _TX.get()
+    if tx is None:
+        fn()
+    else:
+        tx.after.append(fn)
 
 
 @contextlib.contextmanager
-def atomic_path(path, is_dir: bool = False):
-    """Yield a temporary path next to ``path``; rename it to ``path`` only on success.
+def all_or_nothing():
+    """Every :func:`atomic_path` inside publishes only when the block finishes cleanly."""
+    if _TX.get() is not None:  # nested: the outer one decides
+        yield _TX.get()
+        return
+    tx = Transaction()
+    token = _TX.set(tx)
+    try:
+        yield tx
+    except BaseException:
+        tx.rollback()
+        raise
+    finally:
+        _TX.reset(token)
+    tx.commit()
 
-    On any exception the temporary file (or directory) is removed and ``path`` is untouched.
+
+@contextlib.contextmanager
+def atomic_path(path, is_dir: bool = False, now: bool = False, owned=None):
+    """Yield a temporary path next to ``path``; it becomes ``path`` only on success.
+
+    ``now``: rename as soon as the block ends even inside :func:`all_or_nothing` (training
+    state, download caches). ``owned(folder) -> bool``: also treat an existing folder as a
+    dnadiff output that may be replaced (outputs of earlier versions, without the marker).
+    On failure the temporary (and folders made for it) are removed and ``path`` is untouched;
+    a failed write (full or read-only disk) becomes a one-line :class:`OutputError`.
     """
     path = Path(path)
-    tmp = _tmp_sibling(path, is_dir)
+    _check_target(path, is_dir, owned)
+    made = _make_parents(path)
+    clean_stale_temps(path)
+    prefix = f"{_tmp_prefix(path)}{os.getpid()}@{_HOST}-"
+    try:
+        if is_dir:
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+            (tmp / MARKER).write_text("written by dnadiff; this folder may be replaced by a "
+                                      "later run of the same command\n")
+        else:
+            fd, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+            os.close(fd)
+            tmp = Path(name)
+    except OSError as exc:
+        _remove_empty(made)
+        raise OutputError(path, f"cannot be written ({write_failure(exc)})") from None
+    tx = None if now else _TX.get()
+    if tx is not None:
+        tx.made.extend(made)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)  # mkstemp/mkdtemp make 0600/0700
-        if is_dir and path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tx is not None:
+            tx.pending.append((tmp, path, is_dir, owned))
         else:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            _publish(tmp, path, is_dir, owned)
+    except BaseException as exc:
+        _remove(tmp)
+        if tx is None:
+            _remove_empty(made)
+        reason = write_failure(exc)
+        if reason and _about(exc, tmp, path):
+            raise OutputError(path, f"cannot be written ({reason})") from None
         raise
 
 
+def preflight(*paths) -> None:
+    """Fail now rather than after hours of work when an output file cannot be written: each
+    path must not be a folder and its folder must take a new file. Folders made for them are
+    removed again if the verb fails."""
+    for p in [Path(p) for p in paths if p]:
+        _check_target(p, False, None)
+        made = _make_parents(p)
+        tx = _TX.get()
+        if tx is not None:
+            tx.made.extend(made)
+        try:
+            fd, name = tempfile.mkstemp(prefix=f"{_tmp_prefix(p)}{os.getpid()}@{_HOST}-",
+                                        dir=p.parent)
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            _remove_empty(made)
+            raise OutputError(p, f"cannot be written ({write_failure(exc)})") from None
+
+
+def _about(exc: BaseException, tmp: Path, path: Path) -> bool:
+    """Whether a failure is the write of this output (not, say, a missing input file read
+    while the output was being produced)."""
+    name = getattr(exc, "filename", None)
+    if name is None:
+        return True
+    name = os.fspath(name)
+    return name.startswith(str(tmp)) or name == str(path)
+
+
 @contextlib.contextmanager
-def atomic_open(path, mode: str = "w", **kwargs):
+def atomic_open(path, mode: str = "w", now: bool = False, **kwargs):
     """``open`` for writing that publishes the file only when the block finishes cleanly."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, now=now) as tmp:
         with open(tmp, mode, **kwargs) as fh:
             yield fh
 
@@ -76,22 +339,15 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def remove_quietly(paths) -> None:
-    """Remove outputs of a verb that failed part-way (each was written atomically)."""
-    for p in paths:
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            Path(p).unlink()
-
-
 def read_jsonl(path):
     """Yield ``(line number, object)`` for each non-blank line of a UTF-8 JSON Lines file;
     unreadable files and lines that are not JSON objects raise ``InputFileError``."""
-    from dnadiff.errors import InputFileError
-
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
     except FileNotFoundError:
         raise InputFileError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a folder; expected a JSON Lines file") from None
     except UnicodeDecodeError as exc:
         raise InputFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:

@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from dnadiff.checkpoint import save_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
 from dnadiff.diffusion import build_objective
-from dnadiff.errors import DnadiffError
+from dnadiff import io
+from dnadiff.errors import DnadiffError, OutputError, write_failure
 from dnadiff.io import atomic_open
 from dnadiff.models import build_backbone
 
@@ -104,6 +105,8 @@ class DenoiserModule(L.LightningModule):
         object.__setattr__(self, "net", torch.compile(self.model) if cfg["train"]["compile"]
                            else self.model)
         self._acc = None
+        self._restored_rng = None
+        self._first_bad = None  # (step, loss) of the first non-finite loss, kept on the device
 
     def on_fit_start(self):
         if self.cfg["train"]["ema_decay"] > 0 and self.ema is None:
@@ -119,7 +122,34 @@ class DenoiserModule(L.LightningModule):
         torch.manual_seed(self.cfg["train"]["seed"] * 1009 + 7919 * self.global_rank
                           + self.global_step)
 
+    def on_train_batch_start(self, batch, batch_idx):
+        # a resumed run continues the random stream where the saved one stopped (restored at
+        # the first batch: creating the data iterators draws from the stream before it)
+        if self._restored_rng is not None:
+            torch.set_rng_state(self._restored_rng["cpu"])
+            if self._restored_rng.get("cuda") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state(self._restored_rng["cuda"], self.device)
+            self._restored_rng = None
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.global_step % self.cfg["train"]["log_every"] == 0:
+            self.check_finite()
+
+    def check_finite(self) -> None:
+        """Stop with a clear error once the loss has become NaN or infinite (checked every
+        ``log_every`` steps and at each validation, so the GPU is not synchronized every step)."""
+        if self._first_bad is not None and float(self._first_bad[0]) >= 0:
+            step, loss = int(self._first_bad[0]), float(self._first_bad[1])
+            raise DnadiffError(
+                f"training diverged: the loss became {loss} at step {step}; no model was "
+                f"written. Lower train.lr (now {self.cfg['train']['lr']}), keep "
+                "train.grad_clip on, or train in precision 32-true")
+
     def on_save_checkpoint(self, checkpoint):
+        checkpoint["dnadiff_rng"] = {
+            "cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda"
+            else None}
         if self.ema is not None:
             checkpoint["dnadiff_ema"] = {"shadow": {k: v.detach().cpu() for k, v in
                                                     self.ema.shadow.items()},
@@ -130,10 +160,19 @@ class DenoiserModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint):
         self._restored_ema = checkpoint.get("dnadiff_ema")
         self.best = checkpoint.get("dnadiff_best")
+        self._restored_rng = checkpoint.get("dnadiff_rng")
 
     def training_step(self, batch, batch_idx):
         loss = self.objective.loss(self.net, batch["tokens"], batch["loss_mask"],
                                    cond=self._labels(batch, drop=True))
+        # remember the first non-finite loss without synchronizing with the GPU
+        if self._first_bad is None:
+            self._first_bad = torch.tensor([-1.0, 0.0], dtype=torch.float64,
+                                           device=loss.device)
+        bad = ~torch.isfinite(loss.detach()) & (self._first_bad[0] < 0)
+        self._first_bad = torch.where(
+            bad, torch.stack([torch.full_like(self._first_bad[0], self.global_step + 1),
+                              loss.detach().double()]), self._first_bad)
         # logged once per optimizer step: the mean over its micro-batches and over ranks,
         # the loss of the global batch
         first = batch_idx % self.trainer.accumulate_grad_batches == 0 or self._acc is None
@@ -164,6 +203,7 @@ class DenoiserModule(L.LightningModule):
             self.ema.update(self.model)
 
     def on_validation_epoch_start(self):
+        self.check_finite()
         self._val = [0.0, 0]
         if self.ema is not None:
             self._ema_ctx = self.ema.applied(self.model)
@@ -268,9 +308,17 @@ class SaveState(L.Callback):
         tmp = self.path.with_name(self.path.name + ".tmp")
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)  # collective; rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        try:
+            trainer.save_checkpoint(tmp)  # collective; rank 0 writes
+            if trainer.is_global_zero:
+                os.replace(tmp, self.path)
+        except (OSError, RuntimeError) as exc:
+            tmp.unlink(missing_ok=True)
+            reason = write_failure(exc)
+            if reason is None:
+                raise
+            raise OutputError(self.path, f"the training state cannot be saved ({reason})"
+                              ) from None
 
 
 def resolve_precision(train_cfg: dict) -> tuple[str, str]:
@@ -355,11 +403,82 @@ def _fingerprint(cfg: dict, train_ds, data_id: str) -> str:
                       sort_keys=True, default=str)
 
 
-def _resume_path(workdir: Path) -> Path | None:
-    """The newest training checkpoint in ``workdir``: the one saved after the last validation
-    (checkpoints/last.ckpt) or one Lightning wrote on a SLURM signal (hpc_ckpt_N.ckpt)."""
+#: marks a folder as dnadiff's training state: only such a folder (or an empty or new one) is
+#: used as --workdir, and only the entries below are ever removed from it
+STATE_MARKER = ".dnadiff-train-state"
+_STATE_ENTRIES = ("checkpoints", "run.json", "launch.json", "hpc_ckpt_*.ckpt", "attempt_*",
+                  "*.corrupt")
+
+
+def _owned_workdir(workdir: Path) -> bool:
+    """Whether ``workdir`` may hold our training state: new, empty, marked as ours, or the
+    state of an earlier dnadiff version (its run.json holds a training fingerprint)."""
+    if not workdir.exists():
+        return True
+    if not workdir.is_dir():
+        raise DnadiffError(f"{workdir}: --workdir is a file; expected a folder for the "
+                           "training state")
+    if (workdir / STATE_MARKER).exists() or not any(workdir.iterdir()):
+        return True
+    try:
+        return "config" in json.loads((workdir / "run.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _reset_workdir(workdir: Path) -> None:
+    """Remove our own entries from the training-state folder (nothing else) and mark it."""
+    if not _owned_workdir(workdir):
+        raise DnadiffError(f"{workdir}: --workdir holds files that dnadiff did not create; give "
+                           "a new or empty folder for the training state (dnadiff never "
+                           "deletes what it did not create)")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        for pattern in _STATE_ENTRIES:
+            for entry in workdir.glob(pattern):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        (workdir / STATE_MARKER).write_text("dnadiff training state: resumable checkpoints of "
+                                            "an unfinished run (safe to delete)\n")
+    except OSError as exc:
+        raise OutputError(workdir, f"the training state folder cannot be written "
+                                   f"({write_failure(exc)})") from None
+
+
+def _candidates(workdir: Path) -> list[Path]:
+    """Training checkpoints in ``workdir``, newest first: the one saved after the last
+    validation (checkpoints/last.ckpt) and any Lightning wrote on a SLURM signal."""
     found = list(workdir.glob("hpc_ckpt_*.ckpt")) + list((workdir / "checkpoints").glob("*.ckpt"))
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def load_training_state(path: Path) -> dict:
+    """A Lightning training state, read with ``weights_only=True`` (tensors and plain
+    containers only: a planted pickle cannot run code); raises on a corrupt or unsafe file."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "global_step" not in state or "state_dict" not in state:
+        raise ValueError("not a Lightning training state")
+    return state
+
+
+def _readable_state(workdir: Path) -> tuple[Path | None, int]:
+    """The newest training checkpoint that reads safely, and its step; unreadable ones
+    (truncated, empty, not a training state, or holding code) are set aside with a warning."""
+    for path in _candidates(workdir):
+        try:
+            step = int(load_training_state(path)["global_step"])
+        except Exception as exc:  # noqa: BLE001 - anything unreadable is set aside, not run
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            aside = workdir / f"{path.name}.corrupt"
+            log.warning("%s: unreadable or unsafe training state (%s); set aside as %s, not "
+                        "resumed", path, reason, aside)
+            with contextlib.suppress(OSError):
+                os.replace(path, aside)
+            continue
+        return path, step
+    return None, 0
 
 
 def _launch_id() -> str:
@@ -375,9 +494,10 @@ def _launch_id() -> str:
 
 
 def _prepare_workdir(workdir: Path, fingerprint: str, resume: bool, devices: int
-                     ) -> Path | None:
-    """Rank 0 keeps a matching workdir (resuming from its newest checkpoint) or starts it
-    afresh, and records its decision in launch.json; the other ranks follow that decision."""
+                     ) -> tuple[Path | None, int]:
+    """Rank 0 keeps a matching workdir (resuming from its newest readable checkpoint) or
+    starts it afresh, and records its decision in launch.json; the other ranks follow that
+    decision. Returns (checkpoint to resume from or None, its step)."""
     stamp, launch = workdir / "run.json", workdir / "launch.json"
     if launch_rank(devices) != 0:
         deadline = time.time() + 600
@@ -385,31 +505,39 @@ def _prepare_workdir(workdir: Path, fingerprint: str, resume: bool, devices: int
             try:
                 decision = json.loads(launch.read_text())
                 if decision["id"] == _launch_id() and stamp.read_text() == fingerprint:
-                    return Path(decision["resume_from"]) if decision["resume_from"] else None
+                    path = decision["resume_from"]
+                    return (Path(path), int(decision["step"])) if path else (None, 0)
             except (OSError, ValueError, KeyError):
                 pass
             if time.time() > deadline:
                 raise DnadiffError(f"{workdir}: rank 0 did not prepare the training state")
             time.sleep(0.5)
-    ckpt = None
+    ckpt, step = None, 0
+    if not _owned_workdir(workdir):
+        raise DnadiffError(f"{workdir}: --workdir holds files that dnadiff did not create; give "
+                           "a new or empty folder for the training state (dnadiff never "
+                           "deletes what it did not create)")
     if resume and stamp.exists() and stamp.read_text() == fingerprint:
-        ckpt = _resume_path(workdir)
+        ckpt, step = _readable_state(workdir)
     if ckpt is None:
-        if workdir.exists():
-            shutil.rmtree(workdir)
-        workdir.mkdir(parents=True)
+        _reset_workdir(workdir)
         stamp.write_text(fingerprint)
-    with atomic_open(launch) as fh:
-        json.dump({"id": _launch_id(), "resume_from": str(ckpt) if ckpt else None}, fh)
-    return ckpt
+    with atomic_open(launch, now=True) as fh:
+        json.dump({"id": _launch_id(), "resume_from": str(ckpt) if ckpt else None,
+                   "step": step}, fh)
+    return ckpt, step
 
 
 def _clear_state(workdir: Path) -> None:
     """After a finished run: its training checkpoints are no longer needed (a later run
     starts afresh rather than resuming a finished one); the attempt logs stay."""
     shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
-    for p in workdir.glob("hpc_ckpt_*.ckpt"):
-        p.unlink(missing_ok=True)
+    for pattern in ("hpc_ckpt_*.ckpt", "*.corrupt", "attempt_*/checkpoints"):
+        for p in workdir.glob(pattern):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
     (workdir / "run.json").unlink(missing_ok=True)
 
 
@@ -427,7 +555,6 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
     on from the window where it stopped. Only rank 0 writes the outputs.
     """
     tc = cfg["train"]
-    window = cfg["data"]["window"]
     plan = batch_plan(tc)
     workdir = Path(workdir)
     if init_state is not None:
@@ -436,13 +563,39 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
             digest.update(k.encode())
             digest.update(init_state[k].detach().cpu().contiguous().numpy().tobytes())
         data_id += ":init=" + digest.hexdigest()
-    resume_from = _prepare_workdir(workdir, _fingerprint(cfg, train_ds, data_id), tc["resume"],
-                                   tc["devices"])
-    start_step = 0
+    if launch_rank(tc["devices"]) == 0:
+        io.preflight(checkpoint_out, metrics_out)
+    existed = workdir.exists()
+    resume_from, start_step = _prepare_workdir(workdir, _fingerprint(cfg, train_ds, data_id),
+                                               tc["resume"], tc["devices"])
+    try:
+        return _fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
+                    progress, init_state, extra_metrics, plan, resume_from, start_step)
+    except BaseException:
+        if launch_rank(tc["devices"]) == 0 and not _candidates(workdir):
+            _discard_state(workdir, remove_folder=not existed)
+        raise
+
+
+def _discard_state(workdir: Path, remove_folder: bool) -> None:
+    """A run that failed before saving anything resumable leaves no training-state folder
+    behind (only our own entries are removed; the folder only if this run made it)."""
+    for pattern in _STATE_ENTRIES + (STATE_MARKER,):
+        for entry in workdir.glob(pattern):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    if remove_folder:
+        with contextlib.suppress(OSError):
+            workdir.rmdir()
+
+
+def _fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
+         init_state, extra_metrics, plan, resume_from, start_step) -> dict:
+    tc = cfg["train"]
+    window = cfg["data"]["window"]
     if resume_from is not None:
-        state = torch.load(resume_from, map_location="cpu", weights_only=False)
-        start_step = int(state["global_step"])
-        del state
         if launch_rank(tc["devices"]) == 0:
             log.info("resuming from %s (step %d of %d)", resume_from, start_step, tc["steps"])
         train_ds = _Shifted(train_ds, start_step * tc["batch_size"])
@@ -495,7 +648,9 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
         val_check_interval=min(tc["val_every"], tc["steps"]) * plan["accumulate"],
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0, log_every_n_steps=tc["log_every"],
-        gradient_clip_val=tc["grad_clip"] or None, enable_checkpointing=tc["checkpoint_state"],
+        # no ModelCheckpoint callback (it would keep attempt_N/checkpoints/*.ckpt): SaveState
+        # writes the one resumable state
+        gradient_clip_val=tc["grad_clip"] or None, enable_checkpointing=False,
         enable_progress_bar=progress, enable_model_summary=False, callbacks=callbacks,
         plugins=plugins or None, use_distributed_sampler=False,
         # rows reach the disk as they are logged, so a killed run keeps them
@@ -510,8 +665,16 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
                  tc["steps"], accel, tc["devices"], tc["num_nodes"], precision,
                  tc["batch_size"], plan["per_device"], plan["accumulate"] * plan["world"])
     t0 = time.time()
-    trainer.fit(module, train_dl, val_dl, ckpt_path=str(resume_from) if resume_from else None)
+    try:
+        trainer.fit(module, train_dl, val_dl,
+                    ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise  # names its own file
+        raise OutputError(workdir, "the training state or its logs cannot be written "
+                                   f"({write_failure(exc)})") from None
     elapsed = time.time() - t0
+    module.check_finite()
     if trainer.global_step % tc["val_every"]:
         trainer.validate(module, val_dl, verbose=False)
     final_val = float(trainer.callback_metrics.get("val/bits_per_token", float("nan")))
@@ -536,10 +699,18 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
         metrics.update(val_bits_per_token=bits, kept_step=step)
         module.model.load_state_dict(weights)
         ema_state = None  # the kept weights are already the averaged ones
-    save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, step, metrics,
-                    ema_state=ema_state)
-    _tidy_metrics(sorted(workdir.glob("attempt_*/metrics.csv")), metrics_out)
-    _clear_state(workdir)
+    weights = ema_state if ema_state is not None else module.model.state_dict()
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad or not math.isfinite(metrics["val_bits_per_token"]):
+        raise DnadiffError(f"training diverged: {len(bad)} weight tensor(s) are not finite "
+                           f"(e.g. {bad[:1]}) and validation gives "
+                           f"{metrics['val_bits_per_token']} bits per token; no model was "
+                           f"written. Lower train.lr (now {tc['lr']})")
+    with io.all_or_nothing():  # the model and its metrics together, or neither
+        save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, step, metrics,
+                        ema_state=ema_state)
+        _tidy_metrics(sorted(workdir.glob("attempt_*/metrics.csv")), metrics_out)
+        io.after_publish(lambda: _clear_state(workdir))
     return metrics
 
 

@@ -104,3 +104,36 @@ class IIDTrueConditional(torch.nn.Module):
 def entropy_nats(p) -> float:
     p = np.asarray(p, dtype=np.float64)
     return float(-(p * np.log(p)).sum())
+
+
+# ---- the reliability suite's table (tests/test_hostile.py) ----------------------------------
+_HOSTILE = {"tried": 0, "rejected cleanly": 0, "accepted correctly": 0, "wrong": 0,
+            "partial outputs left": 0, "skipped": 0}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("hostile")
+    if marker is None or report.when not in ("setup", "call"):
+        return
+    if report.when == "setup" and not report.skipped and not report.failed:
+        return  # counted when the case has run
+    _HOSTILE["tried"] += 1
+    if report.skipped:
+        _HOSTILE["skipped"] += 1
+    elif report.passed:
+        kind = marker.args[0]
+        _HOSTILE["rejected cleanly" if kind == "rejected" else "accepted correctly"] += 1
+    else:
+        leftover = call.excinfo is not None and call.excinfo.typename == "LeftoverError"
+        _HOSTILE["partial outputs left" if leftover else "wrong"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _HOSTILE["tried"]:
+        return
+    terminalreporter.section("reliability suite (tests/test_hostile.py)")
+    terminalreporter.write_line(" | ".join(_HOSTILE))
+    terminalreporter.write_line(" | ".join(str(v) for v in _HOSTILE.values()))

@@ -15,7 +15,8 @@ import os
 import pytest
 from conftest import random_dna, run_cli, write_fasta
 
-NO_SPLITS = json.dumps({"run": "t", "data": {"splits": {"validation": [], "test": []}}})
+NO_SPLITS = json.dumps({"run": "t", "data": {"window": 8,
+                                             "splits": {"validation": [], "test": []}}})
 
 
 def prepare(fasta, out, config_json=NO_SPLITS, config=None):
@@ -49,7 +50,7 @@ def out(tmp_path):
 
 def test_good_input_succeeds(tmp_path, out):
     """Control: the same command on a valid file works (so the errors below are specific)."""
-    fa = write_fasta(tmp_path / "ok.fa", [("a", "ACGTNacgtRY"), ("b", "GGCC")])
+    fa = write_fasta(tmp_path / "ok.fa", [("a", "ACGTNacgtRY"), ("b", "GGCCGGCCAA")])
     proc = prepare(fa, out)
     assert proc.returncode == 0, proc.stderr
     index = json.loads((out / "index.json").read_text())

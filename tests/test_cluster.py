@@ -193,8 +193,11 @@ def _wait_for_checkpoint(state: Path, proc, timeout=120):
         time.sleep(0.02)
 
 
-def test_kill_9_then_resume_continues_exactly(genome, tmp_path):
-    cfg = ar_cfg(steps=200, val_every=20, log_every=10)
+@pytest.mark.parametrize("objective", ["ar", "mdlm"])
+def test_kill_9_then_resume_continues_exactly(genome, tmp_path, objective):
+    """Bitwise the same weights, EMA and metrics as the uninterrupted run, also for MDLM,
+    whose noise (times, masks) comes from the random stream saved with the state."""
+    cfg = {**ar_cfg(steps=200, val_every=20, log_every=10), "objective": objective}
     (tmp_path / "whole").mkdir()
     run_train(cfg, genome, tmp_path / "whole")
     out = tmp_path / "killed"

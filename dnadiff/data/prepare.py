@@ -12,6 +12,7 @@ the contig's split, bases outside them keep it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 
 from dnadiff.data.fasta import read_sequences
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.io import atomic_path, write_json
+from dnadiff.io import atomic_path
 from dnadiff.tokenizers import DNATokenizer
 
 log = logging.getLogger(__name__)
@@ -94,14 +95,22 @@ def _segments_for(name: str, length: int, contig_split: str,
             for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None, exclude=()) -> dict:
+def is_prepared(folder: Path) -> bool:
+    """A folder written by ``dnadiff prepare`` (of any version), which a new run may replace."""
+    return (Path(folder) / "index.json").is_file() and (Path(folder) / "tokens").is_dir()
+
+
+def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None, exclude=(),
+                   window: int | None = None) -> dict:
     """Tokenize ``fasta`` into ``outdir`` (written atomically as a whole directory). Contigs
-    whose name matches a regular expression of ``exclude`` are left out altogether."""
+    whose name matches a regular expression of ``exclude`` are left out altogether. With
+    ``window`` (the run's ``data.window``), contigs that cannot give a training window are
+    named in a warning, and a split that could train or score nothing is an error."""
     tok = DNATokenizer()
     outdir = Path(outdir)
     contigs, excluded = [], []
     patterns = [re.compile(p) for p in exclude]
-    with atomic_path(outdir, is_dir=True) as tmp:
+    with atomic_path(outdir, is_dir=True, owned=is_prepared) as tmp:
         (tmp / "tokens").mkdir()
         counts = {s: np.zeros(tok.vocab_size, dtype=np.int64) for s in SPLITS}
         for name, _seq, ids in read_sequences(fasta, tok):
@@ -143,6 +152,7 @@ def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None, exclud
         if sizes["train"] == 0:
             raise DnadiffError(f"{fasta}: the train split is empty (every contig is in "
                                "validation or test)")
+        _check_usable(fasta, contigs, sizes, counts, tok, window)
         index = {
             "format": 1,
             "source": str(fasta),
@@ -154,6 +164,62 @@ def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None, exclud
                             for s in SPLITS},
             "token_counts": {s: counts[s].tolist() for s in SPLITS},
         }
-        write_json(tmp / "index.json", index)
+        (tmp / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     log.info("prepared %d contigs: %s", len(contigs), sizes)
     return index
+
+
+def _n_free_stretch(contig: dict, start: int, end: int) -> int:
+    """The longest run without N inside [start, end) of a contig (its N runs are sorted)."""
+    best, cursor = 0, start
+    for a, b in [*contig["n_runs"], [end, end]]:
+        if b <= start:
+            continue  # an N run before the segment
+        a, b = min(max(a, start), end), min(b, end)
+        best = max(best, a - cursor)
+        cursor = max(cursor, b)
+        if cursor >= end:
+            break
+    return best
+
+
+def _names(items, limit: int = 8) -> str:
+    items = list(items)
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit
+                                       else "")
+
+
+def _check_usable(fasta, contigs: list[dict], sizes: dict, counts: dict, tok, window) -> None:
+    """Warn about contigs that give nothing to train on; refuse splits that are all N (nothing
+    to score) or, with ``window``, a train split without a single N-free window."""
+    all_n = [c["name"] for c in contigs if c["n_count"] == c["length"]]
+    if all_n and len(all_n) == len(contigs):
+        raise InputFileError(fasta, "every contig is all N: there is no base to train on")
+    if all_n:
+        log.warning("%s: contig(s) %s are all N and give no training window", fasta,
+                    _names(all_n))
+    for split in ("validation", "test"):
+        scorable = int(counts[split][:tok.n_id].sum())
+        if sizes[split] and not scorable:
+            where = sorted({c["name"] for c in contigs for seg in c["segments"]
+                            if seg["split"] == split})
+            raise InputFileError(fasta, f"the {split} split ({_names(where)}) is all N: it has "
+                                        "no base to score; choose other contigs in "
+                                        f"data.splits.{split}")
+    if window is None:
+        return
+    short = [c["name"] for c in contigs if c["name"] not in all_n
+             and all(seg["split"] != "train" or _n_free_stretch(c, seg["start"], seg["end"])
+                     < window for seg in c["segments"])
+             and any(seg["split"] == "train" for seg in c["segments"])]
+    trainable = [c["name"] for c in contigs
+                 if any(seg["split"] == "train"
+                        and _n_free_stretch(c, seg["start"], seg["end"]) >= window
+                        for seg in c["segments"])]
+    if not trainable:
+        raise InputFileError(fasta, f"no stretch of the train split is {window} bases long "
+                                    f"without N (data.window): nothing to train on; use a "
+                                    "shorter data.window or a genome with longer contigs")
+    if short:
+        log.warning("%s: train contig(s) %s have no stretch of %d bases without N "
+                    "(data.window) and will not be trained on", fasta, _names(short), window)

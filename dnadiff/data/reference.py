@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dnadiff.data.fasta import open_binary, read_sequences, sniff_format
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.io import atomic_open, atomic_path
+from dnadiff.io import all_or_nothing, atomic_open, atomic_path, written
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def download(url: str, dest: Path) -> Path:
     """Download ``url`` to ``dest`` atomically (no partial file on failure)."""
     log.info("downloading %s", url)
     try:
-        with urllib.request.urlopen(url, timeout=120) as resp, atomic_open(dest, "wb") as out:
+        with urllib.request.urlopen(url, timeout=120) as resp, atomic_open(dest, "wb", now=True) as out:
             shutil.copyfileobj(resp, out, length=1 << 20)
     except OSError as exc:
         raise DnadiffError(f"{url}: download failed ({exc})") from None
@@ -160,7 +160,7 @@ def write_faidx(fasta) -> Path:
     with atomic_path(fai) as tmp:
         # pyfaidx writes <fasta>.fai itself; build it next to a link to keep the write atomic.
         link = tmp.parent / (tmp.name + ".fa")
-        link.symlink_to(fasta.resolve())
+        link.symlink_to(written(fasta).resolve())  # the FASTA this verb is about to publish
         try:
             pyfaidx.Faidx(str(link), build_index=True).close()
             Path(str(link) + ".fai").replace(tmp)
@@ -172,12 +172,13 @@ def write_faidx(fasta) -> Path:
 def fetch_reference(source: str, outdir, cache_dir) -> dict:
     """Materialize a reference genome in ``outdir``: genome.fa, genome.fa.fai, genes.gff3."""
     outdir, cache_dir = Path(outdir), Path(cache_dir)
-    outdir.mkdir(parents=True, exist_ok=True)
     fasta, gff = outdir / "genome.fa", outdir / "genes.gff3"
     try:
-        _materialize(source, fasta, gff, cache_dir)
-        fai = write_faidx(fasta)
+        with all_or_nothing():  # the FASTA, its index and the annotation together, or none
+            _materialize(source, fasta, gff, cache_dir)
+            fai = write_faidx(fasta)
     except BaseException:
+        # nor the previous ones: a genome.fa there could be mistaken for the one asked for
         for p in (fasta, gff, Path(str(fasta) + ".fai")):
             p.unlink(missing_ok=True)
         raise

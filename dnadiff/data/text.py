@@ -16,6 +16,7 @@ so training windows, evaluation tiles and every verb downstream work unchanged::
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import re
 import zlib
@@ -24,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from dnadiff.data.fasta import open_binary
-from dnadiff.data.prepare import SPLITS
+from dnadiff.data.prepare import SPLITS, is_prepared
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.io import atomic_path, write_json
+from dnadiff.io import atomic_path
 from dnadiff.tokenizers import TEXT_TOKENIZERS
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def prepare_text(corpus, outdir, text_cfg: dict) -> dict:
                          min_frequency=text_cfg["min_frequency"])
     outdir = Path(outdir)
     contigs, counts, chars, n_docs = [], {}, {}, {}
-    with atomic_path(outdir, is_dir=True) as tmp:
+    with atomic_path(outdir, is_dir=True, owned=is_prepared) as tmp:
         (tmp / "tokens").mkdir()
         for i, split in enumerate(SPLITS):
             pieces = (tok.encode_batch(by_split[split]) if hasattr(tok, "encode_batch")
@@ -164,7 +165,7 @@ def prepare_text(corpus, outdir, text_cfg: dict) -> dict:
             "documents": n_docs,
             "document_separator": text_cfg["document_separator"],
         }
-        write_json(tmp / "index.json", index)
+        (tmp / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     log.info("prepared text: %d documents, tokens per split %s, vocabulary %d",
              len(docs), index["split_sizes"], tok.vocab_size)
     return index

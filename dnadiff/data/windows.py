@@ -32,8 +32,13 @@ class PreparedGenome:
                                             "run `dnadiff prepare` first")
         try:
             self.index = json.loads(index_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputFileError(index_file, f"corrupt JSON ({exc})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputFileError(index_file, f"corrupt JSON ({exc}); run `dnadiff prepare` "
+                                             "again") from None
+        missing = [k for k in ("contigs", "tokenizer") if k not in self.index]
+        if missing:
+            raise InputFileError(index_file, f"no {missing[0]!r} entry: not written by "
+                                             "`dnadiff prepare`, or damaged; prepare again")
         self.contigs = self.index["contigs"]
         tk = self.index["tokenizer"]
         self.modality = tk.get("modality", "dna")
@@ -44,7 +49,20 @@ class PreparedGenome:
 
     def tokens(self, i: int) -> np.ndarray:
         if i not in self._arrays:
-            self._arrays[i] = np.load(self.path / self.contigs[i]["file"], mmap_mode="r")
+            path = self.path / self.contigs[i]["file"]
+            try:
+                arr = np.load(path, mmap_mode="r")
+            except FileNotFoundError:
+                raise InputFileError(path, "token array missing from the prepared data; run "
+                                           "`dnadiff prepare` again") from None
+            except (OSError, ValueError, EOFError) as exc:
+                raise InputFileError(path, f"truncated or corrupt token array ({exc}); run "
+                                           "`dnadiff prepare` again") from None
+            if arr.shape != (self.contigs[i]["length"],):
+                raise InputFileError(path, f"holds {arr.shape} tokens, index.json says "
+                                           f"{self.contigs[i]['length']}: truncated or "
+                                           "replaced; run `dnadiff prepare` again")
+            self._arrays[i] = arr
         return self._arrays[i]
 
     def segments(self, split: str) -> list[tuple[int, int, int]]:
@@ -68,6 +86,18 @@ class PreparedGenome:
                 if cursor >= end:
                     break
         return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+    def n_before(self, i: int, positions) -> np.ndarray:
+        """Number of N tokens before each position of contig ``i`` (from its sorted N runs)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        runs = np.asarray(self.contigs[i]["n_runs"], dtype=np.int64).reshape(-1, 2)
+        if len(runs) == 0:
+            return np.zeros_like(positions)
+        cum = np.cumsum(runs[:, 1] - runs[:, 0])
+        j = np.searchsorted(runs[:, 0], positions, side="right")  # runs starting at or before
+        last = np.maximum(j - 1, 0)
+        before = cum[last] - np.clip(runs[last, 1] - positions, 0, None)
+        return np.where(j > 0, before, 0)
 
     def composition(self, split: str) -> dict[str, int]:
         return self.index["composition"][split]
@@ -137,6 +167,15 @@ class TiledWindows(Dataset):
         if not tiles:
             raise DnadiffError(f"{genome.path}: the {split} split is empty")
         self.tiles = tiles
+        arr = np.asarray(tiles, dtype=np.int64).reshape(-1, 3)
+        self.scorable = int((arr[:, 2] - arr[:, 1]).sum()) - sum(
+            int(genome.n_before(ci, arr[arr[:, 0] == ci, 2]).sum()
+                - genome.n_before(ci, arr[arr[:, 0] == ci, 1]).sum())
+            for ci in np.unique(arr[:, 0]))
+        if self.scorable == 0:
+            raise DnadiffError(f"{genome.path}: the {split} split has no scorable token "
+                               f"(its {len(tiles)} window(s) are all N): nothing to score; "
+                               "prepare the data with other contigs in this split")
 
     def __len__(self) -> int:
         return len(self.tiles)

@@ -1,0 +1,683 @@
+"""The reliability suite: dnadiff used as a hostile user would, through the real command line.
+
+Every case is marked ``hostile("rejected")`` (bad input or a fault: exit status 2, exactly one
+stderr line ``dnadiff: error: ...`` naming the file and the problem, and no new file or folder
+left behind) or ``hostile("accepted")`` (odd but valid: it works, and leaves nothing stray).
+``pytest tests/test_hostile.py`` ends with the table of cases tried / rejected cleanly /
+accepted correctly / wrong / partial outputs left (see ``conftest.py``).
+
+Faults: kill -9 at several points of prepare, train and sample; read-only and full output
+folders (small tmpfs mounts; skipped with a reason where mounting is not allowed); concurrent
+writers of the same output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, random_dna, run_cli, write_fasta
+
+from dnadiff.config import validate_config
+
+hostile = pytest.mark.hostile
+
+
+class LeftoverError(AssertionError):
+    """A failure that left files behind (counted as "partial outputs left")."""
+
+
+# ---------------------------------------------------------------------------------- helpers
+def listing(*folders) -> set[str]:
+    """Every path under ``folders`` (hidden ones too), as strings."""
+    out = set()
+    for folder in folders:
+        folder = Path(folder)
+        if folder.exists():
+            out |= {str(p) for p in folder.rglob("*")} | {str(folder)}
+    return out
+
+
+def assert_rejected(proc, before: set[str], folders, *needles) -> str:
+    """Exit 2, one ``dnadiff: error:`` line holding every needle, no traceback, and the
+    folders hold exactly what they held before."""
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("dnadiff: error:")]
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert len(lines) == 1, proc.stderr[-3000:]
+    for needle in needles:
+        assert str(needle).lower() in lines[0].lower(), (needle, lines[0])
+    after = listing(*folders)
+    if after != before:
+        raise LeftoverError(f"left behind: {sorted(after - before)}; removed: "
+                            f"{sorted(before - after)}")
+    return lines[0]
+
+
+def assert_ok(proc) -> None:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def no_temporaries(*folders) -> None:
+    stray = [p for p in listing(*folders) if ".tmp-" in Path(p).name or ".old-" in Path(p).name
+             or Path(p).name.endswith(".tmp")]
+    if stray:
+        raise LeftoverError(f"temporaries left: {stray}")
+
+
+TINY = {"run": "h", "data": {"window": 32, "splits": {"validation": ["v"], "test": ["t"]}},
+        "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 16},
+        "train": {"steps": 6, "batch_size": 4, "val_every": 3, "val_windows": 2, "log_every": 3,
+                  "warmup_steps": 1},
+        "sample": {"num_samples": 2, "steps": 4, "batch_size": 2},
+        "evaluate": {"max_windows": 4}}
+
+
+def cfg(**sections) -> str:
+    out = json.loads(json.dumps(TINY))
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            out.setdefault(key, {}).update(value)
+        else:
+            out[key] = value
+    return json.dumps(out)
+
+
+def genome_records(seed: int = 0):
+    return [("a", random_dna(3000, seed)), ("b", random_dna(3000, seed + 1)),
+            ("v", random_dna(1000, seed + 2)), ("t", random_dna(1000, seed + 3))]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A genome, its prepared data and a trained tiny model (shared, never modified)."""
+    root = tmp_path_factory.mktemp("hostile")
+    fa = write_fasta(root / "g.fa", genome_records())
+    assert_ok(run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir",
+                      root / "data"))
+    assert_ok(run_cli("train", "--config-json", cfg(), "--data", root / "data", "--checkpoint",
+                      root / "m.pt", "--metrics", root / "m.csv", "--workdir", root / "state"))
+    return {"fasta": fa, "data": root / "data", "model": root / "m.pt", "root": root}
+
+
+def train_args(data, out: Path, config=None):
+    return ["train", "--config-json", config or cfg(), "--data", data, "--checkpoint",
+            out / "model.pt", "--metrics", out / "metrics.csv", "--workdir", out / "state"]
+
+
+def copy_data(world, dst: Path) -> Path:
+    shutil.copytree(world["data"], dst)
+    return dst
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """``make(size, read_only)`` mounts a tmpfs of ``size`` (read-only if asked) and returns
+    its folder; skipped where this process may not mount (not root, no CAP_SYS_ADMIN)."""
+    mounted = []
+
+    def make(size: str, read_only: bool = False) -> Path:
+        where = tmp_path / f"fs{len(mounted)}"
+        where.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(where)], capture_output=True, text=True)
+        if proc.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not root'}): "
+                        "full and read-only disk cases need root")
+        mounted.append(where)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        return where
+
+    yield make
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def popen_cli(*args, log: Path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "dnadiff", *map(str, args)], env=env,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+# ------------------------------------------------------- 1. never delete what is not ours
+@hostile("rejected")
+def test_workdir_holding_user_files_is_refused_and_kept(world, tmp_path):
+    project = tmp_path / "project"
+    (project / "notes").mkdir(parents=True)
+    (project / "notes" / "thesis.tex").write_text("months of work")
+    copy_data(world, project / "data")
+    before = listing(tmp_path)
+    args = train_args(project / "data", tmp_path)
+    args[-1] = project  # --workdir: the user's project folder
+    line = assert_rejected(run_cli(*args), before, [tmp_path], project, "did not create")
+    assert "never deletes" in line
+    assert (project / "notes" / "thesis.tex").read_text() == "months of work"
+
+
+@hostile("rejected")
+def test_workdir_that_is_a_file(world, tmp_path):
+    (tmp_path / "state").write_text("a file")
+    before = listing(tmp_path)
+    assert_rejected(run_cli(*train_args(world["data"], tmp_path)), before, [tmp_path],
+                    tmp_path / "state", "is a file")
+
+
+@hostile("rejected")
+def test_prepare_into_a_user_folder_is_refused_and_kept(world, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
+                            "--outdir", mine), before, [tmp_path], mine, "did not create")
+
+
+@hostile("accepted")
+def test_prepare_replaces_its_own_earlier_output(world, tmp_path):
+    out = copy_data(world, tmp_path / "data")
+    (out / ".dnadiff-output").unlink(missing_ok=True)  # as written by an earlier version
+    assert_ok(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
+                      "--outdir", out))
+    assert (out / ".dnadiff-output").exists() and (out / "index.json").exists()
+    no_temporaries(tmp_path)
+
+
+# ------------------------------------------------------- 2. NaN and infinity
+@hostile("rejected")
+@pytest.mark.parametrize("section,key,value", [("train", "lr", "Infinity"),
+                                               ("train", "lr", "NaN"),
+                                               ("data", "rc_augment", "NaN"),
+                                               ("diffusion", "eps", "-Infinity")])
+def test_non_finite_json_config(world, tmp_path, section, key, value):
+    text = cfg(**{section: {key: 0.5}}).replace(f'"{key}": 0.5', f'"{key}": {value}')
+    assert json.loads(text)[section][key] != 0.5
+    before = listing(tmp_path)
+    assert_rejected(run_cli(*train_args(world["data"], tmp_path, text)), before, [tmp_path],
+                    f"{section}.{key}", "not a finite number")
+
+
+@hostile("rejected")
+@pytest.mark.parametrize("yaml_value", [".nan", ".inf", "-.inf"])
+def test_non_finite_yaml_config(world, tmp_path, yaml_value):
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"run: h\ntrain:\n  lr: {yaml_value}\n")
+    before = listing(tmp_path)
+    assert_rejected(run_cli("config", "--config", conf, "--out", tmp_path / "full.yaml"),
+                    before, [tmp_path], conf, "train.lr", "not a finite number")
+
+
+@hostile("rejected")
+def test_snakemake_dry_run_refuses_non_finite_config(tmp_path):
+    conf = tmp_path / "nan.yaml"
+    conf.write_text("run: h\ntrain:\n  lr: .nan\n")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s",
+                           str(REPO / "workflow" / "Snakefile"), "-n", "--configfile",
+                           str(conf), "-d", str(tmp_path / "wd")], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "train.lr" in proc.stdout + proc.stderr and "not a finite number" in \
+        proc.stdout + proc.stderr
+
+
+@hostile("rejected")
+def test_diverging_training_publishes_nothing(world, tmp_path):
+    proc = run_cli(*train_args(world["data"], tmp_path,
+                               cfg(train={"lr": 1e30, "grad_clip": 0, "steps": 9})))
+    # the training state stays (resumable); nothing is published
+    line = assert_rejected(proc, set(), [tmp_path / "model.pt", tmp_path / "metrics.csv"],
+                           "diverged")
+    assert "step" in line and "train.lr" in line
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.csv").exists()
+
+
+@hostile("rejected")
+@pytest.mark.parametrize("verb", ["sample", "evaluate"])
+def test_checkpoint_with_non_finite_weights(world, tmp_path, verb):
+    ckpt = torch.load(world["model"], weights_only=True)
+    key = next(iter(ckpt["state_dict"]))
+    for name in ("state_dict", "ema_state_dict"):
+        if ckpt.get(name) is not None:
+            ckpt[name][key] = torch.full_like(ckpt[name][key], float("nan"))
+    bad = tmp_path / "nan.pt"
+    torch.save(ckpt, bad)
+    before = listing(tmp_path)
+    if verb == "sample":
+        proc = run_cli("sample", "--config-json", cfg(), "--checkpoint", bad, "--out",
+                       tmp_path / "s.fa")
+    else:
+        proc = run_cli("evaluate", "likelihood", "--config-json", cfg(), "--checkpoint", bad,
+                       "--data", world["data"], "--out-json", tmp_path / "l.json",
+                       "--out-tsv", tmp_path / "l.tsv")
+    assert_rejected(proc, before, [tmp_path], bad, "not finite")
+
+
+# ------------------------------------------------------- 3. all-N splits
+@hostile("rejected")
+def test_prepare_refuses_an_all_n_validation_split(tmp_path):
+    recs = genome_records()
+    recs[2] = ("v", "N" * 1000)
+    fa = write_fasta(tmp_path / "g.fa", recs)
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir",
+                            tmp_path / "data"), before, [tmp_path], fa, "validation",
+                    "all N")
+
+
+def _make_split_all_n(data: Path, contig: str) -> None:
+    """Turn a contig of prepared data into N (as data prepared before the check would be)."""
+    index = json.loads((data / "index.json").read_text())
+    for c in index["contigs"]:
+        if c["name"] == contig:
+            arr = np.full(c["length"], 4, dtype=np.load(data / c["file"]).dtype)
+            np.save(data / c["file"], arr)
+            c["n_count"], c["n_runs"] = c["length"], [[0, c["length"]]]
+    (data / "index.json").write_text(json.dumps(index))
+
+
+@hostile("rejected")
+def test_train_refuses_all_n_validation_data(world, tmp_path):
+    data = copy_data(world, tmp_path / "data")
+    _make_split_all_n(data, "v")
+    before = listing(tmp_path)
+    assert_rejected(run_cli(*train_args(data, tmp_path)), before, [tmp_path], data,
+                    "validation split has no scorable token")
+
+
+@hostile("rejected")
+def test_likelihood_refuses_an_all_n_test_split(world, tmp_path):
+    data = copy_data(world, tmp_path / "data")
+    _make_split_all_n(data, "t")
+    before = listing(tmp_path)
+    assert_rejected(run_cli("evaluate", "likelihood", "--config-json", cfg(), "--checkpoint",
+                            world["model"], "--data", data, "--out-json", tmp_path / "l.json",
+                            "--out-tsv", tmp_path / "l.tsv"), before, [tmp_path],
+                    "test split has no scorable token")
+
+
+# ------------------------------------------------------- 4, 5. corrupt and unsafe state
+@pytest.fixture(scope="module")
+def interrupted(world, tmp_path_factory):
+    """The workdir of a training run that stopped after its first saved state (as after a
+    kill -9), made in-process so the moment is exact."""
+    from dnadiff import training
+    from dnadiff.config import load_config
+
+    root = tmp_path_factory.mktemp("interrupted")
+    original = training.SaveState.on_validation_end
+
+    def stop_after_save(self, trainer, module):
+        original(self, trainer, module)
+        raise RuntimeError("stopped after the first saved state")
+
+    training.SaveState.on_validation_end = stop_after_save
+    try:
+        with pytest.raises(RuntimeError, match="stopped after"):
+            training.train(load_config(None, cfg()), world["data"], root / "model.pt",
+                           root / "metrics.csv", root / "state", progress=False)
+    finally:
+        training.SaveState.on_validation_end = original
+    assert (root / "state" / "checkpoints" / "last.ckpt").exists()
+    return root / "state"
+
+
+class Planted:
+    """Unpickling this runs code: it creates the file named in ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.makedirs, (self.path,))
+
+
+@hostile("accepted")
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "planted code"])
+def test_damaged_training_state_is_set_aside_and_training_starts_afresh(
+        world, interrupted, tmp_path, damage):
+    state = shutil.copytree(interrupted, tmp_path / "state")
+    last = state / "checkpoints" / "last.ckpt"
+    sentinel = tmp_path / "code-ran"
+    if damage == "empty":
+        last.write_bytes(b"")
+    elif damage == "truncated":
+        last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    elif damage == "text":
+        last.write_text("not a checkpoint\n")
+    else:
+        state_dict = torch.load(last, weights_only=True)
+        state_dict["evil"] = Planted(str(sentinel))
+        torch.save(state_dict, last, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    proc = run_cli(*train_args(world["data"], tmp_path))
+    assert_ok(proc)
+    assert not sentinel.exists(), "resuming ran code from the training state"
+    assert "set aside" in proc.stderr and "last.ckpt" in proc.stderr
+    assert "resuming" not in proc.stderr
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["metrics"][
+        "resumed_from_step"] == 0
+    assert not list(state.rglob("*.ckpt")) and not list(state.rglob("*.corrupt"))
+    no_temporaries(tmp_path)
+
+
+@hostile("accepted")
+def test_intact_state_resumes(world, interrupted, tmp_path):
+    shutil.copytree(interrupted, tmp_path / "state")
+    proc = run_cli(*train_args(world["data"], tmp_path))
+    assert_ok(proc)
+    assert "resuming from" in proc.stderr
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["metrics"][
+        "resumed_from_step"] == 3
+
+
+# ------------------------------------------------------- 6. integer-valued floats
+@hostile("accepted")
+def test_integer_valued_floats(world, tmp_path):
+    text = cfg(train={"steps": 4.0, "batch_size": 4.0, "val_every": 2.0})
+    proc = run_cli(*train_args(world["data"], tmp_path, text))
+    assert_ok(proc)
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["step"] == 4
+    assert validate_config(json.loads(text))["train"]["steps"] == 4
+    assert type(validate_config(json.loads(text))["train"]["steps"]) is int
+
+
+# ------------------------------------------------------- 7. one line, never a traceback
+@hostile("rejected")
+def test_prepare_outdir_is_an_existing_file(world, tmp_path):
+    target = tmp_path / "data"
+    target.write_text("x")
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
+                            "--outdir", target), before, [tmp_path], target, "is a file")
+
+
+@hostile("rejected")
+def test_output_below_a_regular_file(world, tmp_path):
+    (tmp_path / "f").write_text("x")
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
+                            "--outdir", tmp_path / "f" / "data"), before, [tmp_path],
+                    "is a file")
+
+
+@hostile("rejected")
+def test_sample_out_is_a_directory(world, tmp_path):
+    (tmp_path / "s.fa").mkdir()
+    before = listing(tmp_path)
+    assert_rejected(run_cli("sample", "--config-json", cfg(), "--checkpoint", world["model"],
+                            "--out", tmp_path / "s.fa"), before, [tmp_path], "s.fa",
+                    "is a folder")
+
+
+@hostile("rejected")
+def test_train_metrics_path_unusable_publishes_no_model(world, tmp_path):
+    (tmp_path / "blocker").write_text("a file")
+    before = listing(tmp_path)
+    proc = run_cli("train", "--config-json", cfg(), "--data", world["data"], "--checkpoint",
+                   tmp_path / "model.pt", "--metrics", tmp_path / "blocker" / "m.csv",
+                   "--workdir", tmp_path / "state")
+    assert_rejected(proc, before, [tmp_path], "blocker", "is a file")
+
+
+def _edit_checkpoint(world, tmp_path, edit) -> Path:
+    ckpt = torch.load(world["model"], weights_only=True)
+    edit(ckpt)
+    path = tmp_path / "edited.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+@hostile("rejected")
+@pytest.mark.parametrize("edit,needle", [
+    (lambda c: c["config"]["model"].update(dim=32), "do not fit"),
+    (lambda c: c.pop("state_dict"), "state_dict"),
+    (lambda c: c["tokenizer"].update(mask_id=99), "mask_id"),
+    (lambda c: c["tokenizer"].update(tokens=["A", "C"]), "tokenizer"),
+    (lambda c: c["tokenizer"].pop("generable_ids"), "generable_ids"),
+    (lambda c: c.update(format="other"), "not a dnadiff checkpoint"),
+    (lambda c: c["config"]["train"].update(lr=-1), "config"),
+], ids=["config-does-not-fit", "no-state-dict", "mask-id", "token-list", "no-generable",
+        "format", "bad-config"])
+def test_broken_checkpoint(world, tmp_path, edit, needle):
+    bad = _edit_checkpoint(world, tmp_path, edit)
+    before = listing(tmp_path)
+    assert_rejected(run_cli("sample", "--config-json", cfg(), "--checkpoint", bad, "--out",
+                            tmp_path / "s.fa"), before, [tmp_path], bad, needle)
+
+
+@hostile("rejected")
+@pytest.mark.parametrize("content,needle", [(b"", "empty"), (b"hello world\n", "text file"),
+                                            (b"\x00\x01\x02binary", "not a PyTorch file"),
+                                            ("truncated", "corrupt")])
+def test_checkpoint_that_is_not_one(world, tmp_path, content, needle):
+    bad = tmp_path / "bad.pt"
+    if content == "truncated":
+        data = world["model"].read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    else:
+        bad.write_bytes(content)
+    before = listing(tmp_path)
+    assert_rejected(run_cli("sample", "--config-json", cfg(), "--checkpoint", bad, "--out",
+                            tmp_path / "s.fa"), before, [tmp_path], bad, needle)
+
+
+@hostile("rejected")
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_prepared_tokens_damaged(world, tmp_path, damage):
+    data = copy_data(world, tmp_path / "data")
+    target = data / "tokens" / "00003.npy"  # the test contig
+    if damage == "missing":
+        target.unlink()
+    else:
+        target.write_bytes(target.read_bytes()[:200])
+    before = listing(tmp_path)
+    assert_rejected(run_cli("evaluate", "likelihood", "--config-json", cfg(), "--checkpoint",
+                            world["model"], "--data", data, "--out-json", tmp_path / "l.json",
+                            "--out-tsv", tmp_path / "l.tsv"), before, [tmp_path],
+                    target, "prepare")
+
+
+@hostile("rejected")
+def test_read_only_output_folder(world, tmp_path, small_fs):
+    ro = small_fs("1m", read_only=True)
+    before = listing(tmp_path)
+    for args in (["prepare", "--config-json", cfg(), "--fasta", world["fasta"], "--outdir",
+                  ro / "data"],
+                 ["sample", "--config-json", cfg(), "--checkpoint", world["model"], "--out",
+                  ro / "s.fa"],
+                 train_args(world["data"], ro)):
+        assert_rejected(run_cli(*args), before, [tmp_path], ro, "read-only")
+
+
+@hostile("rejected")
+def test_full_disk_during_prepare(tmp_path, small_fs):
+    full = small_fs("64k")
+    fa = write_fasta(tmp_path / "big.fa", [("a", random_dna(200_000, 1)),
+                                           ("v", random_dna(2000, 2)),
+                                           ("t", random_dna(2000, 3))])
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir",
+                            full / "data"), before, [tmp_path], full / "data", "disk is full")
+
+
+
+@hostile("rejected")
+def test_full_disk_when_saving_the_model(world, tmp_path, small_fs):
+    full = small_fs("8k")
+    before = listing(full)
+    proc = run_cli("train", "--config-json", cfg(), "--data", world["data"], "--checkpoint",
+                   full / "model.pt", "--metrics", full / "metrics.csv", "--workdir",
+                   tmp_path / "state")
+    assert_rejected(proc, before, [full], "model.pt", "disk is full")
+
+
+@hostile("rejected")
+def test_full_disk_when_saving_the_training_state(world, tmp_path, small_fs):
+    full = small_fs("12k")
+    before = listing(tmp_path)
+    proc = run_cli(*train_args(world["data"], full))
+    assert_rejected(proc, before, [tmp_path], full, "training state", "disk is full")
+
+
+# ------------------------------------------------------- 8. leftovers
+@hostile("accepted")
+def test_finished_training_keeps_no_checkpoints(world, tmp_path):
+    assert_ok(run_cli(*train_args(world["data"], tmp_path)))
+    assert not list((tmp_path / "state").rglob("*.ckpt"))
+    no_temporaries(tmp_path)
+
+
+@hostile("rejected")
+def test_failed_prepare_removes_the_folders_it_made(tmp_path):
+    bad = tmp_path / "bad.fa"
+    bad.write_text(">a\nACGT\n>a\nACGT\n")
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", bad, "--outdir",
+                            tmp_path / "x" / "y" / "data"), before, [tmp_path], bad)
+
+
+@hostile("accepted")
+def test_stale_temporary_of_a_killed_prepare_is_cleaned(world, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    stale = tmp_path / f".data.tmp-{dead.pid}@{socket.gethostname()}-abc123"
+    (stale / "tokens").mkdir(parents=True)
+    (stale / "tokens" / "00000.npy").write_bytes(b"half")
+    other_host = tmp_path / ".data.tmp-1@another-host-xyz"
+    other_host.mkdir()
+    assert_ok(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"], "--outdir",
+                      tmp_path / "data"))
+    assert not stale.exists()
+    assert other_host.exists()  # another machine's writer may still be running
+
+
+# ------------------------------------------------------- 9. prepare knows data.window
+@hostile("accepted")
+def test_prepare_names_contigs_that_give_no_window(tmp_path):
+    recs = genome_records() + [("allN", "N" * 500), ("tiny", "ACGTACG")]
+    fa = write_fasta(tmp_path / "g.fa", recs)
+    proc = run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir",
+                   tmp_path / "data")
+    assert_ok(proc)
+    assert "allN" in proc.stderr and "all N" in proc.stderr
+    assert "tiny" in proc.stderr and "will not be trained on" in proc.stderr
+
+
+@hostile("rejected")
+def test_prepare_refuses_a_genome_without_a_training_window(tmp_path):
+    fa = write_fasta(tmp_path / "g.fa", [("a", "ACGTNACGTNACGT" * 10), ("v", random_dna(100)),
+                                         ("t", random_dna(100, 1))])
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir",
+                            tmp_path / "data"), before, [tmp_path], fa, "data.window")
+
+
+@hostile("rejected")
+def test_prepare_refuses_an_all_n_genome(tmp_path):
+    fa = write_fasta(tmp_path / "g.fa", [("a", "N" * 100)])
+    before = listing(tmp_path)
+    no_splits = json.dumps({"run": "x", "data": {"splits": {"validation": [], "test": []}}})
+    assert_rejected(run_cli("prepare", "--config-json", no_splits, "--fasta", fa,
+                            "--outdir", tmp_path / "data"), before, [tmp_path], fa, "all N")
+
+
+# ------------------------------------------------------- kill -9 and concurrent writers
+def _kill_at(proc, seconds: float) -> bool:
+    """SIGKILL ``proc`` after ``seconds`` unless it ended; True if it was killed."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+@hostile("accepted")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kill_9_during_prepare_then_rerun(tmp_path, seed):
+    fa = write_fasta(tmp_path / "g.fa", [(f"c{i}", random_dna(1_500_000, i)) for i in range(4)]
+                     + [("v", random_dna(2000, 9)), ("t", random_dna(2000, 8))])
+    out = tmp_path / "data"
+    proc = popen_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir", out,
+                     log=tmp_path / "log")
+    killed = _kill_at(proc, random.Random(seed).uniform(1.0, 4.0))
+    if killed:
+        assert not out.exists() or (out / "index.json").exists()  # whole or absent
+    assert_ok(run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir", out))
+    assert json.loads((out / "index.json").read_text())["split_sizes"]["train"] == 6_000_000
+    no_temporaries(tmp_path)
+
+
+@hostile("accepted")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kill_9_during_sample_then_rerun(world, tmp_path, seed):
+    args = ["sample", "--config-json", cfg(sample={"num_samples": 400, "steps": 32,
+                                                   "batch_size": 4}),
+            "--checkpoint", world["model"], "--out", tmp_path / "s.fa"]
+    proc = popen_cli(*args, log=tmp_path / "log")
+    if _kill_at(proc, random.Random(seed).uniform(2.0, 5.0)):
+        assert not (tmp_path / "s.fa").exists()
+    assert_ok(run_cli(*args))
+    assert (tmp_path / "s.fa").read_text().count(">") == 400
+    no_temporaries(tmp_path)
+
+
+@hostile("accepted")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kill_9_during_train_then_rerun(world, tmp_path, seed):
+    args = train_args(world["data"], tmp_path, cfg(train={"steps": 150, "val_every": 10}))
+    proc = popen_cli(*args, log=tmp_path / "log")
+    if _kill_at(proc, random.Random(seed).uniform(3.0, 6.0)):
+        assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.csv").exists()
+    assert_ok(run_cli(*args))
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["step"] == 150
+    assert not list((tmp_path / "state").rglob("*.ckpt"))
+    no_temporaries(tmp_path)
+
+
+@hostile("accepted")
+def test_concurrent_writers_of_one_output(world, tmp_path):
+    out = tmp_path / "data"
+    procs = [popen_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"], "--outdir",
+                       out, log=tmp_path / f"log{i}") for i in range(3)]
+    assert [p.wait() for p in procs] == [0, 0, 0], [
+        (tmp_path / f"log{i}").read_text()[-2000:] for i in range(3)]
+    index = json.loads((out / "index.json").read_text())
+    assert [c["name"] for c in index["contigs"]] == ["a", "b", "v", "t"]
+    assert sorted(p.name for p in (out / "tokens").iterdir()) == [
+        f"{i:05d}.npy" for i in range(4)]
+    no_temporaries(tmp_path)
+
+
+@hostile("rejected")
+def test_samples_outside_the_alphabet_are_never_written(world, tmp_path, monkeypatch):
+    """Whatever the network does, no sequence holding a non-alphabet symbol reaches a file."""
+    from dnadiff import generation
+    from dnadiff.config import load_config
+    from dnadiff.errors import DnadiffError
+    from dnadiff.io import all_or_nothing
+
+    def broken(objective, model, x, **kw):  # a sampler that leaves [MASK] in place
+        return x.clone(), {"forward_passes": 1}
+
+    monkeypatch.setattr(generation, "ancestral_sample", broken)
+    before = listing(tmp_path)
+    with pytest.raises(DnadiffError, match="not in the alphabet"):
+        with all_or_nothing():
+            generation.write_samples(world["model"], tmp_path / "s.fa",
+                                     load_config(None, cfg())["sample"], "h")
+    assert listing(tmp_path) == before
