@@ -33,9 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dnadiff.diffusion.sampling import block_sampler
 from dnadiff.errors import DnadiffError
-
-from dnadiff.diffusion.sampling import ancestral_sample
 
 
 def machine_name(device: torch.device | None = None) -> str:
@@ -343,7 +342,7 @@ def bench_train(model_cfg: dict, cfg: dict, length: int, batch: int, steps: int 
     mc, tc = run_cfg["model"], run_cfg["train"]
     objective = build_objective(run_cfg, tok)
     torch.manual_seed(seed)
-    counting = build_backbone({**mc, "scan_impl": "torch"}, len(tok["tokens"]), length,
+    counting = build_backbone({**mc, "scan_impl": "torch"}, len(tok["tokens"]),
                               complement=tok["complement"]).to(dev)
     flops = count_training_flops(objective, counting, length, dev) * batch
     del counting
@@ -351,7 +350,7 @@ def bench_train(model_cfg: dict, cfg: dict, length: int, batch: int, steps: int 
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)  # the training steps' own peak
     torch.manual_seed(seed)
-    model = build_backbone(mc, len(tok["tokens"]), length,
+    model = build_backbone(mc, len(tok["tokens"]),
                            complement=tok["complement"]).to(dev).train()
     net = torch.compile(model) if compile else model
     opt, sched = make_optimizer(model, {**tc, "steps": steps + warmup})
@@ -418,7 +417,7 @@ def _model_for_bench(checkpoint, cfg: dict | None, length: int):
     tok = DNATokenizer().to_dict()
     objective = build_objective(cfg, tok)
     torch.manual_seed(cfg["train"]["seed"])
-    model = build_backbone(cfg["model"], len(tok["tokens"]), length,
+    model = build_backbone(cfg["model"], len(tok["tokens"]),
                            complement=tok.get("complement")).eval()
     return model, objective, tok, "randomly initialized model of the config's size"
 
@@ -471,7 +470,8 @@ def bench_sampler(length: int, steps: int, batches=(1,), seed: int = 0, checkpoi
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             t0 = time.perf_counter()
-            x, info = ancestral_sample(objective, model, x0, steps, generator=gen, cache=cache)
+            fill = block_sampler("ancestral", objective, model, steps=steps, cache=cache)
+            x, info = fill(x0, generator=gen)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             results[cache] = (x.cpu(), info["forward_passes"], time.perf_counter() - t0)
@@ -561,8 +561,7 @@ def bench_backbones(cfg: dict, specs, length: int, batch: int, reps: int = 5, wa
         logits = {}
         for impl in impls:
             torch.manual_seed(seed)
-            model = build_backbone({**run_cfg["model"], "scan_impl": impl}, len(tok["tokens"]),
-                                   length, complement=tok["complement"]).to(dev)
+            model = build_backbone({**run_cfg["model"], "scan_impl": impl}, len(tok["tokens"]), complement=tok["complement"]).to(dev)
 
             def step():
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):

@@ -147,6 +147,7 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
     from dnadiff.diffusion import build_objective
     from dnadiff.errors import DnadiffError
     from dnadiff.models import build_backbone
+    from dnadiff.models.registry import BACKBONES
     from dnadiff.models.scan import mamba_ssm_status
 
     where = ckpt.get("_path", "checkpoint")
@@ -156,14 +157,14 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
         raise InputFileError(where, f"the checkpoint's config is not valid ({exc})") from None
     tok = ckpt["tokenizer"]
     model_cfg = dict(cfg["model"])
-    if rc_conjoin is not None and model_cfg["backbone"] != "caduceus":
+    if rc_conjoin is not None and not BACKBONES[model_cfg["backbone"]].rc_equivariant:
         model_cfg["rc_conjoin"] = rc_conjoin
     if model_cfg["scan_impl"] == "cuda" and not mamba_ssm_status()[0]:
         log.info("checkpoint was trained with scan_impl cuda; the mamba-ssm kernels are not "
                  "usable here (%s): using the pure-PyTorch scan", mamba_ssm_status()[1])
         model_cfg["scan_impl"] = "auto"
     objective = build_objective(cfg, tok)
-    model = build_backbone(model_cfg, len(tok["tokens"]), cfg["data"]["window"],
+    model = build_backbone(model_cfg, len(tok["tokens"]),
                            causal=objective.causal, complement=tok.get("complement"))
     state = ckpt.get("ema_state_dict") if use_ema else None
     try:

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dnadiff import runtime
 from dnadiff.errors import DnadiffError
+from dnadiff.tasks import load_task
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +138,17 @@ class Guided(torch.nn.Module):
 
 
 @torch.no_grad()
-def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = "auto"):
+def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = "auto",
+                       sampler: str = "ancestral"):
     """Yield (label name or "unconditional", guidance, tokens [n, L]) for every class and
     guidance weight, then unconditional samples (null label)."""
     from dnadiff.checkpoint import model_from_checkpoint
-    from dnadiff.diffusion.sampling import ancestral_sample
+    from dnadiff.diffusion.sampling import block_sampler
 
     model, mdlm, tok = model_from_checkpoint(ckpt)
     if not model.num_classes:
         raise DnadiffError("not a class-conditional checkpoint (model.num_classes is null)")
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = runtime.device(device)
     model = model.to(dev)
     classes = ckpt["metrics"].get("classes") or [str(i) for i in range(model.num_classes)]
     length = ckpt["config"]["data"]["window"]
@@ -157,12 +159,12 @@ def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = 
     plan.append((model.num_classes, 0.0))
     for k, (label, w) in enumerate(plan):
         gen = torch.Generator().manual_seed(seed * 100_003 + k)
-        guided = Guided(model, torch.tensor(label), w)
+        fill = block_sampler(sampler, mdlm, Guided(model, torch.tensor(label), w), steps=steps)
         out = []
         for i in range(0, n, bs):
             b = min(bs, n - i)
             x0 = torch.full((b, length), mdlm.mask_id, dtype=torch.long, device=dev)
-            x, _ = ancestral_sample(mdlm, guided, x0, steps, generator=gen)
+            x, _ = fill(x0, generator=gen)
             out.append(x.cpu())
         name = classes[label] if label < model.num_classes else "unconditional"
         log.info("sampled %d sequences for %s (guidance %g)", n, name, w)
@@ -217,7 +219,6 @@ AGREEMENT_COLUMNS_HEAD = ["source", "requested", "guidance", "n", "agreement"]
 
 
 def _task(cfg, genome_fasta, annotation):
-    from dnadiff.benchmarks.datasets import load_task
     from dnadiff.downstream import task_spec
 
     name = cfg["conditional"]["task"]

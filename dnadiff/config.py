@@ -11,17 +11,14 @@ import difflib
 import json
 import math
 import re
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from dnadiff.errors import DnadiffError, InputFileError
-
-
-def load_schema() -> dict:
-    text = resources.files("dnadiff.schema").joinpath("config.schema.yaml").read_text()
-    return yaml.safe_load(text)
+from dnadiff.models.registry import BACKBONES
+from dnadiff.schema import load_schema
+from dnadiff.tasks import READERS
 
 
 def _validator(schema):
@@ -59,42 +56,30 @@ def _describe(error) -> str:
 
 
 def _check_model(cfg: dict, source: str) -> None:
-    """Backbone constraints the schema cannot express."""
+    """Backbone constraints the schema cannot express (the registry's checks)."""
     model = cfg["model"]
-    backbone = model["backbone"]
+    spec = BACKBONES[model["backbone"]]
     causal = cfg["objective"] == "ar" or cfg["compare_ar"]
-    if backbone == "caduceus":
-        if model["dim"] % 2:
-            raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be even for "
-                               "caduceus (it is split into two strands)")
-        if causal:
-            raise DnadiffError(f"{source}: backbone 'caduceus' cannot be causal (its reverse-"
-                               "complement strand reads right to left): use 'objective: mdlm' "
-                               "without 'compare_ar', or backbone 'mamba'/'dit' for the AR model")
-        if model["rc_conjoin"]:
-            raise DnadiffError(f"{source}: key 'model.rc_conjoin' is for dit and mamba: caduceus "
-                               "is reverse-complement equivariant already")
+    problem = spec.problem(model, causal)
+    if problem:
+        raise DnadiffError(f"{source}: {'key ' if problem.startswith(chr(39)) else ''}{problem}")
+    if spec.rc_equivariant and model["rc_conjoin"]:
+        raise DnadiffError(f"{source}: key 'model.rc_conjoin' is for backbones that are not "
+                           f"reverse-complement equivariant: {spec.name} is equivariant already")
     if model["rc_conjoin"] and cfg["objective"] == "ar":
         raise DnadiffError(f"{source}: key 'model.rc_conjoin' averages over both strands, which "
                            "looks ahead: it cannot be used with the AR objective (with "
                            "compare_ar the AR baseline is simply not conjoined)")
-    if backbone != "dit" and model["mixer"] == "mamba2":
-        width = model["dim"] // 2 if backbone == "caduceus" else model["dim"]
-        inner = model["expand"] * width
-        if inner % model["headdim"]:
-            raise DnadiffError(f"{source}: key 'model.headdim' ({model['headdim']}) must divide "
-                               f"the mixer width 'model.expand' x strand width ({inner})")
-
-
-TASK_KEYS = {"gue": ["path"], "genomic_benchmarks": ["path"], "coordinates": ["path"],
-             "fasta_pair": ["positive", "negative"], "annotation": []}
 
 
 def _check_downstream(cfg: dict, source: str) -> None:
-    """Per-type required keys of downstream tasks, unique names, the conditional task."""
+    """Per-type required keys of downstream tasks (``dnadiff.tasks.READERS``; the schema's
+    defaults are filled in already, so only keys without one can be missing), unique names,
+    the conditional task."""
     names = []
     for i, task in enumerate(cfg["downstream"]["tasks"]):
-        for key in TASK_KEYS[task["type"]]:
+        _, required, _ = READERS[task["type"]]
+        for key in required:
             if key not in task:
                 raise DnadiffError(f"{source}: key 'downstream.tasks.{i}' ({task['name']}): a "
                                    f"{task['type']} task needs '{key}'")
@@ -118,7 +103,8 @@ def _check_text(cfg: dict, source: str) -> None:
     if cfg["modality"] != "text":
         return
     model = cfg["model"]
-    if (model["backbone"] == "caduceus" or model["rc_conjoin"] or cfg["sample"]["rc_conjoin"]
+    if (BACKBONES[model["backbone"]].rc_equivariant or model["rc_conjoin"]
+            or cfg["sample"]["rc_conjoin"]
             or cfg["evaluate"]["rc_conjoin"]):
         raise DnadiffError(f"{source}: modality 'text' has no reverse complement: use backbone "
                            "dit or mamba without 'rc_conjoin' (model, sample, evaluate)")
@@ -197,12 +183,7 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
     model = cfg["model"]
     _check_model(cfg, source)
     _check_downstream(cfg, source)
-    if model["backbone"] == "dit" and (model["dim"] % model["heads"]
-                                       or (model["dim"] // model["heads"]) % 2):
-        raise DnadiffError(f"{source}: key 'model.dim' ({model['dim']}) must be 'model.heads' "
-                           f"({model['heads']}) times an even head width (rotary embeddings "
-                           "rotate pairs of channels)")
-    if model["conv_kernel"] % 2 == 0 and model["conv_kernel"]:
+    if model["conv_kernel"] % 2 == 0 and model["conv_kernel"]:  # a DiT key, checked for any
         raise DnadiffError(f"{source}: key 'model.conv_kernel' ({model['conv_kernel']}) must be "
                            "odd, or 0 for no convolution")
     sample, window = cfg["sample"], cfg["data"]["window"]

@@ -1,6 +1,6 @@
 """Downstream classification: is the pretrained model useful?
 
-For one labeled task (``dnadiff.benchmarks.datasets``) four methods, scored on the task's test
+For one labeled task (``dnadiff.tasks``) four methods, scored on the task's test
 split with accuracy, Matthews correlation (MCC) and AUROC:
 
 - ``finetune``: the pretrained backbone plus a mean-pooled linear head, all weights trained;
@@ -26,8 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dnadiff import runtime
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_path
+from dnadiff.tasks import LabeledSet, load_task, stratified_split, task_keys, task_summary
 
 log = logging.getLogger(__name__)
 METHODS = ("finetune", "probe", "kmer", "scratch")
@@ -69,8 +71,6 @@ def pad_batch(seqs, pad_id: int = PAD_ID) -> tuple[torch.Tensor, torch.Tensor]:
 
 def split_validation(labeled, fraction: float, seed: int):
     """A stratified ``fraction`` of ``labeled`` as validation, the rest as train."""
-    from dnadiff.benchmarks.datasets import LabeledSet, stratified_split
-
     tr, va = stratified_split(labeled.labels, [1.0 - fraction, fraction], seed)
 
     def take(idx):
@@ -120,12 +120,6 @@ def feature_width(backbone) -> int:
     return 2 * width if getattr(backbone, "rc_equivariant", False) else width
 
 
-def _device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 @torch.no_grad()
 def _batched(clf: SequenceClassifier, seqs, fn, batch_size: int, device) -> np.ndarray:
     """``fn(tokens, mask)`` over ``seqs`` in eval mode, batch by batch, concatenated."""
@@ -160,7 +154,7 @@ def train_classifier(backbone, train, val, num_classes: int, ft_cfg: dict, seed:
     Evaluates every ``eval_every`` steps; stops after ``patience`` evaluations without a new
     best, or at ``steps``; returns the best model (on CPU) and its training record.
     """
-    device = device or _device()
+    device = device or runtime.device()
     torch.manual_seed(seed)
     model = SequenceClassifier(backbone, num_classes, ft_cfg["dropout"]).to(device)
     if ft_cfg["rc_conjoin"]:
@@ -289,11 +283,10 @@ def _summarize(rows: list[dict]) -> list[dict]:
 
 def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=None) -> dict:
     """All methods on one task; returns {"task", "rows", "summary"} (rows: one per run)."""
-    from dnadiff.benchmarks.datasets import task_summary
     from dnadiff.checkpoint import model_from_checkpoint
     from dnadiff.models import build_backbone
 
-    dev = _device(device)
+    dev = runtime.device(device)
     from dnadiff.config import validate_config
 
     tok = ckpt["tokenizer"]
@@ -326,7 +319,7 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
             else:
                 torch.manual_seed(seed)
                 model_cfg = dict(cfg["model"], rc_conjoin=False, num_classes=None)
-                backbone = build_backbone(model_cfg, len(tok["tokens"]), cfg["data"]["window"],
+                backbone = build_backbone(model_cfg, len(tok["tokens"]),
                                           complement=complement)
             model, rec = train_classifier(backbone, tr, va, num_classes, ft, seed, complement,
                                           dev, label=f"{task.name} {method} seed {seed}")
@@ -394,7 +387,7 @@ def load_classifier(path) -> tuple[SequenceClassifier, dict]:
         raise InputFileError(path, "not a dnadiff classifier checkpoint")
     cfg = validate_config(c["config"], f"{path} config")
     tok = c["tokenizer"]
-    backbone = build_backbone(cfg["model"], len(tok["tokens"]), cfg["data"]["window"],
+    backbone = build_backbone(cfg["model"], len(tok["tokens"]),
                               complement=tok.get("complement"))
     try:
         model = SequenceClassifier(backbone, len(c["classes"]), c["dropout"])
@@ -410,13 +403,6 @@ def load_classifier(path) -> tuple[SequenceClassifier, dict]:
 # -- files in, files out (the CLI verbs) ------------------------------------------------------
 SUMMARY_COLUMNS = ["task", "method", "runs", "accuracy", "accuracy_min", "accuracy_max", "mcc",
                    "mcc_min", "mcc_max", "auroc", "auroc_min", "auroc_max"]
-
-
-TASK_COMMON_KEYS = ["name", "type", "seed", "max_per_split", "fixed_length", "split_fractions"]
-TASK_TYPE_KEYS = {"gue": ["path"], "genomic_benchmarks": ["path"],
-                  "coordinates": ["path", "reference"], "fasta_pair": ["positive", "negative"],
-                  "annotation": ["fasta", "annotation", "kind", "length", "validation_contigs",
-                                 "test_contigs"]}
 
 
 def task_spec(cfg: dict, name: str, genome_fasta=None, annotation=None) -> dict:
@@ -440,14 +426,13 @@ def task_spec(cfg: dict, name: str, genome_fasta=None, annotation=None) -> dict:
     elif spec["type"] == "coordinates":
         spec["reference"] = spec["reference"] or genome_fasta
     # the schema fills every task key; a reader sees only those of its type
-    keep = TASK_COMMON_KEYS + TASK_TYPE_KEYS[spec["type"]]
+    keep = task_keys(spec["type"])
     return {k: v for k, v in spec.items() if k in keep}
 
 
 def run_downstream(cfg: dict, task_name: str, checkpoint, out_json, out_tsv, oracle_out=None,
                    genome_fasta=None, annotation=None) -> dict:
     from dnadiff import io
-    from dnadiff.benchmarks.datasets import load_task
     from dnadiff.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)

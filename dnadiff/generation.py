@@ -19,14 +19,12 @@ from functools import partial
 
 import torch
 
+from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
-from dnadiff.diffusion.sampling import (ancestral_sample, autoregressive_sample,
-                                        semi_autoregressive)
+from dnadiff.diffusion.sampling import block_sampler, semi_autoregressive
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open, read_jsonl
 from dnadiff.tokenizers import tokenizer_from_dict
-
-SAMPLERS = {"mdlm": "ancestral", "ar": "autoregressive"}
 
 
 def encode_fixed(tokenizer, text: str, key: str, generable) -> torch.Tensor:
@@ -61,10 +59,12 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     model.to(device)
     tokenizer = tokenizer_from_dict(tok)
     sc = sample_cfg
-    expected = SAMPLERS[objective.name]
-    if sc["sampler"] != expected:
-        raise DnadiffError(f"config key 'sample.sampler': {checkpoint} was trained with the "
-                           f"{objective.name} objective; use sampler {expected!r}")
+    try:
+        fill_block = block_sampler(sc["sampler"], objective, model, steps=sc["steps"],
+                                   cache=sc["cache"], temperature=sc["temperature"],
+                                   top_p=sc["top_p"])
+    except ValueError as exc:
+        raise DnadiffError(f"config key 'sample.sampler': {checkpoint}: {exc}") from None
     window = ckpt["config"]["data"]["window"]
     stride = sc["semi_ar_stride"] or window // 2
     template = None
@@ -78,10 +78,6 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     if len(prefix) + len(suffix) >= length:
         raise DnadiffError("config keys 'sample.prefix'/'sample.suffix' leave nothing to "
                            f"generate in {length} positions")
-    if objective.name == "ar":
-        block = partial(autoregressive_sample, objective, model)
-    else:
-        block = partial(ancestral_sample, objective, model, steps=sc["steps"], cache=sc["cache"])
     n, bs, seed = sc["num_samples"], sc["batch_size"], sc["seed"]
     gen = torch.Generator().manual_seed(seed)
     allowed = torch.zeros(len(tok["tokens"]), dtype=torch.bool)
@@ -96,7 +92,7 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
         if len(suffix):
             x0[:, length - len(suffix):] = suffix
         x0 = x0.to(device)
-        fill = partial(block, generator=gen, temperature=sc["temperature"], top_p=sc["top_p"])
+        fill = partial(fill_block, generator=gen)
         if length > window:
             x, info = semi_autoregressive(fill, x0, window, stride)
         else:
@@ -132,7 +128,7 @@ def write_samples(checkpoint, out, sample_cfg: dict, run: str, line_width: int =
     (the ids, so scores need no re-tokenization). Returns the number of samples."""
     ckpt = load_checkpoint(checkpoint)
     tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = runtime.device()
     n = 0
     with atomic_open(out, "w") as fh:
         for name, fields, ids in generate(checkpoint, sample_cfg, run, device, ckpt):

@@ -13,6 +13,7 @@ import json
 import os
 
 import pytest
+
 from conftest import random_dna, run_cli, write_fasta
 
 NO_SPLITS = json.dumps({"run": "t", "data": {"window": 8,

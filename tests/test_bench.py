@@ -14,8 +14,15 @@ import torch
 from test_sampling import Recorder, all_masked, make_mdlm
 
 import dnadiff.data.fasta as fasta_mod
-from dnadiff.bench import (PRESETS, bench_all_commands, count_training_flops,
-                           dit_training_flops, expected_passes, naive_tokenize, synthetic_fasta)
+from dnadiff.bench import (
+    PRESETS,
+    bench_all_commands,
+    count_training_flops,
+    dit_training_flops,
+    expected_passes,
+    naive_tokenize,
+    synthetic_fasta,
+)
 from dnadiff.config import validate_config
 from dnadiff.data.fasta import read_sequences
 from dnadiff.data.prepare import n_runs, prepare_genome
@@ -131,7 +138,7 @@ def test_dit_flops_formula_equals_counted(dim, layers, cond, length, batch):
     tok = DNATokenizer().to_dict()
     cfg = validate_config({"run": "b", "model": {"dim": dim, "heads": 4, "layers": layers,
                                                  "cond_dim": cond}}, "t")
-    model = build_backbone(cfg["model"], 7, length, complement=tok["complement"])
+    model = build_backbone(cfg["model"], 7, complement=tok["complement"])
     counted = count_training_flops(build_objective(cfg, tok), model, length, "cpu") * batch
     assert counted == dit_training_flops(dim, layers, length, 7, cond, batch=batch)
 
@@ -309,9 +316,10 @@ def test_fused_adamw_with_clipping_under_bf16_mixed(monkeypatch):
     from torch.utils.data import DataLoader
 
     from dnadiff import training
+    from dnadiff.training import module as training_module
 
     make = training.make_optimizer
-    monkeypatch.setattr(training, "make_optimizer",
+    monkeypatch.setattr(training_module, "make_optimizer",
                         lambda model, tc, fused=None: make(model, tc, fused=fused is not False))
     cfg = validate_config({"run": "b", "model": {"dim": 16, "heads": 2, "layers": 1,
                                                  "cond_dim": 8},

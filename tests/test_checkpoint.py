@@ -8,12 +8,13 @@ import os
 import pytest
 import torch
 
-from conftest import read_fasta
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from dnadiff.config import validate_config
 from dnadiff.errors import InputFileError
 from dnadiff.models import build_backbone
 from dnadiff.tokenizers import DNATokenizer
+
+from conftest import read_fasta
 
 
 def small_config(**extra):
@@ -26,7 +27,7 @@ def small_config(**extra):
 
 def make_model(cfg, seed=0):
     torch.manual_seed(seed)
-    model = build_backbone(cfg["model"], 7, cfg["data"]["window"])
+    model = build_backbone(cfg["model"], 7)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.2)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import random_dna, write_fasta
 from dnadiff.checkpoint import load_checkpoint
 from dnadiff.config import load_config, validate_config
 from dnadiff.data.prepare import prepare_genome
 from dnadiff.errors import DnadiffError
 from dnadiff.training import batch_plan
+
+from conftest import random_dna, write_fasta
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
@@ -229,11 +230,11 @@ def test_kill_9_then_resume_continues_exactly(genome, tmp_path, objective):
 
 
 def test_other_data_or_initial_weights_start_afresh(genome, tmp_path):
-    from dnadiff.training import _fingerprint
+    from dnadiff.training import fingerprint
 
     cfg = validate_config(ar_cfg())
-    assert _fingerprint(cfg, range(8), "a") != _fingerprint(cfg, range(8), "b")
-    assert _fingerprint(cfg, range(8), "a") == _fingerprint(
+    assert fingerprint(cfg, range(8), "a") != fingerprint(cfg, range(8), "b")
+    assert fingerprint(cfg, range(8), "a") == fingerprint(
         {**cfg, "train": {**cfg["train"], "log_every": 1, "compile": True}}, range(8), "a")
 
 
@@ -305,7 +306,7 @@ def test_hg38_config_is_the_papers_setup_and_dry_runs(tmp_path):
     assert cfg["data"]["window"] == 1024 and cfg["train"]["batch_size"] == 1024
     assert cfg["model"]["backbone"] == "caduceus"
     tok = DNATokenizer()
-    model = build_backbone(cfg["model"], tok.vocab_size, 1024, causal=False,
+    model = build_backbone(cfg["model"], tok.vocab_size, causal=False,
                            complement=tok.complement.tolist())
     n = sum(p.numel() for p in model.parameters())
     assert 0.4e6 < n < 0.6e6  # the paper: ~0.47M

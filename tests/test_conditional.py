@@ -4,14 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from dnadiff.benchmarks.datasets import BenchmarkTask, LabeledSet
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from dnadiff.conditional import (Guided, LabeledSequences, oracle_agreement,
-                                 read_conditional_samples, run_sample, train_conditional)
+from dnadiff.conditional import (
+    Guided,
+    LabeledSequences,
+    oracle_agreement,
+    read_conditional_samples,
+    run_sample,
+    train_conditional,
+)
 from dnadiff.config import validate_config
 from dnadiff.diffusion import build_objective
 from dnadiff.errors import DnadiffError
 from dnadiff.models import build_backbone
+from dnadiff.tasks import BenchmarkTask, LabeledSet
 from dnadiff.tokenizers import DNATokenizer
 
 TOK = DNATokenizer()
@@ -29,12 +35,12 @@ def test_a_new_class_table_leaves_a_pretrained_model_unchanged():
     nothing at first, and the label can still be learned (c != 0 gives the adaLN weights a
     gradient)."""
     torch.manual_seed(0)
-    plain = build_backbone(model_cfg(), TOK.vocab_size, 16)
+    plain = build_backbone(model_cfg(), TOK.vocab_size)
     with torch.no_grad():
         for name, p in plain.named_parameters():
             if "ada" not in name and name != "const_cond":
                 p.normal_(0, 0.3)
-    cond = build_backbone(model_cfg(num_classes=3), TOK.vocab_size, 16)
+    cond = build_backbone(model_cfg(num_classes=3), TOK.vocab_size)
     missing, unexpected = cond.load_state_dict(plain.state_dict(), strict=False)
     assert missing == ["class_embed.weight"] and not unexpected
     assert cond.class_embed.weight.shape == (4, 8)  # 3 classes + the null label
@@ -55,7 +61,7 @@ def test_a_new_class_table_leaves_a_pretrained_model_unchanged():
 
 def test_guidance_mixes_log_probabilities_and_is_neutral_without_class_signal():
     torch.manual_seed(1)
-    model = build_backbone(model_cfg(num_classes=2), TOK.vocab_size, 16)
+    model = build_backbone(model_cfg(num_classes=2), TOK.vocab_size)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.3)
@@ -119,7 +125,7 @@ def trained(tmp_path_factory):
     work = tmp_path_factory.mktemp("cond")
     cfg = validate_config({"run": "t", "data": {"window": 16},
                            "model": {"dim": 32, "layers": 2, "heads": 2, "cond_dim": 16}})
-    model = build_backbone(cfg["model"], TOK.vocab_size, 16)
+    model = build_backbone(cfg["model"], TOK.vocab_size)
     pre = work / "pre.pt"
     save_checkpoint(pre, model, cfg, TOK.to_dict(), step=0)
     task = two_class_task()
@@ -193,7 +199,7 @@ def test_unconditional_checkpoint_refused_for_conditional_sampling(tmp_path):
     cfg = validate_config({"run": "t", "data": {"window": 16},
                            "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 8}})
     path = tmp_path / "m.pt"
-    save_checkpoint(path, build_backbone(cfg["model"], TOK.vocab_size, 16), cfg, TOK.to_dict(),
+    save_checkpoint(path, build_backbone(cfg["model"], TOK.vocab_size), cfg, TOK.to_dict(),
                     step=0)
     with pytest.raises(DnadiffError, match="not a class-conditional checkpoint"):
         run_sample(validate_config({"run": "t", "conditional": {}}), path, tmp_path / "o.fa")

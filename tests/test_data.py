@@ -8,12 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import random_dna, write_fasta
 
 from dnadiff.data.fasta import read_sequences, sniff_format
 from dnadiff.data.prepare import n_runs, prepare_genome, read_bed_splits
 from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
 from dnadiff.errors import DnadiffError, InputFileError
+
+from conftest import random_dna, write_fasta
 
 IUPAC = set("RYKMSWBDHVN")
 

@@ -152,14 +152,14 @@ def test_build_backbone_from_config():
 
     cfg = validate_config({"run": "t", "data": {"window": 32},
                            "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 8}})
-    model = build_backbone(cfg["model"], V, 32)
+    model = build_backbone(cfg["model"], V)
     assert isinstance(model, DiT)
     assert len(model.blocks) == 1 and model.head.out_features == V
     assert model(torch.zeros(1, 32, dtype=torch.long)).shape == (1, 32, V)
     with pytest.raises(ValueError):
-        build_backbone({**cfg["model"], "backbone": "hyena"}, V, 32)
+        build_backbone({**cfg["model"], "backbone": "hyena"}, V)
     with pytest.raises(ValueError, match="complement map"):
-        build_backbone({**cfg["model"], "backbone": "caduceus"}, V, 32)
+        build_backbone({**cfg["model"], "backbone": "caduceus"}, V)
 
 
 def test_odd_head_dim_not_silently_wrong():

@@ -7,14 +7,23 @@ import numpy as np
 import pytest
 import torch
 
-from dnadiff.benchmarks.datasets import BenchmarkTask, LabeledSet
 from dnadiff.checkpoint import load_checkpoint, save_checkpoint
 from dnadiff.config import validate_config
-from dnadiff.downstream import (SequenceClassifier, classification_metrics, embed, kmer_matrix,
-                                load_classifier, pad_batch, predict_proba, run_task,
-                                task_spec, train_classifier)
+from dnadiff.downstream import (
+    SequenceClassifier,
+    classification_metrics,
+    embed,
+    kmer_matrix,
+    load_classifier,
+    pad_batch,
+    predict_proba,
+    run_task,
+    task_spec,
+    train_classifier,
+)
 from dnadiff.errors import DnadiffError
 from dnadiff.models import build_backbone
+from dnadiff.tasks import BenchmarkTask, LabeledSet
 from dnadiff.tokenizers import DNATokenizer
 
 TOK = DNATokenizer()
@@ -66,7 +75,7 @@ def test_pad_batch_masks_padding():
 def test_padding_never_reaches_the_backbone(backbone):
     """A sequence's embedding does not depend on what else is in its batch."""
     cfg = small_cfg(backbone=backbone, headdim=8)
-    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, 32, complement=COMP)).eval()
+    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, complement=COMP)).eval()
     clf = SequenceClassifier(model, 2).eval()
     short, long = TOK.encode("ACGTACGGTAGG"), TOK.encode("TTGACCA" * 5)
     alone = embed(clf, [short])
@@ -79,7 +88,7 @@ def test_padding_never_reaches_the_backbone(backbone):
 
 def test_time_conditioned_backbone_is_embedded_at_sigma_zero():
     cfg = small_cfg(time_conditioning=True)
-    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, 32)).eval()
+    model = randomize(build_backbone(cfg["model"], TOK.vocab_size)).eval()
     x = TOK.encode("ACGTACGGTA")
     got = embed(model, [x])
     tokens, _ = pad_batch([x])
@@ -90,7 +99,7 @@ def test_time_conditioned_backbone_is_embedded_at_sigma_zero():
 @pytest.mark.parametrize("backbone", ["dit", "mamba"])
 def test_conjoined_features_are_strand_symmetric(backbone):
     cfg = small_cfg(backbone=backbone, rc_conjoin=True)
-    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, 32, complement=COMP)).eval()
+    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, complement=COMP)).eval()
     x = torch.randint(0, 4, (3, 20))
     xrc = torch.as_tensor(TOK.complement)[x].flip(1)
     with torch.no_grad():
@@ -103,7 +112,7 @@ def test_conjoined_features_are_strand_symmetric(backbone):
 
 def test_caduceus_pooled_features_swap_strands_under_rc():
     cfg = small_cfg(backbone="caduceus", headdim=8)
-    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, 32, complement=COMP)).eval()
+    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, complement=COMP)).eval()
     x = torch.randint(0, 4, (2, 24))
     xrc = torch.as_tensor(TOK.complement)[x].flip(1)
     with torch.no_grad():
@@ -138,7 +147,7 @@ FT = {"steps": 60, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "dropout":
 
 def test_fine_tuning_learns_a_motif_and_keeps_the_best_step():
     task = motif_task()
-    model = build_backbone(small_cfg()["model"], TOK.vocab_size, 32)
+    model = build_backbone(small_cfg()["model"], TOK.vocab_size)
     clf, rec = train_classifier(model, task.train, task.test, 2, FT, seed=0,
                                 device=torch.device("cpu"))
     probs = predict_proba(clf, task.test.seqs)
@@ -155,7 +164,7 @@ def test_fine_tuning_is_deterministic_for_a_seed():
     out = []
     for _ in range(2):
         torch.manual_seed(123)
-        model = build_backbone(small_cfg()["model"], TOK.vocab_size, 32)
+        model = build_backbone(small_cfg()["model"], TOK.vocab_size)
         clf, _ = train_classifier(model, task.train, task.test, 2, ft, seed=3,
                                   device=torch.device("cpu"))
         out.append(predict_proba(clf, task.test.seqs))
@@ -165,7 +174,7 @@ def test_fine_tuning_is_deterministic_for_a_seed():
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     cfg = small_cfg()
-    model = randomize(build_backbone(cfg["model"], TOK.vocab_size, 32), seed=5)
+    model = randomize(build_backbone(cfg["model"], TOK.vocab_size), seed=5)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
     save_checkpoint(path, model, cfg, TOK.to_dict(), step=1)
     return path

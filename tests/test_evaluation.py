@@ -9,13 +9,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import IIDTrueConditional, entropy_nats, random_dna, write_fasta
 
 from dnadiff.diffusion.mdlm import MDLM
 from dnadiff.diffusion.schedule import LogLinearSchedule
 from dnadiff.errors import InputFileError
 from dnadiff.evaluation.generated import evaluate_samples, gc_content, js_divergence, kmer_counts
 from dnadiff.evaluation.likelihood import cross_entropy_bits, entropy_bits, heldout_nelbo
+
+from conftest import IIDTrueConditional, entropy_nats, random_dna, write_fasta
 
 EPS = 1e-3
 
@@ -239,7 +240,7 @@ def test_evaluate_likelihood_of_untrained_model_is_two_bits(tmp_path, eval_genom
     cfg = validate_config({"run": "t", "data": {"window": 32},
                            "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16},
                            "evaluate": {"t_draws": 4, "batch_size": 64}})
-    model = build_backbone(cfg["model"], 7, 32)
+    model = build_backbone(cfg["model"], 7)
     ckpt = tmp_path / "m.pt"
     save_checkpoint(ckpt, model, cfg, DNATokenizer().to_dict(), step=3)
     res = evaluate_likelihood(ckpt, data, cfg["evaluate"], "test")

@@ -8,19 +8,24 @@ import functools
 import pytest
 import torch
 
-from conftest import read_fasta as conftest_read_fasta
 from dnadiff.checkpoint import save_checkpoint
 from dnadiff.config import validate_config
 from dnadiff.diffusion.autoregressive import Autoregressive
 from dnadiff.diffusion.mdlm import MDLM
-from dnadiff.diffusion.sampling import (ancestral_sample, autoregressive_sample,
-                                        sampling_probs, semi_autoregressive)
+from dnadiff.diffusion.sampling import (
+    ancestral_sample,
+    autoregressive_sample,
+    sampling_probs,
+    semi_autoregressive,
+)
 from dnadiff.diffusion.schedule import LogLinearSchedule
 from dnadiff.errors import DnadiffError
 from dnadiff.generation import sample_to_fasta
 from dnadiff.models import build_backbone
 from dnadiff.models.dit import DiT
 from dnadiff.tokenizers import DNATokenizer
+
+from conftest import read_fasta as conftest_read_fasta
 
 EPS = 1e-3
 N_ID, MASK, PAD, V = 4, 5, 6, 7
@@ -355,7 +360,7 @@ def make_checkpoint(path, objective="mdlm"):
                            "sample": {"num_samples": 3, "batch_size": 2, "steps": 8,
                                       "seed": 1}})
     torch.manual_seed(0)
-    model = build_backbone(cfg["model"], V, 24, causal=objective == "ar")
+    model = build_backbone(cfg["model"], V, causal=objective == "ar")
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -498,7 +503,7 @@ def test_template_infills_several_spans(tmp_path):
                            "sample": {"template": template, "num_samples": 3, "steps": 5}})
     tok = DNATokenizer().to_dict()
     torch.manual_seed(0)
-    model = build_backbone(cfg["model"], len(tok["tokens"]), 24)
+    model = build_backbone(cfg["model"], len(tok["tokens"]))
     save_checkpoint(tmp_path / "m.pt", model, cfg, tok, step=1)
     sample_to_fasta(tmp_path / "m.pt", tmp_path / "s.fa", cfg["sample"], "tp")
     lines = (tmp_path / "s.fa").read_text().splitlines()
@@ -523,8 +528,8 @@ def test_template_excludes_prefix_and_needs_a_gap():
 
 
 def test_training_loss_uses_discrete_T_when_configured():
-    from dnadiff.diffusion import build_objective
     from dnadiff.config import validate_config
+    from dnadiff.diffusion import build_objective
     from dnadiff.tokenizers import DNATokenizer
 
     tok = DNATokenizer().to_dict()

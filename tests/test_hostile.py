@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, random_dna, run_cli, write_fasta
 
 from dnadiff.config import validate_config
+
+from conftest import REPO, random_dna, run_cli, write_fasta
 
 hostile = pytest.mark.hostile
 
@@ -668,13 +669,15 @@ def test_samples_outside_the_alphabet_are_never_written(world, tmp_path, monkeyp
     """Whatever the network does, no sequence holding a non-alphabet symbol reaches a file."""
     from dnadiff import generation
     from dnadiff.config import load_config
+    from dnadiff.diffusion import sampling
     from dnadiff.errors import DnadiffError
     from dnadiff.io import all_or_nothing
 
     def broken(objective, model, x, **kw):  # a sampler that leaves [MASK] in place
         return x.clone(), {"forward_passes": 1}
 
-    monkeypatch.setattr(generation, "ancestral_sample", broken)
+    monkeypatch.setitem(sampling.SAMPLERS, "ancestral",
+                        sampling.Sampler("ancestral", broken, ("mdlm",)))
     before = listing(tmp_path)
     with pytest.raises(DnadiffError, match="not in the alphabet"):
         with all_or_nothing():

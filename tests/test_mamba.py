@@ -15,8 +15,15 @@ from dnadiff.errors import DnadiffError
 from dnadiff.models import build_backbone
 from dnadiff.models.dit import DiT
 from dnadiff.models.mamba import MambaLM
-from dnadiff.models.scan import (linear_recurrence_, mamba_ssm_status, resolve_scan_impl,
-                                 selective_scan, selective_scan_naive, ssd, ssd_naive)
+from dnadiff.models.scan import (
+    linear_recurrence_,
+    mamba_ssm_status,
+    resolve_scan_impl,
+    selective_scan,
+    selective_scan_naive,
+    ssd,
+    ssd_naive,
+)
 from dnadiff.tokenizers import DNATokenizer
 
 TOK = DNATokenizer()
@@ -361,7 +368,7 @@ def _cfg(**model):
 @pytest.mark.parametrize("backbone", ["mamba", "caduceus"])
 def test_build_backbone_from_config(backbone):
     cfg = _cfg(backbone=backbone, mixer="mamba2", headdim=8, d_state=4, expand=3)
-    model = build_backbone(cfg["model"], V, 32, complement=COMP)
+    model = build_backbone(cfg["model"], V, complement=COMP)
     assert isinstance(model, MambaLM)
     assert model.rc_equivariant == (backbone == "caduceus")
     width = 8 if backbone == "caduceus" else 16
@@ -373,13 +380,13 @@ def test_build_backbone_from_config(backbone):
 def test_rc_conjoin_from_config_for_dit_and_mamba():
     for backbone in ("dit", "mamba"):
         cfg = _cfg(backbone=backbone, heads=2, rc_conjoin=True)
-        model = build_backbone(cfg["model"], V, 32, complement=COMP)
+        model = build_backbone(cfg["model"], V, complement=COMP)
         assert torch.equal(model.rc_conjoin, torch.as_tensor(COMP))
         # the causal AR baseline (compare_ar) is never conjoined
-        assert build_backbone(cfg["model"], V, 32, causal=True, complement=COMP).rc_conjoin \
+        assert build_backbone(cfg["model"], V, causal=True, complement=COMP).rc_conjoin \
             is None
     with pytest.raises(ValueError, match="complement"):
-        build_backbone(cfg["model"], V, 32)
+        build_backbone(cfg["model"], V)
 
 
 @pytest.mark.parametrize("extra,match", [
@@ -410,7 +417,7 @@ def test_caduceus_checkpoint_round_trip(tmp_path):
 
     cfg = _cfg(backbone="caduceus")
     tok = TOK.to_dict()
-    model = _randomized(build_backbone(cfg["model"], V, 32, complement=COMP)).float()
+    model = _randomized(build_backbone(cfg["model"], V, complement=COMP)).float()
     path = tmp_path / "m.pt"
     save_checkpoint(path, model=model, config=cfg, tokenizer=tok, step=3)
     loaded, _, _ = model_from_checkpoint(load_checkpoint(path))
@@ -425,7 +432,7 @@ def test_checkpoint_conjoin_override_and_cuda_fallback(tmp_path):
     from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 
     cfg = _cfg(backbone="mamba")
-    model = _randomized(build_backbone(cfg["model"], V, 32)).float()
+    model = _randomized(build_backbone(cfg["model"], V)).float()
     path = tmp_path / "m.pt"
     cfg["model"]["scan_impl"] = "cuda"
     save_checkpoint(path, model=model, config=cfg, tokenizer=TOK.to_dict(), step=3)
@@ -448,7 +455,7 @@ def test_sampling_and_scoring_with_post_hoc_conjoining(tmp_path):
     from dnadiff.generation import sample_to_fasta
 
     cfg = _cfg(backbone="mamba")
-    model = _randomized(build_backbone(cfg["model"], V, 32)).float()
+    model = _randomized(build_backbone(cfg["model"], V)).float()
     path = tmp_path / "m.pt"
     save_checkpoint(path, model=model, config=cfg, tokenizer=TOK.to_dict(), step=3)
     sc = {**cfg["sample"], "num_samples": 2, "steps": 4, "batch_size": 2}

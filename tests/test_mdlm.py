@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import IIDTrueConditional, entropy_nats
 
 from dnadiff.diffusion.mdlm import MDLM
 from dnadiff.diffusion.schedule import LogLinearSchedule, build_schedule
 from dnadiff.models.dit import DiT
+
+from conftest import IIDTrueConditional, entropy_nats
 
 EPS = 1e-3
 MASK, N_ID, PAD, V = 5, 4, 6, 7

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from conftest import IIDTrueConditional, entropy_nats
 
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from dnadiff.config import validate_config
@@ -21,6 +20,8 @@ from dnadiff.models import build_backbone
 from dnadiff.models.dit import DiT
 from dnadiff.tokenizers import DNATokenizer
 from dnadiff.training import EMA
+
+from conftest import IIDTrueConditional, entropy_nats
 
 EPS = 1e-3
 A, C, G, T, N_ID, MASK, PAD, V = 0, 1, 2, 3, 4, 5, 6, 7
@@ -274,7 +275,7 @@ def test_build_objective_ar():
     assert obj.causal is True
     assert obj.bos_id == tok["mask_id"] == MASK and obj.vocab_size == V
     assert obj.allowed.tolist() == [True, True, True, True, False, False, False]
-    model = build_backbone(cfg["model"], V, 32, causal=obj.causal)
+    model = build_backbone(cfg["model"], V, causal=obj.causal)
     assert model.causal and all(b.causal for b in model.blocks)
     assert validate_config({"run": "x"})["objective"] == "mdlm"
     with pytest.raises(ValueError, match="unknown objective"):
@@ -430,7 +431,7 @@ def small_config(**extra):
 
 def test_checkpoint_uses_ema_weights_by_default(tmp_path):
     cfg = small_config()
-    model = build_backbone(cfg["model"], V, 24)
+    model = build_backbone(cfg["model"], V)
     perturb(model, 6, scale=0.3)
     ema = EMA(model, 0.999)
     ema_w = model.head.weight.detach().clone()
@@ -458,7 +459,7 @@ def test_checkpoint_uses_ema_weights_by_default(tmp_path):
 
 def test_ar_checkpoint_rebuilds_causal_model(tmp_path):
     cfg = small_config(objective="ar")
-    model = build_backbone(cfg["model"], V, 24, causal=True)
+    model = build_backbone(cfg["model"], V, causal=True)
     perturb(model, 8, scale=0.3)
     save_checkpoint(tmp_path / "ar.pt", model, cfg, DNATokenizer().to_dict(), step=1)
     m, obj, _ = model_from_checkpoint(load_checkpoint(tmp_path / "ar.pt"))
@@ -476,7 +477,7 @@ def test_old_config_without_new_keys_is_filled(tmp_path):
                      if k not in ("temperature", "top_p", "prefix", "suffix", "semi_ar_stride")}
     old["evaluate"] = {k: v for k, v in cfg["evaluate"].items() if k != "discrete_T"}
     old["train"] = {k: v for k, v in cfg["train"].items() if k != "ema_decay"}
-    model = build_backbone(cfg["model"], V, 24)
+    model = build_backbone(cfg["model"], V)
     perturb(model, 9, scale=0.3)
     save_checkpoint(tmp_path / "old.pt", model, old, DNATokenizer().to_dict(), step=5)
     ckpt = load_checkpoint(tmp_path / "old.pt")

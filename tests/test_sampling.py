@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import IIDTrueConditional
 
 from dnadiff.diffusion.mdlm import MDLM
 from dnadiff.diffusion.sampling import ancestral_sample, categorical_float64
 from dnadiff.diffusion.schedule import LogLinearSchedule
 from dnadiff.models.dit import DiT
+
+from conftest import IIDTrueConditional
 
 EPS = 1e-3
 MASK, N_ID, PAD, V = 5, 4, 6, 7

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
 from dnadiff.config import validate_config
-from dnadiff.data.text import (assign_splits, fetch_text, prepare_text, read_corpus,
-                               split_documents)
+from dnadiff.data.text import assign_splits, fetch_text, prepare_text, read_corpus, split_documents
 from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.tokenizers import (BPETokenizer, CharTokenizer, DNATokenizer,
-                                tokenizer_from_dict)
+from dnadiff.tokenizers import BPETokenizer, CharTokenizer, DNATokenizer, tokenizer_from_dict
+
+from conftest import run_cli
 
 CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
           "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than "
@@ -284,7 +283,7 @@ def test_text_sample_files_with_bad_records_are_rejected(tmp_path):
     from dnadiff.checkpoint import save_checkpoint
     from dnadiff.models import build_backbone
 
-    model = build_backbone(cfg["model"], len(tok["tokens"]), 16, causal=True)
+    model = build_backbone(cfg["model"], len(tok["tokens"]), causal=True)
     save_checkpoint(tmp_path / "ar.pt", model, cfg, tok, step=1)
     path.write_text('{"id": "a", "tokens": [1, 2]}\n'
                     f'{{"id": "b", "tokens": [1, {tok["mask_id"]}]}}\n')

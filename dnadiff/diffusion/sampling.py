@@ -12,6 +12,10 @@ masked is revealed, so the output holds generable ids only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
 import torch
 
 
@@ -101,6 +105,44 @@ def autoregressive_sample(ar, model, x_init: torch.Tensor, generator=None, cond=
         x[todo, i] = categorical_float64(sampling_probs(logp[todo], temperature, top_p),
                                          generator)
     return x, {"forward_passes": n_forward}
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A sampler: ``fn(objective, model, x_init, *, steps, generator, cond, cache, temperature,
+    top_p) -> (tokens, {"forward_passes": n, ...})`` fills the mask positions of ``x_init``;
+    ``objectives``: the training objectives whose models it can sample."""
+
+    name: str
+    fn: Callable
+    objectives: tuple[str, ...]
+
+
+#: every sampler, one line each; every caller (sample, conditional, probes, bench) goes through
+#: :func:`block_sampler`
+SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
+    Sampler("ancestral", ancestral_sample, ("mdlm",)),
+    Sampler("autoregressive", autoregressive_sample, ("ar",)),
+)}
+
+
+def default_sampler(objective: str) -> str:
+    """The sampler a model of ``objective`` is sampled with unless another is asked for."""
+    return next(s.name for s in SAMPLERS.values() if objective in s.objectives)
+
+
+def block_sampler(name: str, objective, model, steps: int, cache: bool = True,
+                  temperature: float = 1.0, top_p: float = 1.0, cond=None) -> Callable:
+    """``fill(x_init, generator=None) -> (tokens, info)`` with sampler ``name`` (a key of
+    :data:`SAMPLERS`) for ``model`` trained with ``objective``."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r} (known: {', '.join(SAMPLERS)})")
+    sampler = SAMPLERS[name]
+    if objective.name not in sampler.objectives:
+        raise ValueError(f"sampler {name!r} cannot sample a model trained with the "
+                         f"{objective.name} objective; use {default_sampler(objective.name)!r}")
+    return partial(sampler.fn, objective, model, steps=steps, cache=cache,
+                   temperature=temperature, top_p=top_p, cond=cond)
 
 
 def semi_autoregressive(sample_block, x_init: torch.Tensor, window: int, stride: int

@@ -9,7 +9,6 @@ reference: what a perfect generator would score at this sample size.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from dnadiff.data.fasta import read_sequences

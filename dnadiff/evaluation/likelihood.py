@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.windows import PreparedGenome, TiledWindows
 
@@ -26,6 +27,14 @@ def entropy_bits(counts) -> float:
     p = np.asarray(counts, dtype=np.float64)
     p = p[p > 0] / p.sum()
     return float(-(p * np.log2(p)).sum())
+
+
+def split_entropy_bits(data_dir, split: str = "validation") -> float | None:
+    """Order-0 entropy of the generable tokens of a prepared split (a training curve's
+    reference line); ``None`` when the split is empty."""
+    data = PreparedGenome(data_dir)
+    counts = data.token_counts(split)[data.index["tokenizer"]["generable_ids"]]
+    return entropy_bits(counts) if counts.sum() else None
 
 
 def cross_entropy_bits(counts_q, counts_p) -> float:
@@ -85,7 +94,7 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
 def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test") -> dict:
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=eval_cfg["rc_conjoin"])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = runtime.device()
     model.to(device)
     genome = PreparedGenome(data_dir)
     window = ckpt["config"]["data"]["window"]
@@ -117,6 +126,26 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
         res["chars_per_token"] = 1.0 / per_char
         res["bits_per_character"] = res["bits_per_token"] * per_char
     return res
+
+
+LIKELIHOOD_COLUMNS = ["objective", "estimate", "split", "bits_per_token", "bits_per_token_se",
+                      "perplexity", "bits_per_character", "order0_entropy_bits",
+                      "train_composition_cross_entropy_bits",
+                      "windows", "tokens_scored", "t_draws", "checkpoint_step"]
+
+
+def likelihood_rows(res: dict) -> list[dict]:
+    """The table of a likelihood result: one row for the main estimate, one per discrete-T
+    estimate."""
+    rows = [dict(res)]
+    for d in res.get("discrete", []):
+        rows.append(dict(res, estimate=f"NELBO, discrete T={d['T']}",
+                         bits_per_token=d["bits_per_token"],
+                         bits_per_token_se=d["bits_per_token_se"],
+                         perplexity=2 ** d["bits_per_token"]))
+        if "chars_per_token" in res:
+            rows[-1]["bits_per_character"] = d["bits_per_token"] / res["chars_per_token"]
+    return rows
 
 
 def compare_table(mdlm_json, ar_json) -> list[dict]:

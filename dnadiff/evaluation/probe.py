@@ -28,6 +28,7 @@ from collections import Counter
 import numpy as np
 import torch
 
+from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows
 from dnadiff.errors import DnadiffError, InputFileError
@@ -201,7 +202,7 @@ def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_lengt
     model, objective, tok = model_from_checkpoint(ckpt)
     _require_mdlm(objective, checkpoint)
     tokenizer = tokenizer_from_dict(tok)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = runtime.device()
     model.to(device)
     genome = PreparedGenome(data_dir)
     _same_tokenizer(tok, genome, checkpoint)
@@ -301,12 +302,12 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
     for real held-out windows (tokens_per_step 0): validation windows for DNA (the floor of the
     k-mer figures against the test split), test windows for text (the AR scorer was selected on
     validation)."""
-    from dnadiff.diffusion.sampling import ancestral_sample
+    from dnadiff.diffusion.sampling import block_sampler
 
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt)
     _require_mdlm(objective, checkpoint)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = runtime.device()
     model.to(device)
     window = ckpt["config"]["data"]["window"]
     length = trap_cfg["length"] or window
@@ -321,11 +322,12 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
     rows, samples = [], {}
     for divisor, steps in trap_steps(length, trap_cfg["divisors"]):
         gen = torch.Generator().manual_seed(trap_cfg["seed"])
+        fill = block_sampler("ancestral", objective, model, steps=steps, cache=True)
         seqs, passes, t0 = [], 0, time.time()
         for start in range(0, n, bs):
             b = min(bs, n - start)
             x0 = torch.full((b, length), objective.mask_id, dtype=torch.long, device=device)
-            x, info = ancestral_sample(objective, model, x0, steps, generator=gen, cache=True)
+            x, info = fill(x0, generator=gen)
             passes += info["forward_passes"]
             seqs += list(x.cpu().numpy())
         seconds = time.time() - t0

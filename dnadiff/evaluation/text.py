@@ -15,6 +15,7 @@ import math
 import numpy as np
 import torch
 
+from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows
 from dnadiff.errors import DnadiffError, InputFileError
@@ -36,7 +37,7 @@ class ARScorer:
         if self.objective.name != "ar":
             raise DnadiffError(f"{checkpoint}: generative perplexity needs an AR checkpoint "
                                f"(this one was trained with {self.objective.name!r})")
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or runtime.device()
         self.model.to(self.device)
         self.window = ckpt["config"]["data"]["window"]
         self.batch_size = batch_size

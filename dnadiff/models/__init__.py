@@ -1,42 +1,40 @@
-"""Backbones: ``logits = model(tokens, sigma=None, cond=None)``; the objective wraps any of them."""
+"""Backbones: ``logits = model(tokens, sigma=None, cond=None)``; the objective wraps any of them.
+
+Which backbones exist, and what the rest of dnadiff may know about each, is
+:data:`dnadiff.models.registry.BACKBONES` (one line per backbone).
+"""
 
 from __future__ import annotations
 
+import importlib
 
-def build_backbone(model_cfg: dict, vocab_size: int, max_len: int, causal: bool = False,
-                   complement=None):
+from dnadiff.models.registry import BACKBONES
+
+
+def backbone_class(name: str):
+    """The class of backbone ``name`` (its registry line names it)."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
+    module, cls = BACKBONES[name].target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_backbone(model_cfg: dict, vocab_size: int, causal: bool = False, complement=None):
     """The denoiser named by ``model_cfg["backbone"]``; ``causal`` for the AR baseline.
 
-    ``complement`` (the tokenizer's complement map, a list of ids) is needed by ``caduceus`` and
-    by ``rc_conjoin`` (post-hoc conjoining at inference, dit and mamba; not for a causal model).
+    ``complement`` (the tokenizer's complement map, a list of ids) is needed by a
+    reverse-complement-equivariant backbone and by ``rc_conjoin`` (post-hoc conjoining at
+    inference; never for a causal model).
     """
-    from dnadiff.models.dit import DiT
-    from dnadiff.models.mamba import MambaLM
-
-    backbone = model_cfg["backbone"]
+    name = model_cfg["backbone"]
+    cls = backbone_class(name)
+    spec = BACKBONES[name]
     conjoin = model_cfg["rc_conjoin"] and not causal  # an AR baseline is never conjoined
-    needs_complement = backbone == "caduceus" or conjoin
-    if needs_complement and complement is None:
-        raise ValueError(f"backbone {backbone!r} with these settings needs a tokenizer with a "
+    if (spec.rc_equivariant or conjoin) and complement is None:
+        raise ValueError(f"backbone {name!r} with these settings needs a tokenizer with a "
                          "complement map (DNA)")
-    time_cond = model_cfg["time_conditioning"] and not causal
-    if backbone == "dit":
-        model = DiT(vocab_size=vocab_size, dim=model_cfg["dim"], layers=model_cfg["layers"],
-                    heads=model_cfg["heads"], mlp_ratio=model_cfg["mlp_ratio"],
-                    cond_dim=model_cfg["cond_dim"], dropout=model_cfg["dropout"],
-                    time_conditioning=time_cond, causal=causal,
-                    conv_kernel=model_cfg["conv_kernel"], num_classes=model_cfg["num_classes"])
-    elif backbone in ("mamba", "caduceus"):
-        model = MambaLM(vocab_size=vocab_size, dim=model_cfg["dim"], layers=model_cfg["layers"],
-                        cond_dim=model_cfg["cond_dim"], dropout=model_cfg["dropout"],
-                        time_conditioning=time_cond, causal=causal, mixer=model_cfg["mixer"],
-                        d_state=model_cfg["d_state"], expand=model_cfg["expand"],
-                        d_conv=model_cfg["d_conv"], headdim=model_cfg["headdim"],
-                        scan_impl=model_cfg["scan_impl"],
-                        complement=complement if backbone == "caduceus" else None,
-                        num_classes=model_cfg["num_classes"])
-    else:
-        raise ValueError(f"unknown backbone {backbone!r}")
+    model = cls.from_config(model_cfg, vocab_size, causal=causal,
+                            complement=complement if spec.rc_equivariant else None)
     if conjoin:
         model.set_rc_conjoin(complement, vocab_size)
     return model

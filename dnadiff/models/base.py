@@ -10,6 +10,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dnadiff.schema import defaults
+
+#: the schema's defaults of the model section: constructors take theirs from here
+DEFAULTS = defaults("model")
+
 
 def modulate(x, shift, scale):
     return x * (1 + scale[:, None, :]) + shift[:, None, :]

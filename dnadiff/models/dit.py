@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dnadiff.models.base import Backbone, modulate
+from dnadiff.models.base import DEFAULTS, Backbone, modulate
+from dnadiff.models.registry import dit_problem
 
 
 def rotary_tables(length: int, head_dim: int, device, base: float = 10_000.0):
@@ -62,14 +63,15 @@ class DiTBlock(nn.Module):
 
 
 class DiT(Backbone):
-    def __init__(self, vocab_size, dim=128, layers=4, heads=4, mlp_ratio=4, cond_dim=128,
-                 dropout=0.0, time_conditioning=False, causal=False, conv_kernel=0,
+    def __init__(self, vocab_size, dim=DEFAULTS["dim"], layers=DEFAULTS["layers"],
+                 heads=DEFAULTS["heads"], mlp_ratio=DEFAULTS["mlp_ratio"],
+                 cond_dim=DEFAULTS["cond_dim"], dropout=DEFAULTS["dropout"],
+                 time_conditioning=False, causal=False, conv_kernel=DEFAULTS["conv_kernel"],
                  num_classes=None):
         super().__init__()
-        if dim % heads or (dim // heads) % 2:
-            raise ValueError(f"dim ({dim}) must be heads ({heads}) times an even head width")
-        if conv_kernel and conv_kernel % 2 == 0:
-            raise ValueError(f"conv_kernel ({conv_kernel}) must be odd (or 0 for none)")
+        problem = dit_problem(dim, heads, conv_kernel)
+        if problem:
+            raise ValueError(problem)
         self.causal, self.conv_kernel = causal, conv_kernel
         self._init_embedding(vocab_size, dim)
         # Optional depthwise convolution over the embeddings: local context from the first step
@@ -80,6 +82,15 @@ class DiT(Backbone):
             DiTBlock(dim, heads, mlp_ratio, cond_dim, dropout, causal) for _ in range(layers))
         self.head_dim = dim // heads
         self._init_output(dim, cond_dim, vocab_size)
+
+    @classmethod
+    def from_config(cls, m: dict, vocab_size: int, causal: bool = False, complement=None):
+        """The DiT of a validated ``model`` config section (time conditioning never for a
+        causal model)."""
+        return cls(vocab_size=vocab_size, dim=m["dim"], layers=m["layers"], heads=m["heads"],
+                   mlp_ratio=m["mlp_ratio"], cond_dim=m["cond_dim"], dropout=m["dropout"],
+                   time_conditioning=m["time_conditioning"] and not causal, causal=causal,
+                   conv_kernel=m["conv_kernel"], num_classes=m["num_classes"])
 
     def hidden(self, tokens, sigma=None, cond=None):
         B, L = tokens.shape

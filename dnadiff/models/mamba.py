@@ -38,7 +38,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dnadiff.models.base import Backbone, complement_tensor, modulate
+from dnadiff.models.base import DEFAULTS, Backbone, complement_tensor, modulate
+from dnadiff.models.registry import caduceus_problem, mixer_problem
 from dnadiff.models.scan import default_chunk, resolve_scan_impl, selective_scan, ssd
 
 MIXERS = ("mamba1", "mamba2")
@@ -110,20 +111,21 @@ class _Mamba2Direction(nn.Module):
 class BiMambaMixer(nn.Module):
     """In/out projections shared by a forward and (unless causal) a reverse scan."""
 
-    def __init__(self, dim, mixer="mamba1", d_state=16, expand=2, d_conv=4, headdim=32,
-                 causal=False, scan_impl="auto"):
+    def __init__(self, dim, mixer=DEFAULTS["mixer"], d_state=DEFAULTS["d_state"],
+                 expand=DEFAULTS["expand"], d_conv=DEFAULTS["d_conv"],
+                 headdim=DEFAULTS["headdim"], causal=False, scan_impl=DEFAULTS["scan_impl"]):
         super().__init__()
         if mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {MIXERS}, not {mixer!r}")
+        problem = mixer_problem(dim, mixer, expand, headdim)
+        if problem:
+            raise ValueError(problem)
         self.mixer, self.causal, self.scan_impl = mixer, causal, scan_impl
         self.d_inner = d_inner = expand * dim
         if mixer == "mamba1":
             self.in_proj = nn.Linear(dim, 2 * d_inner, bias=False)
             make = lambda: _Mamba1Direction(d_inner, d_state, d_conv)  # noqa: E731
         else:
-            if d_inner % headdim:
-                raise ValueError(f"expand * width ({d_inner}) must be a multiple of headdim "
-                                 f"({headdim}) for the mamba2 mixer")
             self.heads = d_inner // headdim
             self.d_state = d_state
             self.in_proj = nn.Linear(dim, 2 * d_inner + 2 * d_state + self.heads, bias=False)
@@ -168,17 +170,18 @@ class MambaBlock(nn.Module):
 class MambaLM(Backbone):
     """Bidirectional Mamba denoiser; Caduceus (RC-equivariant) when ``complement`` is given."""
 
-    def __init__(self, vocab_size, dim=128, layers=4, cond_dim=128, dropout=0.0,
-                 time_conditioning=False, causal=False, mixer="mamba1", d_state=16, expand=2,
-                 d_conv=4, headdim=32, scan_impl="auto", complement=None, num_classes=None):
+    def __init__(self, vocab_size, dim=DEFAULTS["dim"], layers=DEFAULTS["layers"],
+                 cond_dim=DEFAULTS["cond_dim"], dropout=DEFAULTS["dropout"],
+                 time_conditioning=False, causal=False, mixer=DEFAULTS["mixer"],
+                 d_state=DEFAULTS["d_state"], expand=DEFAULTS["expand"],
+                 d_conv=DEFAULTS["d_conv"], headdim=DEFAULTS["headdim"],
+                 scan_impl=DEFAULTS["scan_impl"], complement=None, num_classes=None):
         super().__init__()
         self.rc_equivariant = complement is not None
         if self.rc_equivariant:
-            if causal:
-                raise ValueError("caduceus is bidirectional by construction (the reverse-"
-                                 "complement strand reads right to left): it cannot be causal")
-            if dim % 2:
-                raise ValueError(f"caduceus splits dim into two strands: dim ({dim}) must be even")
+            problem = caduceus_problem(dim, causal)
+            if problem:
+                raise ValueError(problem)
             self.register_buffer("complement", complement_tensor(complement, vocab_size),
                                  persistent=False)
         width = dim // 2 if self.rc_equivariant else dim
@@ -190,6 +193,16 @@ class MambaLM(Backbone):
         self.blocks = nn.ModuleList(MambaBlock(width, cond_dim, dropout, **mixer_kw)
                                     for _ in range(layers))
         self._init_output(width, cond_dim, vocab_size)
+
+    @classmethod
+    def from_config(cls, m: dict, vocab_size: int, causal: bool = False, complement=None):
+        """Mamba of a validated ``model`` config section; Caduceus with ``complement``."""
+        return cls(vocab_size=vocab_size, dim=m["dim"], layers=m["layers"],
+                   cond_dim=m["cond_dim"], dropout=m["dropout"],
+                   time_conditioning=m["time_conditioning"] and not causal, causal=causal,
+                   mixer=m["mixer"], d_state=m["d_state"], expand=m["expand"],
+                   d_conv=m["d_conv"], headdim=m["headdim"], scan_impl=m["scan_impl"],
+                   complement=complement, num_classes=m["num_classes"])
 
     def _run(self, tokens, sigma=None, cond=None):
         """Hidden states and conditioning; for caduceus both strands stacked on the batch."""

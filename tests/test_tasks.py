@@ -1,5 +1,6 @@
-"""Benchmark readers (``dnadiff.benchmarks.datasets``): every format, every input error, the
-coordinate convention, the annotation-derived tasks, and the real benchmark files."""
+"""Labeled task readers (``dnadiff.tasks``): every format, every input error, the coordinate
+convention, the annotation-derived tasks, the registry against the schema, and the real
+benchmark files."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_dna, write_fasta
 
-from dnadiff.benchmarks.datasets import (
+from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.schema import load_schema
+from dnadiff.tasks import (
+    COMMON_KEYS,
+    READERS,
     BenchmarkTask,
     LabeledSet,
     load_task,
     stratified_split,
+    task_keys,
     task_summary,
 )
-from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.tokenizers import DNATokenizer
+
+from conftest import random_dna, write_fasta
 
 TOK = DNATokenizer()
 COMP = str.maketrans("ACGTNacgtn", "TGCANtgcan")
@@ -201,6 +207,35 @@ def test_max_per_split_is_a_deterministic_stratified_subsample(tmp_path):
 def test_bad_specs(spec, message):
     with pytest.raises(DnadiffError, match=message):
         load_task(spec)
+
+
+ANNOTATION = {"name": "t", "type": "annotation", "fasta": "f", "annotation": "a",
+              "kind": "promoter", "test_contigs": ["c"]}
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({**ANNOTATION, "length": 7}, r"length must be an integer >= 8, got 7"),
+    ({"name": "t", "type": "gue", "path": "x", "max_per_split": 1},
+     r"max_per_split must be an integer >= 2 or null, got 1"),
+    ({"name": "t", "type": "gue", "path": "x", "split_fractions": [0.9, 0, 0.1]},
+     r"split_fractions must be 3 numbers > 0 \(train, validation, test\) summing to 1"),
+    ({"name": "t", "type": "gue", "path": "x", "split_fractions": [0.5, 0.3, 0.3]},
+     r"split_fractions .* summing to 1"),
+])
+def test_spec_ranges_are_the_schemas(spec, message):
+    with pytest.raises(DnadiffError, match=message):
+        load_task(spec)
+
+
+def test_registry_and_schema_name_the_same_types_and_keys():
+    task = load_schema()["properties"]["downstream"]["properties"]["tasks"]["items"]
+    props = task["properties"]
+    assert props["type"]["enum"] == list(READERS)
+    assert set(props) == set().union(*map(task_keys, READERS))
+    assert set(task["required"]) <= set(COMMON_KEYS)
+    for _, required, optional in READERS.values():
+        assert not set(required) & set(optional)
+        assert all("default" in props[k] for k in optional)  # defaults live in the schema
 
 
 # ---------------------------------------------------------------------------------------------

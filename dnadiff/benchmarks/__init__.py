@@ -1,1 +1,0 @@
-"""Labeled DNA classification benchmarks."""

@@ -1,0 +1,163 @@
+"""Speed figures: ``bench sampler | tokenize | loader | train | all | backbones`` (JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from dnadiff.cli.common import add_config, add_threads, config, int_list, set_threads
+from dnadiff.config import load_config
+from dnadiff.errors import DnadiffError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="measurements printed as JSON")
+    bn = p.add_subparsers(dest="what", required=True)
+    q = bn.add_parser("sampler", help="cached vs uncached ancestral sampler")
+    add_config(q)
+    add_threads(q)
+    q.add_argument("--checkpoint", help="a trained model (default: a fresh one of the "
+                                        "config's model size)")
+    q.add_argument("--length", type=int, default=1024)
+    q.add_argument("--steps", type=int, help="sampling steps (default: the length)")
+    q.add_argument("--batch", default="1", help="batch size(s), comma-separated "
+                                                "(default: %(default)s)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", default="cpu", help="cpu or cuda")
+    q.set_defaults(handler=sampler)
+
+    q = bn.add_parser("tokenize", help="FASTA -> tokens on one core (MB/s), next to a pyfaidx "
+                                        "fetch per window plus a per-character encode")
+    q.add_argument("--fasta", help="FASTA (plain or gz; default: a synthetic genome)")
+    q.add_argument("--megabases", type=float, default=8.0,
+                   help="size of the synthetic genome (default: %(default)s)")
+    q.add_argument("--reps", type=int, default=3)
+    q.add_argument("--window", type=int, default=1024, help="window of the naive reader")
+    q.add_argument("--baseline-megabases", type=float, default=8.0,
+                   help="bases the naive reader reads (it is slow; 0: skip it, -1: all; "
+                        "default: %(default)s)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(handler=tokenize)
+
+    q = bn.add_parser("loader", help="training windows through a DataLoader: tokens/s per "
+                                      "worker")
+    q.add_argument("--data", help="prepared data directory (default: --fasta prepared, or a "
+                                  "synthetic genome)")
+    q.add_argument("--fasta")
+    q.add_argument("--megabases", type=float, default=4.0)
+    q.add_argument("--window", type=int, default=1024)
+    q.add_argument("--batch", type=int, default=64)
+    q.add_argument("--batches", type=int, default=50)
+    q.add_argument("--workers", default="0,1,2", help="comma-separated (default: %(default)s)")
+    q.add_argument("--consumer-tokens-per-second", type=float,
+                   help="what training consumes (bench train), for the headroom")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(handler=loader)
+
+    q = bn.add_parser("train", help="whole training steps: tokens/s, model FLOPs and MFU")
+    add_config(q)
+    add_threads(q)
+    q.add_argument("--preset", help="model size: dit-small, caduceus-1k, tiny-dit, "
+                                    "tiny-caduceus (default: the config's model section)")
+    q.add_argument("--length", type=int, default=1024)
+    q.add_argument("--batch", type=int, default=8)
+    q.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    q.add_argument("--warmup", type=int, default=3)
+    q.add_argument("--device", default="cpu", help="cpu or cuda")
+    q.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 autocast on a GPU, fp32 on CPU")
+    q.add_argument("--compile", action="store_true", help="torch.compile the network")
+    q.add_argument("--peak-tflops", type=float,
+                   help="the device's peak (default: a table of GPUs; none for CPUs)")
+    q.set_defaults(handler=train)
+
+    q = bn.add_parser("all", help="every figure, each in its own process: <out>/<name>.json")
+    q.add_argument("--out", required=True, help="output directory")
+    q.add_argument("--device", default="cpu", help="cpu (tiny models) or cuda (dit-small, "
+                                                   "Caduceus 1k)")
+    q.add_argument("--fasta", help="genome for the tokenize and loader figures (default: "
+                                   "synthetic)")
+    q.add_argument("--tiny", action="store_true", help="tiny sizes: checks, not figures")
+    q.set_defaults(handler=every)
+
+    q = bn.add_parser("backbones", help="seconds per training step (forward + backward) of "
+                                         "each backbone at the config's width and depth")
+    add_config(q)
+    add_threads(q)
+    q.add_argument("--backbones", default="dit,mamba,caduceus,caduceus:mamba2",
+                   help="comma-separated; name[:mixer] (default: %(default)s)")
+    q.add_argument("--length", type=int, default=1024)
+    q.add_argument("--batch", type=int, default=8)
+    q.add_argument("--reps", type=int, default=5)
+    q.add_argument("--warmup", type=int, default=1)
+    q.add_argument("--device", default="cpu", help="cpu or cuda")
+    q.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: autocast (GPU)")
+    q.add_argument("--compare-scan", action="store_true",
+                   help="GPU: also run mamba/caduceus with the pure-PyTorch scan and report "
+                        "the largest logit difference to the mamba-ssm kernels")
+    q.set_defaults(handler=backbones)
+
+
+def _print(result) -> None:
+    print(json.dumps(result, indent=1))
+
+
+def sampler(args) -> None:
+    from dnadiff.bench import bench_sampler
+
+    set_threads(args)
+    batches = int_list(args.batch, "--batch")
+    cfg = None if args.checkpoint else config(args)
+    _print(bench_sampler(args.length, args.steps or args.length, batches, args.seed,
+                         args.checkpoint, cfg, args.device))
+
+
+def tokenize(args) -> None:
+    from dnadiff.bench import bench_tokenize
+
+    baseline = None if args.baseline_megabases < 0 else args.baseline_megabases
+    _print(bench_tokenize(args.fasta, args.megabases, args.reps, args.window, baseline,
+                          args.seed))
+
+
+def loader(args) -> None:
+    from dnadiff.bench import bench_loader
+
+    _print(bench_loader(args.data, args.fasta, args.window, args.batch, args.batches,
+                        int_list(args.workers, "--workers", 0), args.seed, args.megabases,
+                        args.consumer_tokens_per_second))
+
+
+def train(args) -> None:
+    from dnadiff.bench import PRESETS, bench_train
+
+    set_threads(args)
+    cfg = load_config(args.config, args.config_json or '{"run": "bench"}')
+    if args.preset and args.preset not in PRESETS:
+        raise DnadiffError(f"--preset: unknown {args.preset!r} ({', '.join(PRESETS)})")
+    model_cfg = dict(PRESETS[args.preset]) if args.preset else cfg["model"]
+    dtype = args.dtype if args.dtype != "auto" else (
+        "bf16" if args.device.startswith("cuda") else "fp32")
+    _print(bench_train(model_cfg, {k: v for k, v in cfg.items() if k != "model"}, args.length,
+                       args.batch, args.steps, args.warmup, args.device, dtype, args.compile,
+                       args.peak_tflops, label=args.preset))
+
+
+def every(args) -> None:
+    from dnadiff.bench import bench_all
+
+    _print(bench_all(args.out, args.device, args.tiny, args.fasta,
+                     log=lambda m: print(m, file=sys.stderr, flush=True)))
+
+
+def backbones(args) -> None:
+    from dnadiff.bench import bench_backbones, parse_backbone_specs
+
+    set_threads(args)
+    try:
+        specs = parse_backbone_specs(args.backbones)
+    except ValueError as exc:
+        raise DnadiffError(str(exc)) from None
+    _print(bench_backbones(config(args), specs, args.length, args.batch, args.reps,
+                           args.warmup, args.device, args.dtype, args.compare_scan))

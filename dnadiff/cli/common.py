@@ -1,0 +1,67 @@
+"""What every stage of the command line shares: config and thread options, output files.
+
+The stage modules import their part of the library inside each handler, deliberately: a
+``dnadiff <verb>`` process then loads only what that verb uses (torch, Lightning, scikit-learn
+and matplotlib each take seconds to import).
+"""
+
+from __future__ import annotations
+
+from dnadiff import io
+from dnadiff.config import load_config
+from dnadiff.errors import DnadiffError
+
+
+def add_config(p) -> None:
+    p.add_argument("--config", help="YAML config file (validated; defaults filled)")
+    p.add_argument("--config-json", help="JSON config (merged over --config)")
+
+
+def add_threads(p) -> None:
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+
+
+def outputs(p, *dests: str) -> None:
+    """Declare which options name output files: they are checked before the work starts."""
+    p.set_defaults(outputs=dests)
+
+
+def config(args) -> dict:
+    return load_config(args.config, args.config_json)
+
+
+def set_threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def int_list(text: str, flag: str, minimum: int = 1) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise DnadiffError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < minimum:
+        raise DnadiffError(f"{flag}: every value must be at least {minimum} ({text!r})")
+    return values
+
+
+def columns(rows: list[dict]) -> list[str]:
+    """Every key of the rows, in first-seen order (rows may have different keys)."""
+    cols: dict[str, None] = {}
+    for r in rows:
+        cols.update(dict.fromkeys(r))
+    return list(cols)
+
+
+def write_outputs(tables: dict, plot=None) -> None:
+    """Write each output (``{path: ("json", object) or ("tsv", rows)}``) and call ``plot``;
+    the verb's transaction publishes them all together or none."""
+    for path, (kind, obj) in tables.items():
+        if kind == "json":
+            io.write_json(path, obj)
+        else:
+            io.write_tsv(path, obj, columns(obj))
+    if plot:
+        plot()

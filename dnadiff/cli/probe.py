@@ -1,0 +1,69 @@
+"""Stage 5, the discreteness analyses of Jin et al.: ``probe collapse | trap``."""
+
+from __future__ import annotations
+
+import json
+
+from dnadiff.cli.common import add_config, add_threads, config, outputs, set_threads, write_outputs
+
+
+def register(sub) -> None:
+    p = sub.add_parser("probe", help="the discreteness analyses of Jin et al. (DNA and text)")
+    pb = p.add_subparsers(dest="what", required=True)
+    q = pb.add_parser("collapse", help="masked-position probe: prompt + masks, one forward pass")
+    add_config(q)
+    add_threads(q)
+    q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
+    q.add_argument("--data", required=True, help="prepared data directory")
+    q.add_argument("--prompts", help="JSONL of prompts (default: probe.prompts, else held-out "
+                                     "prefixes)")
+    q.add_argument("--out-tsv", required=True, help="per prompt and masked position")
+    q.add_argument("--out-curves", required=True, help="means per distance (TSV)")
+    q.add_argument("--out-json", required=True, help="summary")
+    q.add_argument("--plot", help="curves against distance (PNG)")
+    outputs(q, "out_tsv", "out_curves", "out_json", "plot")
+    q.set_defaults(handler=collapse)
+
+    q = pb.add_parser("trap", help="marginal trap: sample quality against tokens per step")
+    add_config(q)
+    add_threads(q)
+    q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
+    q.add_argument("--data", required=True, help="prepared data directory")
+    q.add_argument("--ar-checkpoint", help="the run's AR model (text: generative perplexity)")
+    q.add_argument("--out-tsv", required=True)
+    q.add_argument("--out-json", required=True)
+    q.add_argument("--plot", help="quality against tokens per step (PNG)")
+    outputs(q, "out_tsv", "out_json", "plot")
+    q.set_defaults(handler=trap)
+
+
+def collapse(args) -> None:
+    from dnadiff.config import probe_shape
+    from dnadiff.evaluation.plots import plot_collapse
+    from dnadiff.evaluation.probe import run_collapse
+
+    set_threads(args)
+    cfg = config(args)
+    masks, prompt_length = probe_shape(cfg)
+    res = run_collapse(args.checkpoint, args.data, cfg["probe"], masks, prompt_length,
+                       args.prompts or cfg["probe"]["prompts"], cfg["evaluate"]["batch_size"])
+    write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_curves: ("tsv", res["curves"]),
+                   args.out_json: ("json", res["summary"])},
+                  args.plot and (lambda: plot_collapse(res["curves"], res["summary"],
+                                                       args.plot)))
+    print(json.dumps(res["summary"]["at_distance"]))
+
+
+def trap(args) -> None:
+    from dnadiff.evaluation.plots import plot_marginal_trap
+    from dnadiff.evaluation.probe import run_marginal_trap
+
+    set_threads(args)
+    cfg = config(args)
+    res = run_marginal_trap(args.checkpoint, args.data, cfg["marginal_trap"], cfg["evaluate"],
+                            args.ar_checkpoint)
+    res.pop("_samples")
+    write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_json: ("json", res)},
+                  args.plot and (lambda: plot_marginal_trap(res["rows"], res["modality"],
+                                                            args.plot)))
+    print(json.dumps(res["rows"]))

@@ -1,0 +1,37 @@
+"""Stage 2, training: ``train``."""
+
+from __future__ import annotations
+
+import json
+
+from dnadiff import io
+from dnadiff.cli.common import add_config, add_threads, config, outputs, set_threads
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train an MDLM on prepared data")
+    add_config(p)
+    add_threads(p)
+    p.add_argument("--data", required=True, help="prepared data directory")
+    p.add_argument("--checkpoint", required=True, help="output checkpoint (.pt)")
+    p.add_argument("--metrics", required=True, help="output metrics.csv")
+    p.add_argument("--plot", help="output training-curve PNG")
+    p.add_argument("--workdir", required=True, help="scratch directory for training state")
+    outputs(p, "checkpoint", "metrics", "plot")
+    p.set_defaults(handler=train)
+
+
+def train(args) -> None:
+    from dnadiff.training import train as fit_prepared
+
+    set_threads(args)
+    metrics = fit_prepared(config(args), args.data, args.checkpoint, args.metrics, args.workdir)
+    if not metrics.get("rank_zero", True):
+        return  # the other ranks of a distributed run write nothing
+    if args.plot:
+        from dnadiff.evaluation.likelihood import split_entropy_bits
+        from dnadiff.evaluation.plots import plot_training
+
+        plot_training(io.written(args.metrics), args.plot,
+                      reference_bits=split_entropy_bits(args.data))
+    print(json.dumps(metrics))
