@@ -34,6 +34,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
+	$(BIN)/ruff check dnadiff tests
+	$(BIN)/snakefmt --check workflow
 	$(BIN)/snakemake --lint
 
 dry-run: $(STAMP)

@@ -2,21 +2,34 @@
 
 A checkpoint from the internet must not be able to run code, so it holds tensors and plain
 Python containers only, and is always read with ``torch.load(..., weights_only=True)``.
+
+The classifier checkpoint (``save_classifier`` / ``load_classifier``, format
+``dnadiff-classifier``): a fine-tuned :class:`~dnadiff.models.classifier.SequenceClassifier`
+with its pretrained model's config and tokenizer, classes, input length and training record.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
 import torch
 
-from dnadiff.errors import InputFileError
+from dnadiff.config import validate_config
+from dnadiff.diffusion import build_objective
+from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_path
+from dnadiff.models import build_backbone
+from dnadiff.models.classifier import SequenceClassifier
+from dnadiff.models.registry import BACKBONES
+from dnadiff.models.scan import mamba_ssm_status
+from dnadiff.tokenizers import tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 FORMAT = "dnadiff-checkpoint"
 VERSION = 1
+CLASSIFIER_FORMAT = "dnadiff-classifier"
 
 
 def _cpu_state(state: dict) -> dict:
@@ -115,8 +128,6 @@ def _check_parts(path: Path, ckpt: dict) -> None:
         raise InputFileError(path, f"checkpoint tokenizer: 'complement' must map each of the "
                                    f"{n} tokens to a token id")
     try:
-        from dnadiff.tokenizers import tokenizer_from_dict
-
         tokenizer_from_dict(tok)
     except Exception as exc:  # noqa: BLE001 - any broken entry is the file's problem
         raise InputFileError(path, f"checkpoint tokenizer cannot be rebuilt "
@@ -143,13 +154,6 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
     to caduceus, equivariant already, or to an AR checkpoint, which must stay causal). A checkpoint
     trained with ``scan_impl: cuda`` loads with ``auto`` where the mamba-ssm kernels are missing.
     """
-    from dnadiff.config import validate_config
-    from dnadiff.diffusion import build_objective
-    from dnadiff.errors import DnadiffError
-    from dnadiff.models import build_backbone
-    from dnadiff.models.registry import BACKBONES
-    from dnadiff.models.scan import mamba_ssm_status
-
     where = ckpt.get("_path", "checkpoint")
     try:
         cfg = validate_config(ckpt["config"], f"{where}: its config")  # fills keys added since
@@ -175,3 +179,47 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
                                     f"({detail})") from None
     model.eval()
     return model, objective, tok
+
+
+# -- classifier checkpoints ---------------------------------------------------------------------
+def save_classifier(path, model: SequenceClassifier, ckpt: dict, task, record: dict) -> None:
+    """Write a fine-tuned classifier with the config and tokenizer of its pretrained checkpoint
+    ``ckpt`` and the ``task``'s classes, length and name (``record``: its training record)."""
+    cfg = copy.deepcopy(ckpt["config"])
+    cfg["model"]["rc_conjoin"] = False
+    cfg["model"]["num_classes"] = None
+    payload = {"format": CLASSIFIER_FORMAT, "version": 1, "config": cfg,
+               "tokenizer": ckpt["tokenizer"], "classes": list(task.classes),
+               "length": task.length, "task": task.name, "record": record,
+               "dropout": model.dropout,
+               "rc_conjoin": model.backbone.rc_conjoin is not None,
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_classifier(path) -> tuple[SequenceClassifier, dict]:
+    """A saved classifier (eval mode) and its metadata (classes, length, task, record)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "classifier checkpoint not found")
+    try:
+        c = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file
+        raise InputFileError(path, f"corrupt or unsafe classifier checkpoint ({exc})"[:300]
+                             ) from None
+    if not isinstance(c, dict) or c.get("format") != CLASSIFIER_FORMAT:
+        raise InputFileError(path, "not a dnadiff classifier checkpoint")
+    cfg = validate_config(c["config"], f"{path} config")
+    tok = c["tokenizer"]
+    backbone = build_backbone(cfg["model"], len(tok["tokens"]),
+                              complement=tok.get("complement"))
+    try:
+        model = SequenceClassifier(backbone, len(c["classes"]), c["dropout"])
+        model.load_state_dict(c["state_dict"])
+        if c.get("rc_conjoin"):  # scored as it was selected: strand-averaged features
+            model.backbone.set_rc_conjoin(tok["complement"], len(tok["tokens"]))
+        meta = {k: c[k] for k in ("classes", "length", "task", "record", "tokenizer")}
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise InputFileError(path, f"malformed classifier checkpoint ({exc})"[:300]) from None
+    return model.eval(), meta

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from dnadiff import runtime
 from dnadiff.errors import DnadiffError
 from dnadiff.tasks import load_task
+from dnadiff.tokenizers import N_BASES
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class LabeledSequences(Dataset):
         x = self.tokens[j]
         if self.flip[i] and self.complement is not None:
             x = self.complement[x].flip(0)
-        return {"tokens": x, "loss_mask": x < 4, "label": self.labels[j]}
+        return {"tokens": x, "loss_mask": x < N_BASES, "label": self.labels[j]}
 
 
 def conditional_config(pre_cfg: dict, run_cfg: dict, task) -> dict:
@@ -180,7 +181,7 @@ def oracle_agreement(oracle, classes, samples: list[tuple[str, float, np.ndarray
     ``train_copy_rate`` is the fraction of sequences identical to a training sequence on either
     strand: copies would score as agreement without any generalization.
     """
-    from dnadiff.downstream import predict_proba
+    from dnadiff.models.classifier import predict_proba
     from dnadiff.tokenizers import DNATokenizer
 
     rows = []
@@ -283,7 +284,7 @@ def read_conditional_samples(path) -> list[tuple[str, float, np.ndarray]]:
 def run_score(cfg: dict, samples_fa, oracle_path, out_tsv, plot=None, genome_fasta=None,
               annotation=None) -> list[dict]:
     from dnadiff import io
-    from dnadiff.downstream import load_classifier
+    from dnadiff.checkpoint import load_classifier
 
     task = _task(cfg, genome_fasta, annotation)
     oracle, meta = load_classifier(oracle_path)

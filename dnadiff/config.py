@@ -17,8 +17,7 @@ import yaml
 
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.models.registry import BACKBONES
-from dnadiff.schema import load_schema
-from dnadiff.tasks import READERS
+from dnadiff.schema import load_schema, task_type_keys
 
 
 def _validator(schema):
@@ -73,13 +72,13 @@ def _check_model(cfg: dict, source: str) -> None:
 
 
 def _check_downstream(cfg: dict, source: str) -> None:
-    """Per-type required keys of downstream tasks (``dnadiff.tasks.READERS``; the schema's
-    defaults are filled in already, so only keys without one can be missing), unique names,
-    the conditional task."""
+    """Per-type required keys of downstream tasks (the schema's table; its defaults are filled
+    in already, so only keys without one can be missing), unique names, the conditional
+    task."""
     names = []
+    keys = task_type_keys()
     for i, task in enumerate(cfg["downstream"]["tasks"]):
-        _, required, _ = READERS[task["type"]]
-        for key in required:
+        for key in keys[task["type"]][0]:
             if key not in task:
                 raise DnadiffError(f"{source}: key 'downstream.tasks.{i}' ({task['name']}): a "
                                    f"{task['type']} task needs '{key}'")

@@ -12,11 +12,15 @@ split with accuracy, Matthews correlation (MCC) and AUROC:
 The validation split is the task's own when it has one (GUE's dev split), else a stratified
 10% of train drawn by the run's seed. The best fine-tuned model is kept as the *oracle*
 classifier (a ``dnadiff-classifier`` checkpoint) that scores class-conditional samples.
+
+The classifier itself (``SequenceClassifier``, ``predict_proba``, ``embed``, ``pad_batch``) is
+in ``dnadiff.models.classifier``, its checkpoint format in ``dnadiff.checkpoint``.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
@@ -25,23 +29,28 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, matthews_corrcoef, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from dnadiff import runtime
+from dnadiff import io, runtime
+from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_classifier
+from dnadiff.config import validate_config
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.io import atomic_path
+from dnadiff.evaluation.kmers import kmer_frequencies
+from dnadiff.evaluation.plots import plot_downstream
+from dnadiff.models import build_backbone
+from dnadiff.models.classifier import SequenceClassifier, embed, pad_batch, predict_proba
 from dnadiff.tasks import LabeledSet, load_task, stratified_split, task_keys, task_summary
 
 log = logging.getLogger(__name__)
 METHODS = ("finetune", "probe", "kmer", "scratch")
-CLASSIFIER_FORMAT = "dnadiff-classifier"
-PAD_ID = 6  # DNATokenizer [PAD]
 
 
 # -- metrics ----------------------------------------------------------------------------------
 def classification_metrics(labels, probs) -> dict:
     """Accuracy, MCC and AUROC (binary: of class 1; more classes: one-vs-rest macro)."""
-    from sklearn.metrics import accuracy_score, matthews_corrcoef, roc_auc_score
-
     labels = np.asarray(labels)
     probs = np.asarray(probs, dtype=np.float64)
     pred = probs.argmax(1)
@@ -58,17 +67,7 @@ def classification_metrics(labels, probs) -> dict:
     return out
 
 
-# -- batching -----------------------------------------------------------------------------------
-def pad_batch(seqs, pad_id: int = PAD_ID) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids [B, Lmax] (padded with ``pad_id``) and the mask of real positions."""
-    n = max(len(s) for s in seqs)
-    out = np.full((len(seqs), n), pad_id, dtype=np.int64)
-    for i, s in enumerate(seqs):
-        out[i, :len(s)] = s
-    tokens = torch.from_numpy(out)
-    return tokens, tokens != pad_id
-
-
+# -- splits -------------------------------------------------------------------------------------
 def split_validation(labeled, fraction: float, seed: int):
     """A stratified ``fraction`` of ``labeled`` as validation, the rest as train."""
     tr, va = stratified_split(labeled.labels, [1.0 - fraction, fraction], seed)
@@ -79,74 +78,7 @@ def split_validation(labeled, fraction: float, seed: int):
     return take(tr), take(va)
 
 
-# -- model --------------------------------------------------------------------------------------
-class SequenceClassifier(nn.Module):
-    """A backbone's final-norm features, mean-pooled over the real positions, then linear."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float = 0.1):
-        super().__init__()
-        self.backbone = backbone
-        self.dropout = dropout
-        self.head = nn.Linear(feature_width(backbone), num_classes)
-
-    def pooled(self, tokens, mask):
-        """Mean of the features over each sequence's real positions.
-
-        Padding never reaches the backbone (attention, convolutions and scans would mix it into
-        the real positions): a batch of mixed lengths (right-padded, see ``pad_batch``) runs as
-        one sub-batch per length. A time-conditioned backbone sees clean input (sigma = 0).
-        """
-        sigma = (torch.zeros(tokens.shape[0], device=tokens.device)
-                 if self.backbone.time_conditioning else None)
-        if bool(mask.all()):
-            return self.backbone.features(tokens, sigma).mean(1)
-        lengths = mask.sum(1)
-        out = None
-        for n in torch.unique(lengths).tolist():
-            rows = torch.nonzero(lengths == n).squeeze(1)
-            f = self.backbone.features(tokens[rows, :n],
-                                       None if sigma is None else sigma[rows]).mean(1)
-            if out is None:
-                out = f.new_zeros(tokens.shape[0], f.shape[1])
-            out = out.index_copy(0, rows, f)
-        return out
-
-    def forward(self, tokens, mask):
-        return self.head(F.dropout(self.pooled(tokens, mask), self.dropout, self.training))
-
-
-def feature_width(backbone) -> int:
-    width = backbone.final_norm.normalized_shape[0]
-    return 2 * width if getattr(backbone, "rc_equivariant", False) else width
-
-
-@torch.no_grad()
-def _batched(clf: SequenceClassifier, seqs, fn, batch_size: int, device) -> np.ndarray:
-    """``fn(tokens, mask)`` over ``seqs`` in eval mode, batch by batch, concatenated."""
-    device = device or next(clf.parameters()).device
-    was = clf.training
-    clf.eval()
-    out = []
-    for i in range(0, len(seqs), batch_size):
-        tokens, mask = pad_batch(seqs[i:i + batch_size])
-        out.append(fn(tokens.to(device), mask.to(device)).float().cpu())
-    clf.train(was)
-    return torch.cat(out).numpy()
-
-
-def predict_proba(model: SequenceClassifier, seqs, batch_size: int = 128,
-                  device=None) -> np.ndarray:
-    """Class probabilities [N, classes]."""
-    return _batched(model, seqs, lambda t, m: torch.softmax(model(t, m).float(), -1),
-                    batch_size, device)
-
-
-def embed(model, seqs, batch_size: int = 128, device=None) -> np.ndarray:
-    """Mean-pooled features [N, width] of a ``SequenceClassifier`` (or of a bare backbone)."""
-    clf = model if isinstance(model, SequenceClassifier) else SequenceClassifier(model, 2)
-    return _batched(clf, seqs, clf.pooled, batch_size, device)
-
-
+# -- fine-tuning --------------------------------------------------------------------------------
 def train_classifier(backbone, train, val, num_classes: int, ft_cfg: dict, seed: int,
                      complement=None, device=None, label: str = "") -> tuple[nn.Module, dict]:
     """Fine-tune ``backbone`` + head on ``train`` with early stopping on ``val`` accuracy.
@@ -218,41 +150,11 @@ def train_classifier(backbone, train, val, num_classes: int, ft_cfg: dict, seed:
 # -- scikit-learn methods ------------------------------------------------------------------------
 def kmer_matrix(seqs, max_k: int):
     """Sparse k-mer frequencies (k = 1..max_k concatenated; each k sums to 1 per sequence)."""
-    from scipy import sparse
-
-    blocks = []
-    for k in range(1, max_k + 1):
-        rows, cols, vals = [], [], []
-        for i, s in enumerate(seqs):
-            s = np.asarray(s, dtype=np.int64)
-            m = len(s) - k + 1
-            if m <= 0:
-                continue
-            code = np.zeros(m, dtype=np.int64)
-            ok = np.ones(m, dtype=bool)
-            for j in range(k):
-                part = s[j:j + m]
-                ok &= part < 4
-                code = code * 4 + np.where(part < 4, part, 0)
-            code = code[ok]
-            if code.size:
-                u, c = np.unique(code, return_counts=True)
-                rows.append(np.full(u.size, i))
-                cols.append(u)
-                vals.append(c / code.size)
-        blocks.append(sparse.csr_matrix(
-            (np.concatenate(vals) if vals else [], (np.concatenate(rows) if rows else [],
-                                                    np.concatenate(cols) if cols else [])),
-            shape=(len(seqs), 4 ** k)))
-    return sparse.hstack(blocks).tocsr()
+    return kmer_frequencies(seqs, max_k, sparse_matrix=True)
 
 
 def fit_logistic(xtr, ytr, xva, yva, cs=(0.01, 0.1, 1.0, 10.0), seed: int = 0):
     """Standardized logistic regression; C picked by validation accuracy."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     sparse_in = hasattr(xtr, "tocsr")
     best = None
     for c in cs:
@@ -283,12 +185,7 @@ def _summarize(rows: list[dict]) -> list[dict]:
 
 def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=None) -> dict:
     """All methods on one task; returns {"task", "rows", "summary"} (rows: one per run)."""
-    from dnadiff.checkpoint import model_from_checkpoint
-    from dnadiff.models import build_backbone
-
     dev = runtime.device(device)
-    from dnadiff.config import validate_config
-
     tok = ckpt["tokenizer"]
     cfg = validate_config(ckpt["config"], "checkpoint config")  # fills keys added since
     complement = tok.get("complement")
@@ -353,53 +250,6 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
     return {"task": task_summary(task), "rows": rows, "summary": _summarize(rows)}
 
 
-# -- classifier checkpoints ---------------------------------------------------------------------
-def save_classifier(path, model: SequenceClassifier, ckpt: dict, task, record: dict) -> None:
-    cfg = copy.deepcopy(ckpt["config"])
-    cfg["model"]["rc_conjoin"] = False
-    cfg["model"]["num_classes"] = None
-    payload = {"format": CLASSIFIER_FORMAT, "version": 1, "config": cfg,
-               "tokenizer": ckpt["tokenizer"], "classes": list(task.classes),
-               "length": task.length, "task": task.name, "record": record,
-               "dropout": model.dropout,
-               "rc_conjoin": model.backbone.rc_conjoin is not None,
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_classifier(path) -> tuple[SequenceClassifier, dict]:
-    """A saved classifier (eval mode) and its metadata (classes, length, task, record)."""
-    from pathlib import Path
-
-    from dnadiff.config import validate_config
-    from dnadiff.models import build_backbone
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "classifier checkpoint not found")
-    try:
-        c = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file
-        raise InputFileError(path, f"corrupt or unsafe classifier checkpoint ({exc})"[:300]
-                             ) from None
-    if not isinstance(c, dict) or c.get("format") != CLASSIFIER_FORMAT:
-        raise InputFileError(path, "not a dnadiff classifier checkpoint")
-    cfg = validate_config(c["config"], f"{path} config")
-    tok = c["tokenizer"]
-    backbone = build_backbone(cfg["model"], len(tok["tokens"]),
-                              complement=tok.get("complement"))
-    try:
-        model = SequenceClassifier(backbone, len(c["classes"]), c["dropout"])
-        model.load_state_dict(c["state_dict"])
-        if c.get("rc_conjoin"):  # scored as it was selected: strand-averaged features
-            model.backbone.set_rc_conjoin(tok["complement"], len(tok["tokens"]))
-        meta = {k: c[k] for k in ("classes", "length", "task", "record", "tokenizer")}
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise InputFileError(path, f"malformed classifier checkpoint ({exc})"[:300]) from None
-    return model.eval(), meta
-
-
 # -- files in, files out (the CLI verbs) ------------------------------------------------------
 SUMMARY_COLUMNS = ["task", "method", "runs", "accuracy", "accuracy_min", "accuracy_max", "mcc",
                    "mcc_min", "mcc_max", "auroc", "auroc_min", "auroc_max"]
@@ -432,9 +282,8 @@ def task_spec(cfg: dict, name: str, genome_fasta=None, annotation=None) -> dict:
 
 def run_downstream(cfg: dict, task_name: str, checkpoint, out_json, out_tsv, oracle_out=None,
                    genome_fasta=None, annotation=None) -> dict:
-    from dnadiff import io
-    from dnadiff.checkpoint import load_checkpoint
-
+    """The ``downstream run`` verb: every method on one task, written as JSON and a summary TSV
+    (with the oracle classifier, when asked, all or nothing)."""
     ckpt = load_checkpoint(checkpoint)
     if ckpt["config"].get("objective") == "ar":
         raise InputFileError(checkpoint, "downstream tasks need an MDLM checkpoint (this is AR)")
@@ -450,10 +299,6 @@ def run_downstream(cfg: dict, task_name: str, checkpoint, out_json, out_tsv, ora
 
 def downstream_table(json_files, out_tsv, plot=None) -> list[dict]:
     """One table (and a bar plot of test accuracy and MCC) over the tasks' result files."""
-    import json
-
-    from dnadiff import io
-
     rows, runs = [], []
     for f in json_files:
         try:
@@ -465,7 +310,5 @@ def downstream_table(json_files, out_tsv, plot=None) -> list[dict]:
             raise InputFileError(f, f"not a downstream result file ({exc})") from None
     io.write_tsv(out_tsv, rows, SUMMARY_COLUMNS)
     if plot:
-        from dnadiff.evaluation.plots import plot_downstream
-
         plot_downstream(rows, runs, plot)
     return rows

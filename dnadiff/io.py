@@ -312,9 +312,8 @@ def _about(exc: BaseException, tmp: Path, path: Path) -> bool:
 @contextlib.contextmanager
 def atomic_open(path, mode: str = "w", now: bool = False, **kwargs):
     """``open`` for writing that publishes the file only when the block finishes cleanly."""
-    with atomic_path(path, now=now) as tmp:
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
+    with atomic_path(path, now=now) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
 
 
 def write_json(path, obj) -> None:
@@ -343,7 +342,7 @@ def read_jsonl(path):
     """Yield ``(line number, object)`` for each non-blank line of a UTF-8 JSON Lines file;
     unreadable files and lines that are not JSON objects raise ``InputFileError``."""
     try:
-        lines = open(path, encoding="utf-8").read().splitlines()
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise InputFileError(path, "file not found") from None
     except IsADirectoryError:

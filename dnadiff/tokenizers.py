@@ -99,6 +99,28 @@ class DNATokenizer:
                 "generable_ids": self.generable_ids, "complement": self.complement.tolist()}
 
 
+# -- the DNA alphabet, for code that reads DNA token arrays (scores, k-mers, classifiers) --------
+# Read from a DNATokenizer, so that no other module writes down an id. Base ids are 0..N_BASES-1
+# in the order of BASES, so a base id is also its digit in a base-N_BASES k-mer code.
+_DNA = DNATokenizer()
+#: the bases in id order ("ACGT")
+BASES = "".join(_DNA.tokens[i] for i in _DNA.generable_ids)
+#: the number of bases (4); an id below it is a base, any other id (N, specials) is not
+N_BASES = len(BASES)
+#: the ids of the bases, A C G T (0, 1, 2, 3)
+BASE_IDS = tuple(_DNA.generable_ids)
+#: the ids of C and G, in that order (1, 2)
+GC_IDS = (_DNA.token_to_id["C"], _DNA.token_to_id["G"])
+#: the id of N (4) and of [PAD] (6)
+N_ID = _DNA.n_id
+PAD_ID = _DNA.pad_id
+#: the complement of each base id, indexed by base id (T G C A: 3, 2, 1, 0)
+BASE_COMPLEMENT = _DNA.complement[list(BASE_IDS)]
+BASE_COMPLEMENT.flags.writeable = False
+if tuple(range(N_BASES)) != BASE_IDS:  # pragma: no cover - guards the k-mer code convention
+    raise AssertionError("DNA base ids must be 0..N_BASES-1")
+
+
 TEXT_SPECIALS = ("[EOS]", "[MASK]", "[PAD]")
 
 
@@ -161,7 +183,7 @@ class CharTokenizer(_TextTokenizer):
         self.token_to_id = {c: i for i, c in enumerate(chars)}
 
     @classmethod
-    def train(cls, texts, **_ignored) -> "CharTokenizer":
+    def train(cls, texts, **_ignored) -> CharTokenizer:
         seen: set[str] = set()
         for t in texts:
             seen.update(t)
@@ -200,7 +222,7 @@ class BPETokenizer(_TextTokenizer):
         self._init_specials(base)
 
     @classmethod
-    def train(cls, texts, vocab_size: int = 4096, min_frequency: int = 2) -> "BPETokenizer":
+    def train(cls, texts, vocab_size: int = 4096, min_frequency: int = 2) -> BPETokenizer:
         """Learn a byte-level BPE vocabulary of ``vocab_size`` tokens (specials included)."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -214,7 +236,7 @@ class BPETokenizer(_TextTokenizer):
         return cls(hf)
 
     @classmethod
-    def from_json(cls, text: str) -> "BPETokenizer":
+    def from_json(cls, text: str) -> BPETokenizer:
         from tokenizers import Tokenizer
 
         return cls(Tokenizer.from_str(text))

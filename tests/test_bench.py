@@ -14,15 +14,6 @@ import torch
 from test_sampling import Recorder, all_masked, make_mdlm
 
 import dnadiff.data.fasta as fasta_mod
-from dnadiff.bench import (
-    PRESETS,
-    bench_all_commands,
-    count_training_flops,
-    dit_training_flops,
-    expected_passes,
-    naive_tokenize,
-    synthetic_fasta,
-)
 from dnadiff.config import validate_config
 from dnadiff.data.fasta import read_sequences
 from dnadiff.data.prepare import n_runs, prepare_genome
@@ -30,6 +21,11 @@ from dnadiff.diffusion import build_objective
 from dnadiff.diffusion.sampling import ancestral_sample
 from dnadiff.errors import InputFileError
 from dnadiff.models import build_backbone
+from dnadiff.perf.common import load_preset
+from dnadiff.perf.every import plan
+from dnadiff.perf.sampler import expected_passes
+from dnadiff.perf.tokens import naive_tokenize, synthetic_fasta
+from dnadiff.perf.train_step import count_training_flops
 from dnadiff.tokenizers import DNATokenizer
 
 LETTERS = np.frombuffer(b"ACGTNacgtn", dtype=np.uint8)
@@ -46,7 +42,7 @@ def bench(*args):
 # -- the block FASTA reader -------------------------------------------------------------------
 def line_reader(text: bytes):
     """The reference: line by line, a header is a line starting with '>'."""
-    out, name, seq = [], None, []
+    out, name, seq, header = [], None, [], None
     for line_no, line in enumerate(text.split(b"\n"), start=1):
         if line.startswith(b">"):
             if name is not None:
@@ -77,7 +73,7 @@ def test_block_reader_matches_line_reader(tmp_path, monkeypatch, block):
         text = sep.join(lines) + (sep if case % 2 else b"")
         path = tmp_path / f"c{case}.fa"
         path.write_bytes(text)
-        want = [r for r in line_reader(text.replace(b"\r\n", b"\n"))]
+        want = list(line_reader(text.replace(b"\r\n", b"\n")))
         got = list(fasta_mod._iter_fasta_raw(path))
         if any(not s for _, s, _ in want):  # a record without sequence: read_sequences refuses
             assert got == want
@@ -140,7 +136,7 @@ def test_dit_flops_formula_equals_counted(dim, layers, cond, length, batch):
                                                  "cond_dim": cond}}, "t")
     model = build_backbone(cfg["model"], 7, complement=tok["complement"])
     counted = count_training_flops(build_objective(cfg, tok), model, length, "cpu") * batch
-    assert counted == dit_training_flops(dim, layers, length, 7, cond, batch=batch)
+    assert counted == model.training_flops(length, batch=batch)
 
 
 def test_expected_passes_closed_forms():
@@ -213,7 +209,7 @@ def test_bench_loader_json():
 def test_bench_train_json(preset):
     res = bench("train", "--preset", preset, "--length", "32", "--batch", "2", "--steps", "2",
                 "--warmup", "1", "--threads", "1", "--peak-tflops", "1")
-    assert res["model"] == preset and res["backbone"] == PRESETS[preset]["backbone"]
+    assert res["model"] == preset and res["backbone"] == load_preset(preset)["backbone"]
     assert res["min_seconds"] <= res["seconds_per_step"] <= res["max_seconds"]
     assert res["tokens_per_second"] == pytest.approx(64 / res["seconds_per_step"], rel=0.01)
     assert res["flops_per_step"] > 0 and res["dtype"] == "fp32" and not res["fused_adamw"]
@@ -223,9 +219,8 @@ def test_bench_train_json(preset):
     assert res["fraction_of_measured_matmul"] == pytest.approx(
         res["achieved_tflops"] / res["measured_matmul_tflops"], rel=0.02, abs=1e-4)
     if preset == "tiny-dit":
-        m = PRESETS[preset]
-        assert res["flops_per_step"] == dit_training_flops(m["dim"], m["layers"], 32, 7,
-                                                           m["cond_dim"], batch=2)
+        cfg = validate_config({"run": "b", "model": load_preset(preset)}, "t")
+        assert res["flops_per_step"] == build_backbone(cfg["model"], 7).training_flops(32, 2)
     else:
         assert res["scan_impl"] == "torch"  # no mamba-ssm on CPU
     nopeak = bench("train", "--preset", preset, "--length", "16", "--batch", "1", "--steps",
@@ -255,7 +250,7 @@ def test_bench_sampler_json():
 
 
 def test_bench_all_tiny(tmp_path):
-    names = [n for n, _ in bench_all_commands("cpu", tiny=True)]
+    names = [n for n, _, _ in plan("cpu", tiny=True)]
     out = tmp_path / "figs"
     proc = subprocess.run([sys.executable, "-m", "dnadiff", "bench", "all", "--tiny",
                            "--out", str(out)], capture_output=True, text=True)
@@ -270,10 +265,14 @@ def test_bench_all_tiny(tmp_path):
     consumer = res["train-tiny-dit"]["tokens_per_second"]
     assert res["loader"]["consumer_tokens_per_second"] == consumer
     # GPU sizes: dit-small and the Caduceus 1k model at L = 1024 in bf16, sampler at L steps
-    gpu = dict(bench_all_commands("cuda", tiny=False))
-    assert gpu["train-dit-small"][:3] == ["train", "--preset", "dit-small"]
-    assert "--compile" in gpu["train-dit-small-compiled"]
-    assert gpu["sampler"][gpu["sampler"].index("--batch") + 1] == "1,64"
+    gpu = {name: (figure, opts) for name, figure, opts in plan("cuda", tiny=False)}
+    assert gpu["train-dit-small"][0] == "train" and gpu["train-dit-small"][1]["preset"] == \
+        "dit-small"
+    assert gpu["train-dit-small-compiled"][1]["compile"] is True
+    assert gpu["sampler"][1]["batches"] == [1, 64]
+    # each figure's command reproduces it
+    assert res["train-tiny-dit"]["command"].startswith(
+        "dnadiff bench train --preset tiny-dit --batch 2 --steps 2 --warmup 1 --length 64")
 
 
 def test_bench_backbones_json():
@@ -335,5 +334,6 @@ def test_fused_adamw_with_clipping_under_bf16_mixed(monkeypatch):
     for p in module.model.parameters():
         p.grad = torch.full_like(p, 10.0)
     module.configure_gradient_clipping(trainer.optimizers[0], 0.5)
-    norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in module.model.parameters()]))
+    grads = [p.grad.flatten() for p in module.model.parameters()]
+    norm = torch.linalg.vector_norm(torch.cat(grads))
     assert float(norm) == pytest.approx(0.5, rel=1e-4)

@@ -57,7 +57,7 @@ def _train_cfg(shell: str) -> dict:
     return json.loads(re.search(r"--config-json '([^']*)'", shell).group(1))
 
 
-# -- profiles ---------------------------------------------------------------------------------------
+# -- profiles --------------------------------------------------------------------------------------
 def test_slurm_profile_dry_run_gives_the_gpu_jobs_their_resources():
     proc = snakemake("-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
                      "--default-resources", "slurm_account=lab42", "slurm_partition=short")
@@ -101,7 +101,7 @@ def test_profiles_comment_every_entry():
                 assert "#" in line or before.lstrip().startswith("#"), f"{name}: {line}"
 
 
-# -- global batch -------------------------------------------------------------------------------------
+# -- global batch ----------------------------------------------------------------------------------
 def test_batch_plan():
     def plan(**kw):
         return batch_plan(validate_config({"run": "x", "train": kw})["train"])
@@ -294,7 +294,7 @@ def test_workflow_rule_resumes_after_kill_9(tmp_path):
     assert not (state / "checkpoints").exists()  # a finished run leaves no state to resume
 
 
-# -- hg38 ---------------------------------------------------------------------------------------------
+# -- hg38 ------------------------------------------------------------------------------------------
 def test_hg38_config_is_the_papers_setup_and_dry_runs(tmp_path):
     from dnadiff.models import build_backbone
     from dnadiff.tokenizers import DNATokenizer

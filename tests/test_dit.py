@@ -13,7 +13,7 @@ V = 7
 
 def tiny(**kw):
     torch.manual_seed(0)
-    args = dict(vocab_size=V, dim=16, layers=2, heads=2, cond_dim=16)
+    args = {"vocab_size": V, "dim": 16, "layers": 2, "heads": 2, "cond_dim": 16}
     args.update(kw)
     return DiT(**args).eval()
 

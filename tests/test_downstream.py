@@ -7,22 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from dnadiff.checkpoint import load_checkpoint, save_checkpoint
+from dnadiff.checkpoint import load_checkpoint, load_classifier, save_checkpoint
 from dnadiff.config import validate_config
 from dnadiff.downstream import (
-    SequenceClassifier,
     classification_metrics,
-    embed,
     kmer_matrix,
-    load_classifier,
-    pad_batch,
-    predict_proba,
     run_task,
     task_spec,
     train_classifier,
 )
 from dnadiff.errors import DnadiffError
 from dnadiff.models import build_backbone
+from dnadiff.models.classifier import SequenceClassifier, embed, pad_batch, predict_proba
 from dnadiff.tasks import BenchmarkTask, LabeledSet
 from dnadiff.tokenizers import DNATokenizer
 
@@ -84,6 +80,20 @@ def test_padding_never_reaches_the_backbone(backbone):
     assert np.allclose(batched[1], embed(clf, [long])[0], atol=1e-6)
     tokens, mask = pad_batch([short])
     assert np.allclose(alone[0], model.features(tokens).mean(1)[0].detach().numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("backbone", ["dit", "mamba", "caduceus"])
+def test_feature_width_is_the_width_of_the_pooled_features(backbone):
+    """The backbone says how wide its features are: caduceus (RC-equivariant) stacks both
+    strands' halves, so its features are as wide as model.dim like the others'."""
+    cfg = small_cfg(backbone=backbone, headdim=8)
+    model = build_backbone(cfg["model"], TOK.vocab_size, complement=COMP).eval()
+    assert model.rc_equivariant == (backbone == "caduceus")
+    half = model.final_norm.normalized_shape[0]
+    assert model.feature_width == (2 * half if backbone == "caduceus" else half) == 16
+    x = [TOK.encode("ACGTACGGTA"), TOK.encode("TTGACC")]
+    assert embed(model, x).shape == (2, model.feature_width)
+    assert SequenceClassifier(model, 3).head.in_features == model.feature_width
 
 
 def test_time_conditioned_backbone_is_embedded_at_sigma_zero():

@@ -1,4 +1,5 @@
-"""Evaluation: k-mer statistics, JS divergence, entropies, held-out NELBO, sample evaluation."""
+"""Evaluation: the k-mer encoder, JS divergence, entropies, held-out NELBO, sample evaluation,
+and the DNA alphabet facts of the tokenizers module."""
 
 from __future__ import annotations
 
@@ -12,9 +13,26 @@ import torch
 
 from dnadiff.diffusion.mdlm import MDLM
 from dnadiff.diffusion.schedule import LogLinearSchedule
-from dnadiff.errors import InputFileError
-from dnadiff.evaluation.generated import evaluate_samples, gc_content, js_divergence, kmer_counts
-from dnadiff.evaluation.likelihood import cross_entropy_bits, entropy_bits, heldout_nelbo
+from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.evaluation.composition import entropy_bits, gc_content, gc_fraction
+from dnadiff.evaluation.dna_scores import (
+    evaluate_samples,
+    score_generated,
+    score_rows,
+    trap_scorer,
+)
+from dnadiff.evaluation.kmers import js_divergence, kmer_counts
+from dnadiff.evaluation.likelihood import cross_entropy_bits, heldout_nelbo
+from dnadiff.tokenizers import (
+    BASE_COMPLEMENT,
+    BASE_IDS,
+    BASES,
+    GC_IDS,
+    N_BASES,
+    N_ID,
+    PAD_ID,
+    DNATokenizer,
+)
 
 from conftest import IIDTrueConditional, entropy_nats, random_dna, write_fasta
 
@@ -22,9 +40,17 @@ EPS = 1e-3
 
 
 def ids(s):
-    from dnadiff.tokenizers import DNATokenizer
-
     return DNATokenizer().encode(s).astype(np.int64)
+
+
+def test_dna_alphabet_facts_come_from_the_tokenizer():
+    tok = DNATokenizer()
+    assert BASES == "ACGT" and N_BASES == 4 and BASE_IDS == (0, 1, 2, 3)
+    assert [tok.tokens[i] for i in BASE_IDS] == list(BASES)
+    assert GC_IDS == (tok.token_to_id["C"], tok.token_to_id["G"]) == (1, 2)
+    assert N_ID == tok.n_id == 4 and PAD_ID == tok.pad_id == 6
+    assert BASE_COMPLEMENT.tolist() == [3, 2, 1, 0]
+    assert not BASE_COMPLEMENT.flags.writeable
 
 
 # -- k-mers -----------------------------------------------------------------------------------
@@ -67,6 +93,11 @@ def test_kmer_counts_matches_brute_force():
                 code = code * 4 + "ACGT".index(ch)
             brute[code] += 1
         assert kmer_counts([ids(seq)], k).tolist() == brute.tolist()
+
+
+def test_gc_fraction_of_base_counts():
+    assert gc_fraction([3, 1, 1, 5]) == pytest.approx(0.2)
+    assert gc_fraction(kmer_counts([ids("GGCCAT")], 1)) == pytest.approx(gc_content(ids("GGCCAT")))
 
 
 # -- divergences and entropies ----------------------------------------------------------------
@@ -197,6 +228,84 @@ def test_evaluate_samples_of_real_test_sequence(tmp_path, eval_genome):
     res = evaluate_samples(samples, data, max_k=3, seed=1)
     assert res["kmer_js"][0]["js_generated"] == 0.0
     assert res["kmer_js"][1]["js_generated"] < res["kmer_js"][1]["js_iid_baseline"] + 0.05
+
+
+def _eval_cfg(**kw):
+    from dnadiff.config import validate_config
+
+    return validate_config({"run": "t", "data": {"window": 32},
+                            "evaluate": {"kmer_max_k": 3, "markov_order": 1,
+                                         "memorization_seed_k": 12, **kw}})["evaluate"]
+
+
+def test_the_three_dna_scorers_agree(tmp_path, eval_genome):
+    """evaluate samples, evaluate scores and the marginal trap score a set with the same
+    functions against the same real DNA: the same figures for the same sequences."""
+    data, test_seq = eval_genome
+    gen = [random_dna(32, seed=200 + i) for i in range(6)]
+    samples = write_fasta(tmp_path / "s.fa", [(f"s{i}", g) for i, g in enumerate(gen)])
+    cfg = _eval_cfg()
+    table = evaluate_samples(samples, data, max_k=3, seed=cfg["seed"])
+    scores = score_generated(samples, data, cfg)
+    score, floor = trap_scorer(data, cfg, 32, 6)
+    assert list(scores["sets"]) == ["mdlm", "real_heldout", "iid", "markov1"]
+    for row in table["kmer_js"]:
+        k = row["k"]
+        assert scores["sets"]["mdlm"]["kmer_js"][k] == row["js_generated"]
+        assert scores["sets"]["real_heldout"]["kmer_js"][k] == row["js_real_floor"]
+        assert scores["sets"]["iid"]["kmer_js"][k] == row["js_iid_baseline"]
+    trap = score([ids(g) for g in gen])
+    assert [trap[f"js_k{k}"] for k in (1, 2, 3)] == [r["js_generated"] for r in table["kmer_js"]]
+    assert trap["gc_mean"] == table["gc_generated_mean"]
+    d = scores["sets"]["mdlm"]["discriminator"]
+    assert (trap["discriminator_auroc"], trap["discriminator_auroc_sd"]) == (d["auroc_mean"],
+                                                                             d["auroc_sd"])
+    assert score(floor)["js_k2"] == table["kmer_js"][1]["js_real_floor"]
+    rows = score_rows(scores)
+    assert [r["set"] for r in rows] == list(scores["sets"])
+    assert rows[0]["js_k3"] == table["kmer_js"][2]["js_generated"]
+    assert math.isnan(rows[0]["frechet_distance"])
+
+
+def test_score_generated_needs_one_length(tmp_path, eval_genome):
+    data, _ = eval_genome
+    samples = write_fasta(tmp_path / "s.fa", [("a", "ACGT" * 8), ("b", "ACGT" * 7)])
+    with pytest.raises(InputFileError, match="samples have 2 different lengths; scoring needs one"):
+        score_generated(samples, data, _eval_cfg())
+    bad = write_fasta(tmp_path / "n.fa", [("ok", "ACGT" * 8), ("bad", "ACGN" * 8)])
+    with pytest.raises(InputFileError, match="record 'bad' contains non-ACGT bases"):
+        score_generated(bad, data, _eval_cfg())
+
+
+def test_score_generated_frechet_distance_of_an_embedder(tmp_path, eval_genome):
+    from types import SimpleNamespace
+
+    from dnadiff.checkpoint import load_classifier, save_classifier
+    from dnadiff.config import validate_config
+    from dnadiff.models import build_backbone
+    from dnadiff.models.classifier import SequenceClassifier, embed
+
+    data, _ = eval_genome
+    samples = write_fasta(tmp_path / "s.fa", [(f"s{i}", random_dna(32, seed=300 + i))
+                                             for i in range(5)])
+    cfg = validate_config({"run": "t", "data": {"window": 32},
+                           "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16}})
+    torch.manual_seed(0)
+    clf = SequenceClassifier(build_backbone(cfg["model"], 7), 2)
+    ckpt = {"config": cfg, "tokenizer": DNATokenizer().to_dict()}
+    for length in (16, 64):
+        save_classifier(tmp_path / f"c{length}.pt", clf, ckpt,
+                        SimpleNamespace(classes=["a", "b"], length=length, name="toy"), {})
+    embedder = load_classifier(tmp_path / "c16.pt")
+    res = score_generated(samples, data, _eval_cfg(), embedder)
+    for name, r in res["sets"].items():
+        assert r["frechet_distance"] >= 0, name
+    # the figure is the Frechet distance of the embeddings of 16-base pieces
+    pieces = [ids(random_dna(32, seed=300 + i))[a:a + 16] for i in range(5) for a in (0, 16)]
+    assert embed(embedder[0], pieces).shape == (10, 16)
+    with pytest.raises(DnadiffError, match=r"needs sequences of one length no longer than the "
+                                           r"samples \(32\); its task has length 64"):
+        score_generated(samples, data, _eval_cfg(), load_classifier(tmp_path / "c64.pt"))
 
 
 def test_evaluate_samples_rejects_n(tmp_path, eval_genome):

@@ -199,7 +199,7 @@ def test_uncached_passes_equal_steps_executed():
 
 def test_cache_identical_with_temperature_and_top_p_batch():
     m = make_mdlm()
-    kw = dict(temperature=0.7, top_p=0.8)
+    kw = {"temperature": 0.7, "top_p": 0.8}
     a, ia = ancestral_sample(m, randomized_dit(seed=5), all_masked(3, 20), 40,
                              generator=torch.Generator().manual_seed(9), cache=True, **kw)
     b, ib = ancestral_sample(m, randomized_dit(seed=5), all_masked(3, 20), 40,

@@ -679,8 +679,7 @@ def test_samples_outside_the_alphabet_are_never_written(world, tmp_path, monkeyp
     monkeypatch.setitem(sampling.SAMPLERS, "ancestral",
                         sampling.Sampler("ancestral", broken, ("mdlm",)))
     before = listing(tmp_path)
-    with pytest.raises(DnadiffError, match="not in the alphabet"):
-        with all_or_nothing():
-            generation.write_samples(world["model"], tmp_path / "s.fa",
-                                     load_config(None, cfg())["sample"], "h")
+    with pytest.raises(DnadiffError, match="not in the alphabet"), all_or_nothing():
+        generation.write_samples(world["model"], tmp_path / "s.fa",
+                                 load_config(None, cfg())["sample"], "h")
     assert listing(tmp_path) == before

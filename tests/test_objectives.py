@@ -395,10 +395,9 @@ def test_ema_applied_loads_and_restores():
     for k, v in model.state_dict().items():
         assert torch.equal(v, w1[k]), k
     # restored also when the body raises
-    with pytest.raises(RuntimeError, match="boom"):
-        with ema.applied(model):
-            assert torch.equal(model[0].weight.double(), w0["0.weight"])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), ema.applied(model):
+        assert torch.equal(model[0].weight.double(), w0["0.weight"])
+        raise RuntimeError("boom")
     for k, v in model.state_dict().items():
         assert torch.equal(v, w1[k]), k
 

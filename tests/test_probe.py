@@ -14,7 +14,8 @@ from dnadiff.data.text import prepare_text
 from dnadiff.data.windows import PreparedGenome
 from dnadiff.diffusion import build_objective
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.evaluation.probe import (
+from dnadiff.evaluation.composition import entropy_bits
+from dnadiff.evaluation.discreteness import (
     collapse_curves,
     collapse_probe,
     heldout_prompts,
@@ -23,7 +24,7 @@ from dnadiff.evaluation.probe import (
     run_marginal_trap,
     trap_steps,
 )
-from dnadiff.evaluation.text import ARScorer, score_text_set, unigram_entropy_bits
+from dnadiff.evaluation.text_scores import ARScorer, score_text_set
 from dnadiff.models import build_backbone
 from dnadiff.tokenizers import CharTokenizer, DNATokenizer, tokenizer_from_dict
 
@@ -117,7 +118,7 @@ def test_probe_puts_masks_after_each_prompt_of_any_length():
 
 def test_probe_noise_level_is_the_masked_fraction_under_any_schedule():
     from dnadiff.diffusion.schedule import build_schedule
-    from dnadiff.evaluation.probe import time_for_masked_fraction
+    from dnadiff.evaluation.discreteness import time_for_masked_fraction
 
     for name in ("loglinear", "cosine"):
         sched = build_schedule({"schedule": name, "eps": 1e-3})
@@ -227,7 +228,7 @@ def test_run_collapse_on_a_dna_checkpoint(dna_run):
     s = res["summary"]
     assert s["modality"] == "dna" and s["prompts"] == 5 and s["masks"] == 16
     assert set(s["at_distance"]) == {"1"}  # 32 and 128 are beyond 16 masks
-    c = np.array([s for s in PreparedGenome(tmp / "data").token_counts("train")[:4]], float)
+    c = np.array(list(PreparedGenome(tmp / "data").token_counts("train")[:4]), float)
     c /= c.sum()
     assert s["train_unigram_entropy_bits"] == pytest.approx(-(c * np.log2(c)).sum())
     for r in res["rows"]:
@@ -283,8 +284,11 @@ def text_run(tmp_path_factory):
 
 def test_unigram_entropy_and_uniform_ar_perplexity(text_run):
     tmp, _, tok = text_run
-    assert unigram_entropy_bits([1, 1, 2, 3]) == pytest.approx(1.5)
-    assert unigram_entropy_bits([5] * 10) == 0.0
+    # a sample's unigram entropy: the one entropy function on its token counts
+    assert entropy_bits(np.bincount([1, 1, 2, 3])) == pytest.approx(1.5)
+    assert entropy_bits(np.bincount([5] * 10)) == 0.0
+    assert score_text_set([np.array([1, 1, 2, 3])], None)["unigram_entropy_bits"] == \
+        pytest.approx(1.5)
     scorer = ARScorer(tmp / "ar.pt")
     n_gen = len(tok.generable_ids)
     seqs = [np.arange(60) % n_gen, np.zeros(7, dtype=int)]  # 60 tokens: 3 windows of 24

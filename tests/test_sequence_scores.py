@@ -1,5 +1,6 @@
-"""Sequence-level scores: CpG o/e, homopolymers, Markov/iid baselines, discriminator AUROC,
-Frechet distance, memorization search, score_set."""
+"""Sequence-level scores: k-mer codes and per-sequence frequencies (kmers); CpG o/e, homopolymers,
+tandem repeats (composition); Markov/iid baselines; discriminator AUROC and Frechet distance
+(two_sample); memorization search; score_set (dna_scores)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ import numpy as np
 import pytest
 from scipy.linalg import hadamard
 
-from dnadiff.evaluation.generated import js_divergence, kmer_counts
-from dnadiff.evaluation.sequences import (
-    MarkovChain,
+from dnadiff.evaluation.baselines import MarkovChain, fit_markov, iid_sample
+from dnadiff.evaluation.composition import (
     cpg_observed_expected,
-    discriminator_auroc,
-    fit_markov,
-    frechet_distance,
     homopolymer_stats,
-    iid_sample,
-    memorization,
-    score_set,
+    tandem_repeat_fraction,
 )
+from dnadiff.evaluation.dna_scores import score_set
+from dnadiff.evaluation.kmers import (
+    js_divergence,
+    kmer_codes,
+    kmer_counts,
+    kmer_frequencies,
+    kmer_spectra,
+    spectrum_js,
+)
+from dnadiff.evaluation.memorization import memorization
+from dnadiff.evaluation.two_sample import discriminator_auroc, frechet_distance
 from dnadiff.tokenizers import DNATokenizer
 
 TOK = DNATokenizer()
@@ -32,6 +38,44 @@ def ids(s: str) -> np.ndarray:
 
 def rc(a: np.ndarray) -> np.ndarray:
     return TOK.reverse_complement(a)
+
+
+# -- the k-mer encoder (counts: tests/test_evaluation.py) -----------------------------------
+
+def test_kmer_codes_and_positions_skip_n():
+    codes, pos = kmer_codes(ids("ACGNTTA"), 2)
+    # AC=1 CG=6, GN and NT touch the N, TT=15 TA=12
+    assert codes.tolist() == [1, 6, 15, 12] and pos.tolist() == [0, 1, 4, 5]
+    assert codes.dtype == np.int64 and pos.dtype == np.int64
+    assert kmer_codes(ids("AC"), 3)[0].size == 0 and kmer_codes(ids("NNN"), 1)[0].size == 0
+    assert kmer_codes(ids("T" * 31), 31)[0].tolist() == [4 ** 31 - 1]  # k <= 31 fits int64
+
+
+def test_kmer_frequencies_dense_and_sparse_agree_with_counts():
+    seqs = [ids("ACGTA"), ids("AANAA"), ids("NN"), ids("GGGCCCATAT")]
+    dense = kmer_frequencies(seqs, 3)
+    assert dense.shape == (4, 4 + 16 + 64) and dense.dtype == np.float64
+    sp = kmer_frequencies(seqs, 3, sparse_matrix=True)
+    assert sp.format == "csr" and sp.has_sorted_indices
+    assert np.array_equal(sp.toarray(), dense)
+    for i, s in enumerate(seqs):
+        off = 0
+        for k in (1, 2, 3):
+            c = kmer_counts([s], k).astype(np.float64)
+            expect = c / c.sum() if c.sum() else c
+            assert np.array_equal(dense[i, off:off + 4 ** k], expect), (i, k)
+            off += 4 ** k
+    assert dense[2].sum() == 0.0  # no k-mer at all
+
+
+def test_kmer_spectra_and_spectrum_js():
+    ref_seqs = [ids("ACGTACGGTTACNAC")]
+    spectra = kmer_spectra(ref_seqs, 3)
+    assert list(spectra) == [1, 2, 3]
+    assert all(np.array_equal(spectra[k], kmer_counts(ref_seqs, k)) for k in spectra)
+    gen = [ids("AACCGGTT"), ids("TTTACG")]
+    assert spectrum_js(gen, spectra) == {k: js_divergence(kmer_counts(gen, k), spectra[k])
+                                         for k in (1, 2, 3)}
 
 
 # -- CpG o/e ----------------------------------------------------------------------------------
@@ -291,8 +335,6 @@ def test_score_set():
 
 
 def test_tandem_repeat_fraction_exact():
-    from dnadiff.evaluation.sequences import tandem_repeat_fraction
-
     enc = {"A": 0, "C": 1, "G": 2, "T": 3, "N": 4}
 
     def ids(s):

@@ -28,7 +28,7 @@ def text_cfg(**kw):
                             "data": {"window": 16}})["text"]
 
 
-# -- tokenizers -----------------------------------------------------------------------------------
+# -- tokenizers ------------------------------------------------------------------------------------
 def test_char_tokenizer_ids_specials_and_round_trip():
     tok = CharTokenizer.train(["ba", "ca\n"])
     assert tok.tokens == ["\n", "a", "b", "c", "[EOS]", "[MASK]", "[PAD]"]
@@ -70,7 +70,7 @@ def test_tokenizer_from_dict_rejects_a_changed_vocabulary():
         tokenizer_from_dict(dna)
 
 
-# -- corpus reading and splits ----------------------------------------------------------------------
+# -- corpus reading and splits ---------------------------------------------------------------------
 def test_read_corpus_plain_gzip_and_line_ends(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfone\r\ntwo\rthree\n")
     assert read_corpus(tmp_path / "a.txt") == "one\ntwo\nthree\n"
@@ -127,7 +127,7 @@ def test_two_documents_are_cut_by_lines_keeping_their_boundary():
     assert sp["test"][-1] == "z" and len(sp["test"]) == 2  # the boundary before "z" is kept
 
 
-# -- prepare --------------------------------------------------------------------------------------------
+# -- prepare ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["char", "bpe"])
 def test_prepare_text_packs_documents_with_eos(tmp_path, kind):
     corpus = tmp_path / "c.txt"
@@ -256,7 +256,7 @@ def test_keep_best_saves_the_best_validation_weights(tmp_path):
 
 
 def test_text_sample_files_with_bad_records_are_rejected(tmp_path):
-    from dnadiff.evaluation.text import evaluate_text_samples
+    from dnadiff.evaluation.text_scores import evaluate_text_samples
     from dnadiff.generation import read_text_samples
 
     path = tmp_path / "s.jsonl"

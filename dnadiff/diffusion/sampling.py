@@ -12,9 +12,9 @@ masked is revealed, so the output holds generable ids only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import torch
 

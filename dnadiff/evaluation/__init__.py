@@ -1,1 +1,13 @@
-"""Evaluation: held-out likelihood, statistics of generated sequences, plots."""
+"""Evaluation: held-out likelihood, scores of generated DNA and text, the discreteness analyses,
+plots.
+
+- ``kmers``: the one k-mer encoder (codes, counts, per-sequence frequencies) and JS divergence;
+  ``composition``: entropy, GC, CpG o/e, homopolymers, tandem repeats; ``baselines``: i.i.d.
+  and Markov sequences; ``two_sample``: discriminator AUROC, Frechet distance;
+  ``memorization``: seed-based nearest-neighbour search; ``orfs`` and ``genes``: open frames,
+  gene calls, codon periodicity.
+- ``dna_scores``: the one scorer of generated DNA (``evaluate samples``, ``evaluate scores``,
+  the marginal trap); ``text_scores``: generative perplexity and unigram entropy of text.
+- ``likelihood``: held-out NELBO; ``discreteness``: the Jin et al. masked-position probe and
+  marginal trap (the ``probe`` verb); ``plots``.
+"""

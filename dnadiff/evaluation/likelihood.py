@@ -19,14 +19,9 @@ import torch
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.windows import PreparedGenome, TiledWindows
+from dnadiff.evaluation.composition import entropy_bits
 
 LN2 = math.log(2.0)
-
-
-def entropy_bits(counts) -> float:
-    p = np.asarray(counts, dtype=np.float64)
-    p = p[p > 0] / p.sum()
-    return float(-(p * np.log2(p)).sum())
 
 
 def split_entropy_bits(data_dir, split: str = "validation") -> float | None:
@@ -92,6 +87,8 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
 
 
 def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test") -> dict:
+    """Held-out bits per token of ``checkpoint`` on ``split`` (tiled windows), with its
+    discrete-T estimates and the order-0 / training-composition reference entropies."""
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=eval_cfg["rc_conjoin"])
     device = runtime.device()

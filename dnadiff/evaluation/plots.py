@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,6 +20,8 @@ def _save(fig, out):
 
 
 def plot_training(metrics_csv, out, reference_bits: float | None = None) -> None:
+    """Training curve: train and validation bits per token against step (from the metrics CSV),
+    with an optional reference line (the validation split's order-0 entropy)."""
     steps_t, train, steps_v, val = [], [], [], []
     with open(metrics_csv) as fh:
         for row in csv.DictReader(fh):
@@ -41,6 +44,7 @@ def plot_training(metrics_csv, out, reference_bits: float | None = None) -> None
 
 
 def plot_kmer_js(rows: list[dict], out) -> None:
+    """k-mer JS against k of the samples, the real floor and the i.i.d. baseline (log scale)."""
     ks = [r["k"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("js_generated", "generated"), ("js_real_floor", "real held-out (floor)"),
@@ -55,6 +59,7 @@ def plot_kmer_js(rows: list[dict], out) -> None:
 
 
 def plot_gc(gc_generated, gc_real, out) -> None:
+    """Histograms of per-sequence GC content, generated against real held-out windows."""
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = [i / 50 for i in range(51)]
     ax.hist(gc_real, bins=bins, alpha=0.5, label="real held-out windows", density=True)
@@ -68,8 +73,6 @@ def plot_gc(gc_generated, gc_real, out) -> None:
 
 def plot_downstream(summary: list[dict], runs: list[dict], out) -> None:
     """Test accuracy and MCC per task and method: bars = mean over seeds, dots = each run."""
-    import numpy as np
-
     tasks = list(dict.fromkeys(r["task"] for r in summary))
     methods = list(dict.fromkeys(r["method"] for r in summary))
     fig, axes = plt.subplots(1, 2, figsize=(max(6, 2.2 * len(tasks)) * 1.6, 4))
@@ -94,8 +97,6 @@ def plot_downstream(summary: list[dict], runs: list[dict], out) -> None:
 def plot_oracle_agreement(rows: list[dict], classes: list[str], out) -> None:
     """Fraction of samples the oracle assigns to the requested class, per class and guidance,
     next to unconditional samples and real held-out sequences."""
-    import numpy as np
-
     fig, ax = plt.subplots(figsize=(7, 4))
     labels, vals, colors = [], [], []
     for c in classes:

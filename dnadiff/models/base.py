@@ -55,9 +55,19 @@ class Backbone(nn.Module):
     conjoining can be switched on for a model trained without it.
     """
 
+    #: model(RC(x)) == RC(model(x)) by construction (caduceus sets it; see models/mamba.py)
+    rc_equivariant = False
+
     def __init__(self):
         super().__init__()
         self.register_buffer("rc_conjoin", None, persistent=False)
+
+    @property
+    def feature_width(self) -> int:
+        """Width of :meth:`features`: the final-norm width, or twice it for a
+        reverse-complement-equivariant backbone (both strands' halves side by side)."""
+        width = self.final_norm.normalized_shape[0]
+        return 2 * width if self.rc_equivariant else width
 
     def set_rc_conjoin(self, complement, vocab_size: int) -> None:
         comp = None if complement is None else complement_tensor(complement, vocab_size)

@@ -92,6 +92,20 @@ class DiT(Backbone):
                    time_conditioning=m["time_conditioning"] and not causal, causal=causal,
                    conv_kernel=m["conv_kernel"], num_classes=m["num_classes"])
 
+    def training_flops(self, length: int, batch: int = 1) -> int:
+        """Matmul FLOPs of one training step (forward + backward = 3 x forward) on ``batch``
+        sequences of ``length``: per layer qkv, output projection and MLP
+        (2 L D (4D + 2 hidden)), attention scores and values (4 L^2 D) and the adaLN
+        modulation (2 cond 6D per sequence); the final adaLN and the output head. Equals what
+        ``torch.utils.flop_counter`` counts (tested)."""
+        dim, vocab = self.embed.embedding_dim, self.vocab_size
+        cond = self.blocks[0].ada.in_features
+        hidden = self.blocks[0].mlp[0].out_features
+        per_layer = 2 * length * (4 * dim * dim + 2 * dim * hidden) + 4 * length**2 * dim \
+            + 2 * cond * 6 * dim
+        forward = len(self.blocks) * per_layer + 2 * cond * 2 * dim + 2 * length * dim * vocab
+        return 3 * forward * batch
+
     def hidden(self, tokens, sigma=None, cond=None):
         B, L = tokens.shape
         x = self.embed(tokens)

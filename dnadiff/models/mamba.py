@@ -188,8 +188,8 @@ class MambaLM(Backbone):
         self.causal = causal
         self._init_embedding(vocab_size, width)
         self._init_conditioning(cond_dim, time_conditioning, num_classes)
-        mixer_kw = dict(mixer=mixer, d_state=d_state, expand=expand, d_conv=d_conv,
-                        headdim=headdim, causal=causal, scan_impl=scan_impl)
+        mixer_kw = {"mixer": mixer, "d_state": d_state, "expand": expand, "d_conv": d_conv,
+                        "headdim": headdim, "causal": causal, "scan_impl": scan_impl}
         self.blocks = nn.ModuleList(MambaBlock(width, cond_dim, dropout, **mixer_kw)
                                     for _ in range(layers))
         self._init_output(width, cond_dim, vocab_size)

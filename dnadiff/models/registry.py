@@ -7,8 +7,8 @@ here are the only copy; the constructors call them too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 def dit_problem(dim: int, heads: int, conv_kernel: int = 0) -> str | None:

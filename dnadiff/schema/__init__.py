@@ -24,3 +24,16 @@ def defaults(section: str) -> dict:
     """The default of every key of a top-level ``section`` (e.g. ``model``)."""
     props = _schema()["properties"][section]["properties"]
     return {key: copy.deepcopy(sub["default"]) for key, sub in props.items() if "default" in sub}
+
+
+#: keys every downstream task has, whatever its type
+TASK_COMMON_KEYS = ("name", "type", "seed", "max_per_split", "fixed_length", "split_fractions")
+
+
+def task_type_keys() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """type -> (required keys, optional keys) of a downstream task beyond the common ones: the
+    schema's one table (``x-keys-by-type``)."""
+    table = _schema()["properties"]["downstream"]["properties"]["tasks"]["items"][
+        "x-keys-by-type"]
+    return {t: (tuple(k.get("required", ())), tuple(k.get("optional", ())))
+            for t, k in table.items()}

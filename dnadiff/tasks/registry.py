@@ -15,7 +15,7 @@ import functools
 import numpy as np
 
 from dnadiff.errors import DnadiffError
-from dnadiff.schema import load_schema
+from dnadiff.schema import TASK_COMMON_KEYS, load_schema, task_type_keys
 from dnadiff.tasks.annotation import load_annotation
 from dnadiff.tasks.base import SPLITS, BenchmarkTask
 from dnadiff.tasks.coordinates import load_coordinates
@@ -27,17 +27,15 @@ from dnadiff.tasks.gue import load_gue
 #: ``max_per_split`` (null, or a deterministic stratified subsample of each split to at most
 #: this many sequences), ``fixed_length`` (all sequences must share one length) and
 #: ``split_fractions`` (train/validation/test, used only where the data has no split).
-COMMON_KEYS = ("name", "type", "seed", "max_per_split", "fixed_length", "split_fractions")
+COMMON_KEYS = TASK_COMMON_KEYS
+
+#: the reader of each task type, one line each (its keys are the schema's ``x-keys-by-type``)
+_READ = {"gue": load_gue, "genomic_benchmarks": load_genomic_benchmarks,
+         "coordinates": load_coordinates, "fasta_pair": load_fasta_pair,
+         "annotation": load_annotation}
 
 #: type: (reader, required keys, optional keys); defaults of optional keys are the schema's.
-READERS = {
-    "gue": (load_gue, ("path",), ()),
-    "genomic_benchmarks": (load_genomic_benchmarks, ("path",), ()),
-    "coordinates": (load_coordinates, ("path", "reference"), ()),
-    "fasta_pair": (load_fasta_pair, ("positive", "negative"), ()),
-    "annotation": (load_annotation, ("fasta", "annotation", "kind", "test_contigs"),
-                   ("length", "validation_contigs")),
-}
+READERS = {t: (_READ[t], *keys) for t, keys in task_type_keys().items()}
 
 
 def task_keys(typ: str) -> set[str]:

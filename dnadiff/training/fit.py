@@ -161,7 +161,7 @@ def _fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
             log.info("resuming from %s (step %d of %d)", resume_from, start_step, tc["steps"])
         train_ds = _Shifted(train_ds, start_step * tc["batch_size"])
     L.seed_everything(tc["seed"], workers=True, verbose=False)
-    loader_kw = dict(num_workers=tc["num_workers"], persistent_workers=tc["num_workers"] > 0)
+    loader_kw = {"num_workers": tc["num_workers"], "persistent_workers": tc["num_workers"] > 0}
     # Each optimizer step reads the next batch_size windows in order, rank r taking every
     # world-th one (our sampler: Lightning's own would shuffle); every rank validates on all
     # validation windows.

@@ -8,7 +8,8 @@ REPO = Path(workflow.basedir).parent
 
 def job_python():
     """The interpreter for jobs: the one running Snakemake (so a virtual environment works
-    without being activated), or the job's own environment's `python` under --sdm conda."""
+    without being activated), or the job's own environment's `python` under --sdm conda.
+    """
     try:
         from snakemake.settings.types import DeploymentMethod
 
@@ -28,13 +29,16 @@ shell.prefix(
     'DNADIFF_PYTHON="' + job_python() + '"; '
     'dnadiff() {{ "$DNADIFF_PYTHON" -m dnadiff "$@"; }}; '
 )
+
+
 def check_config():
     """The checks the schema cannot express (the same as the dnadiff verbs run), before any job."""
     sys.path.insert(0, str(REPO))
     try:
         from dnadiff.config import validate_config
         from dnadiff.errors import DnadiffError
-    except ImportError:  # the package's dependencies are not here (--sdm conda): jobs check
+    except ImportError:
+        # the package's dependencies are not here (--sdm conda): the jobs check instead
         return
     finally:
         sys.path.pop(0)
@@ -91,8 +95,9 @@ def train_config(wildcards, resources):
     if resources.get("mpi"):
         train["num_nodes"] = int(resources.get("nodes", 1))
         train["devices"] = int(resources.get("tasks_per_node", 1))
-    return config_json("run", "data", "model", "diffusion", train=train,
-                       objective=wildcards.objective)
+    return config_json(
+        "run", "data", "model", "diffusion", train=train, objective=wildcards.objective
+    )
 
 
 def launcher(wildcards, resources):
@@ -101,8 +106,10 @@ def launcher(wildcards, resources):
     mpi = resources.get("mpi", "")
     if mpi != "srun":
         return mpi
-    flags = [f"--nodes={resources.get('nodes', 1)}",
-             f"--ntasks-per-node={resources.get('tasks_per_node', 1)}"]
+    flags = [
+        f"--nodes={resources.get('nodes', 1)}",
+        f"--ntasks-per-node={resources.get('tasks_per_node', 1)}",
+    ]
     if resources.get("cpus_per_task"):
         flags.append(f"--cpus-per-task={resources['cpus_per_task']}")
     return " ".join(["srun", *flags])
@@ -170,8 +177,10 @@ def final_outputs():
     if config["downstream"]["tasks"]:
         outputs += [f"{run}/downstream.tsv", f"{run}/downstream.png"]
     if config["conditional"]["task"]:
-        outputs += [f"{run}/conditional/oracle_agreement.tsv",
-                    f"{run}/conditional/oracle_agreement.png"]
+        outputs += [
+            f"{run}/conditional/oracle_agreement.tsv",
+            f"{run}/conditional/oracle_agreement.png",
+        ]
     return outputs + probe_outputs(run)
 
 
@@ -188,4 +197,3 @@ def embedder(wildcards):
     oracle of the first downstream task (none when no task is configured)."""
     tasks = downstream_tasks()
     return [f"results/{wildcards.run}/downstream/{tasks[0]}.oracle.pt"] if tasks else []
-

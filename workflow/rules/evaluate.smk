@@ -10,8 +10,6 @@ rule evaluate_likelihood:
             category="Held-out likelihood",
             subcategory="{objective}",
         ),
-    params:
-        cfg=config_json("run", "evaluate"),
     log:
         "logs/evaluate_likelihood/{run}.{objective}.log",
     benchmark:
@@ -22,6 +20,8 @@ rule evaluate_likelihood:
     resources:
         mem_mb=8000,
         runtime=60,
+    params:
+        cfg=config_json("run", "evaluate"),
     shell:
         "dnadiff evaluate likelihood --config-json {params.cfg:q} --threads {threads}"
         " --checkpoint {input.checkpoint:q} --data {input.data:q}"
@@ -71,8 +71,6 @@ rule evaluate_samples:
             caption="../report/gc_content.rst",
             category="Generated sequences",
         ),
-    params:
-        cfg=config_json("run", "evaluate"),
     log:
         "logs/evaluate_samples/{run}.log",
     conda:
@@ -80,6 +78,8 @@ rule evaluate_samples:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        cfg=config_json("run", "evaluate"),
     shell:
         "dnadiff evaluate samples --config-json {params.cfg:q} --samples {input.samples:q}"
         " --data {input.data:q} --out-json {output.json:q} --out-tsv {output.tsv:q}"
@@ -98,8 +98,6 @@ rule evaluate_text_samples:
             caption="../report/text_sample_scores.rst",
             category="Generated text",
         ),
-    params:
-        cfg=config_json("run", "evaluate"),
     log:
         "logs/evaluate_text_samples/{run}.log",
     conda:
@@ -108,7 +106,46 @@ rule evaluate_text_samples:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        cfg=config_json("run", "evaluate"),
     shell:
         "dnadiff evaluate text-samples --config-json {params.cfg:q} --threads {threads}"
         " --samples {input.samples:q} --data {input.data:q} --ar-checkpoint {input.ar:q}"
         " --out-json {output.json:q} --out-tsv {output.tsv:q} > {log:q} 2>&1"
+
+
+rule score_samples:
+    input:
+        samples="results/{run}/samples.fa",
+        data="results/{run}/data",
+        embedder=embedder,
+    output:
+        json="results/{run}/sample_scores.json",
+        tsv=report(
+            "results/{run}/sample_scores.tsv",
+            caption="../report/sample_scores.rst",
+            category="Generated sequences",
+        ),
+        plot=report(
+            "results/{run}/sample_scores.png",
+            caption="../report/sample_scores_plot.rst",
+            category="Generated sequences",
+        ),
+    log:
+        "logs/score_samples/{run}.log",
+    conda:
+        "../envs/dnadiff.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        cfg=config_json("run", "evaluate"),
+        embedder=lambda wc, input: (
+            f"--embedder {input.embedder[0]}" if input.embedder else ""
+        ),
+    shell:
+        "dnadiff evaluate scores --config-json {params.cfg:q} --threads {threads}"
+        " --samples {input.samples:q} --data {input.data:q} {params.embedder}"
+        " --out-json {output.json:q} --out-tsv {output.tsv:q} --plot {output.plot:q}"
+        " > {log:q} 2>&1"

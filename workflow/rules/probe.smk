@@ -20,9 +20,6 @@ rule probe_collapse:
             caption="../report/collapse.rst",
             category="Discreteness probes",
         ),
-    params:
-        cfg=config_json("run", "data", "probe",
-                        evaluate={"batch_size": config["evaluate"]["batch_size"]}),
     log:
         "logs/probe_collapse/{run}.log",
     conda:
@@ -31,6 +28,13 @@ rule probe_collapse:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        cfg=config_json(
+            "run",
+            "data",
+            "probe",
+            evaluate={"batch_size": config["evaluate"]["batch_size"]},
+        ),
     shell:
         "dnadiff probe collapse --config-json {params.cfg:q} --threads {threads}"
         " --checkpoint {input.checkpoint:q} --data {input.data:q}"
@@ -55,9 +59,6 @@ rule marginal_trap:
             caption="../report/marginal_trap.rst",
             category="Discreteness probes",
         ),
-    params:
-        cfg=config_json("run", "data", "marginal_trap", "evaluate"),
-        ar=lambda wc, input: f"--ar-checkpoint {input.ar}" if "ar" in input.keys() else "",
     log:
         "logs/marginal_trap/{run}.log",
     benchmark:
@@ -68,6 +69,11 @@ rule marginal_trap:
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        cfg=config_json("run", "data", "marginal_trap", "evaluate"),
+        ar=lambda wc, input: (
+            f"--ar-checkpoint {input.ar}" if "ar" in input.keys() else ""
+        ),
     shell:
         "dnadiff probe trap --config-json {params.cfg:q} --threads {threads}"
         " --checkpoint {input.checkpoint:q} --data {input.data:q} {params.ar}"

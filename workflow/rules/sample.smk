@@ -3,8 +3,6 @@ rule sample:
         checkpoint="results/{run}/mdlm/model.pt",
     output:
         f"results/{{run}}/{SAMPLES}",
-    params:
-        cfg=config_json("run", "sample"),
     log:
         "logs/sample/{run}.log",
     benchmark:
@@ -15,6 +13,8 @@ rule sample:
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        cfg=config_json("run", "sample"),
     shell:
         "dnadiff sample --config-json {params.cfg:q} --threads {threads}"
         " --checkpoint {input.checkpoint:q} --out {output:q} > {log:q} 2>&1"

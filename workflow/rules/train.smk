@@ -10,12 +10,6 @@ rule train:
             category="Training",
             subcategory="{objective}",
         ),
-    params:
-        cfg=train_config,
-        launcher=launcher,
-        # Lightning's training state (periodic and SLURM-signal checkpoints, from which an
-        # interrupted job resumes) lives outside the declared outputs.
-        workdir="results/{run}/{objective}/train_state",
     log:
         "logs/train/{run}.{objective}.log",
     benchmark:
@@ -26,6 +20,12 @@ rule train:
     resources:
         mem_mb=8000,
         runtime=240,
+    params:
+        cfg=train_config,
+        launcher=launcher,
+        # Lightning's training state (periodic and SLURM-signal checkpoints, from which an
+        # interrupted job resumes) lives outside the declared outputs.
+        workdir="results/{run}/{objective}/train_state",
     shell:
         '{params.launcher} "$DNADIFF_PYTHON" -m dnadiff train --config-json {params.cfg:q}'
         " --threads {threads}"

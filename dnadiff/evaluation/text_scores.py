@@ -5,7 +5,8 @@ trained on the same corpus in the same run (``results/<run>/ar/model.pt``), read
 the AR model's context. It rewards fluent text, and also rewards repetition, so it is quoted
 next to the *unigram entropy* of each sample (bits; low means the sample repeats few tokens, the
 degenerate way to a low perplexity). Both are given for real held-out windows of the same
-length too: the reference a perfect generator would match.
+length too: the reference a perfect generator would match. ``trap_scorer`` scores the sets of
+the marginal trap (:mod:`dnadiff.evaluation.discreteness`) of a text model the same way.
 """
 
 from __future__ import annotations
@@ -19,13 +20,8 @@ from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows
 from dnadiff.errors import DnadiffError, InputFileError
-
-
-def unigram_entropy_bits(ids) -> float:
-    """Entropy in bits of the token frequencies within one sequence."""
-    counts = np.bincount(np.asarray(ids, dtype=np.int64))
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum())
+from dnadiff.evaluation.composition import entropy_bits
+from dnadiff.generation import read_text_samples
 
 
 class ARScorer:
@@ -44,6 +40,7 @@ class ARScorer:
         self.path = checkpoint
 
     def check_vocabulary(self, tokenizer: dict, what: str) -> None:
+        """Refuse a tokenizer (dict) other than the AR model's; ``what`` names its owner."""
         if list(tokenizer["tokens"]) != list(self.tok["tokens"]):
             raise DnadiffError(f"{what} and the AR model {self.path} use different tokenizers "
                                "(train both on the same prepared data)")
@@ -77,7 +74,7 @@ class ARScorer:
 def score_text_set(seqs, scorer: ARScorer | None) -> dict:
     """Generative perplexity (pooled over tokens, and the median per sample), unigram entropy
     (mean and sd over samples) and the share of [EOS] tokens."""
-    ent = np.array([unigram_entropy_bits(s) for s in seqs])
+    ent = np.array([entropy_bits(np.bincount(np.asarray(s, dtype=np.int64))) for s in seqs])
     out = {"n": len(seqs), "length": int(np.mean([len(s) for s in seqs])),
            "unigram_entropy_bits": float(ent.mean()), "unigram_entropy_sd": float(ent.std())}
     if scorer is not None:
@@ -92,6 +89,7 @@ def score_text_set(seqs, scorer: ARScorer | None) -> dict:
 
 def heldout_windows(data_dir, length: int, n: int, seed: int, split: str = "test"
                     ) -> list[np.ndarray]:
+    """``n`` random windows of ``length`` tokens of ``split``, drawn with ``seed``."""
     genome = PreparedGenome(data_dir)
     ds = RandomWindows(genome, split, length, n, seed=seed)
     return [ds[i]["tokens"].numpy() for i in range(n)]
@@ -99,8 +97,6 @@ def heldout_windows(data_dir, length: int, n: int, seed: int, split: str = "test
 
 def evaluate_text_samples(samples, data_dir, ar_checkpoint, eval_cfg: dict) -> dict:
     """Score text samples (JSON Lines from ``dnadiff sample``) and real held-out windows."""
-    from dnadiff.generation import read_text_samples
-
     recs = read_text_samples(samples)
     seqs = [np.asarray(r["tokens"], dtype=np.int64) for r in recs]
     scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
@@ -119,3 +115,17 @@ def evaluate_text_samples(samples, data_dir, ar_checkpoint, eval_cfg: dict) -> d
     rows = [{"set": "mdlm", **score_text_set(seqs, scorer)},
             {"set": "real_heldout", **score_text_set(real, scorer)}]
     return {"ar_checkpoint": str(ar_checkpoint), "rows": rows}
+
+
+def trap_scorer(ar_checkpoint, tok: dict, eval_cfg: dict, data_dir, length: int, n: int):
+    """``(score, real)`` for the marginal trap of a text model: generative perplexity under the
+    run's AR model and unigram entropy of a set, and real reference windows of the test split
+    (the AR model was selected on validation)."""
+    if ar_checkpoint is None:
+        raise DnadiffError("the marginal trap of a text model needs the run's AR model "
+                           "(--ar-checkpoint) for generative perplexity")
+    scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
+    scorer.check_vocabulary(tok, "the MDLM checkpoint")
+    real = heldout_windows(data_dir, length, n, eval_cfg["seed"] + 2, split="test")
+    return (lambda seqs: {k: v for k, v in score_text_set(seqs, scorer).items()
+                          if k not in ("n", "length")}), real

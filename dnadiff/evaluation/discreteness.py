@@ -13,8 +13,11 @@ with steps = length / d reveals d tokens per step on average; the quality of the
 grows shows the cost of that factorization.
 
 Both see token ids and a mask id only: the same code runs on DNA and text models. What differs
-is the scoring of samples (``dnadiff.evaluation.text`` for text, k-mer statistics for DNA),
-chosen by the tokenizer's modality.
+is the scoring of samples (``dnadiff.evaluation.text_scores`` for text, the DNA scorer
+``dnadiff.evaluation.dna_scores`` for DNA), chosen by the tokenizer's modality.
+
+(The command-line verb is ``dnadiff probe``; "probe" alone elsewhere is the linear probe of
+``dnadiff.downstream``.)
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ import torch
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.windows import PreparedGenome, RandomWindows
+from dnadiff.diffusion.sampling import block_sampler
 from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.evaluation import dna_scores, text_scores
+from dnadiff.evaluation.composition import entropy_bits
 from dnadiff.io import read_jsonl
 from dnadiff.tokenizers import tokenizer_from_dict
 
@@ -221,15 +227,13 @@ def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_lengt
           file=sys.stderr, flush=True)
     curves = collapse_curves(rows)
     gen = np.asarray(tok["generable_ids"])
-    c = train_counts[gen].astype(np.float64)
-    c = c[c > 0] / c.sum()
     summary = {
         "checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
         "modality": tokenizer.modality, "prompts": len(prompts), "prompt_source": source,
         "masks": masks, "prompt_length_max": prompt_length,
         "mean_prompt_tokens": float(np.mean([len(p) for _, p in prompts])),
         # the entropy a prediction that had collapsed to the corpus marginal would have
-        "train_unigram_entropy_bits": float(-(c * np.log2(c)).sum()),
+        "train_unigram_entropy_bits": entropy_bits(train_counts[gen]),
         "at_distance": {str(d): {k: v for k, v in curves[d - 1].items() if k != "distance"}
                         for d in QUOTED_DISTANCES if d <= masks},
     }
@@ -248,62 +252,12 @@ def trap_steps(length: int, divisors) -> list[tuple[int, int]]:
     return out
 
 
-def _dna_scorer(data_dir, eval_cfg: dict, length: int, n: int):
-    """k-mer JS (k = 1..kmer_max_k, to the test split), GC and discriminator AUROC (against
-    real test windows) of a set of DNA sequences."""
-    from dnadiff.evaluation.generated import gc_content, js_divergence, kmer_counts
-    from dnadiff.evaluation.sequences import discriminator_auroc
-
-    genome = PreparedGenome(data_dir)
-    test = [genome.tokens(ci)[a:b] for ci, a, b in genome.segments("test")]
-    max_k = eval_cfg["kmer_max_k"]
-    ref = {k: kmer_counts(test, k) for k in range(1, max_k + 1)}
-    seed = eval_cfg["seed"]
-    ds = RandomWindows(genome, "test", length, n, seed=seed + 1)
-    real_test = [ds[i]["tokens"].numpy().astype(np.int64) for i in range(n)]
-
-    ds = RandomWindows(genome, "validation", length, n, seed=seed)
-    floor = [ds[i]["tokens"].numpy() for i in range(n)]  # as real_heldout of evaluate scores
-
-    def score(seqs) -> dict:
-        seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
-        js = {k: js_divergence(kmer_counts(seqs, k), ref[k]) for k in ref}
-        out = {f"js_k{k}": v for k, v in js.items()}
-        out["js_mean"] = float(np.mean(list(js.values())))
-        out["gc_mean"] = float(np.mean([gc_content(s) for s in seqs]))
-        if len(seqs) >= 4:
-            d = discriminator_auroc(real_test, seqs, eval_cfg["discriminator_k"],
-                                    min(5, len(seqs)), seed)
-            out["discriminator_auroc"] = d["auroc_mean"]
-            out["discriminator_auroc_sd"] = d["auroc_sd"]
-        return out
-
-    return score, floor
-
-
-def _text_scorer(ar_checkpoint, tok: dict, eval_cfg: dict, data_dir, length: int, n: int):
-    """Generative perplexity under the run's AR model and unigram entropy. The real reference
-    windows come from the test split: the AR model was selected on validation."""
-    from dnadiff.evaluation.text import ARScorer, heldout_windows, score_text_set
-
-    if ar_checkpoint is None:
-        raise DnadiffError("the marginal trap of a text model needs the run's AR model "
-                           "(--ar-checkpoint) for generative perplexity")
-    scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
-    scorer.check_vocabulary(tok, "the MDLM checkpoint")
-    real = heldout_windows(data_dir, length, n, eval_cfg["seed"] + 2, split="test")
-    return (lambda seqs: {k: v for k, v in score_text_set(seqs, scorer).items()
-                          if k not in ("n", "length")}), real
-
-
 def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
                       ar_checkpoint=None) -> dict:
     """Sample ``num_samples`` sequences at each step count and score them, with a reference row
     for real held-out windows (tokens_per_step 0): validation windows for DNA (the floor of the
     k-mer figures against the test split), test windows for text (the AR scorer was selected on
     validation)."""
-    from dnadiff.diffusion.sampling import block_sampler
-
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt)
     _require_mdlm(objective, checkpoint)
@@ -317,8 +271,8 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
     n, bs = trap_cfg["num_samples"], trap_cfg["batch_size"]
     modality = tok.get("modality", "dna")
     _same_tokenizer(tok, PreparedGenome(data_dir), checkpoint)
-    score, real = (_text_scorer(ar_checkpoint, tok, eval_cfg, data_dir, length, n)
-                   if modality == "text" else _dna_scorer(data_dir, eval_cfg, length, n))
+    score, real = (text_scores.trap_scorer(ar_checkpoint, tok, eval_cfg, data_dir, length, n)
+                   if modality == "text" else dna_scores.trap_scorer(data_dir, eval_cfg, length, n))
     rows, samples = [], {}
     for divisor, steps in trap_steps(length, trap_cfg["divisors"]):
         gen = torch.Generator().manual_seed(trap_cfg["seed"])
