@@ -24,10 +24,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dnadiff import runtime
-from dnadiff.errors import DnadiffError
+from dnadiff import io, runtime
+from dnadiff.checkpoint import load_checkpoint, load_classifier, model_from_checkpoint
+from dnadiff.config import validate_config
+from dnadiff.data.fasta import iter_fasta_raw
+from dnadiff.diffusion.guidance import Guided
+from dnadiff.diffusion.sampling import block_sampler
+from dnadiff.downstream import split_validation, task_spec
+from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.io import atomic_open
+from dnadiff.models.classifier import predict_proba
 from dnadiff.tasks import load_task
-from dnadiff.tokenizers import N_BASES
+from dnadiff.tokenizers import N_BASES, DNATokenizer, tokenizer_from_dict
+from dnadiff.training import fit
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +91,8 @@ def conditional_config(pre_cfg: dict, run_cfg: dict, task) -> dict:
 
 def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metrics_out,
                       workdir, progress=None) -> dict:
-    from dnadiff.config import validate_config
-    from dnadiff.training import fit
 
+    """Train the class-conditional MDLM of ``task`` from a pretrained checkpoint (or scratch)."""
     if task.length is None:
         raise DnadiffError(f"task {task.name!r}: conditional generation needs sequences of one "
                            "length")
@@ -97,7 +105,6 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
     tc = cfg["train"]
     train_set, val = task.train, task.validation
     if val is None:  # monitoring only (no model selection): a 10% stratified split of train
-        from dnadiff.downstream import split_validation
         train_set, val = split_validation(task.train, 0.1, tc["seed"])
     train_ds = LabeledSequences(train_set, tc["steps"] * tc["batch_size"], seed=tc["seed"],
                                 complement=tok.get("complement"),
@@ -116,35 +123,11 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
                data_id=f"task:{task.name}:{len(train_set.labels)}:{len(val.labels)}")
 
 
-class Guided(torch.nn.Module):
-    """A class-conditional denoiser under classifier-free guidance for fixed ``labels``:
-    ``(1 + w) * logits(x | y) - w * logits(x | null)`` (equal, after the SUBS renormalization,
-    to the same mix of log-probabilities)."""
-
-    def __init__(self, model, labels: torch.Tensor, weight: float):
-        super().__init__()
-        self.model, self.labels, self.weight = model, labels, float(weight)
-        self.null = model.num_classes
-
-    def forward(self, tokens, sigma=None, cond=None):
-        y = self.labels.to(tokens.device)
-        if y.ndim == 0:
-            y = y.expand(tokens.shape[0])
-        lc = self.model(tokens, sigma=sigma, cond=y).float()
-        if self.weight == 0:
-            return lc
-        lu = self.model(tokens, sigma=sigma, cond=torch.full_like(y, self.null)).float()
-        return (1.0 + self.weight) * torch.log_softmax(lc, -1) - self.weight * torch.log_softmax(
-            lu, -1)
-
-
 @torch.no_grad()
 def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = "auto",
                        sampler: str = "ancestral"):
     """Yield (label name or "unconditional", guidance, tokens [n, L]) for every class and
     guidance weight, then unconditional samples (null label)."""
-    from dnadiff.checkpoint import model_from_checkpoint
-    from dnadiff.diffusion.sampling import block_sampler
 
     model, mdlm, tok = model_from_checkpoint(ckpt)
     if not model.num_classes:
@@ -181,8 +164,6 @@ def oracle_agreement(oracle, classes, samples: list[tuple[str, float, np.ndarray
     ``train_copy_rate`` is the fraction of sequences identical to a training sequence on either
     strand: copies would score as agreement without any generalization.
     """
-    from dnadiff.models.classifier import predict_proba
-    from dnadiff.tokenizers import DNATokenizer
 
     rows = []
     seen = set()
@@ -220,7 +201,6 @@ AGREEMENT_COLUMNS_HEAD = ["source", "requested", "guidance", "n", "agreement"]
 
 
 def _task(cfg, genome_fasta, annotation):
-    from dnadiff.downstream import task_spec
 
     name = cfg["conditional"]["task"]
     if name is None:
@@ -230,8 +210,8 @@ def _task(cfg, genome_fasta, annotation):
 
 def run_train(cfg: dict, checkpoint, out_checkpoint, metrics_out, workdir, genome_fasta=None,
               annotation=None) -> dict:
-    from dnadiff.checkpoint import load_checkpoint
 
+    """``dnadiff conditional train``: the task read, then :func:`train_conditional`."""
     task = _task(cfg, genome_fasta, annotation)
     return train_conditional(task, load_checkpoint(checkpoint), cfg,
                              out_checkpoint, metrics_out, workdir)
@@ -240,9 +220,6 @@ def run_train(cfg: dict, checkpoint, out_checkpoint, metrics_out, workdir, genom
 def run_sample(cfg: dict, checkpoint, out_fasta, seed: int = 0) -> int:
     """Write every (class, guidance) group and the unconditional group to one FASTA; headers
     ``<class>_w<guidance>_<i> class=<class> guidance=<w> run=<run>``."""
-    from dnadiff.checkpoint import load_checkpoint
-    from dnadiff.io import atomic_open
-    from dnadiff.tokenizers import tokenizer_from_dict
 
     ckpt = load_checkpoint(checkpoint)
     tok = tokenizer_from_dict(ckpt["tokenizer"])
@@ -260,15 +237,12 @@ def run_sample(cfg: dict, checkpoint, out_fasta, seed: int = 0) -> int:
 
 def read_conditional_samples(path) -> list[tuple[str, float, np.ndarray]]:
     """Groups (class, guidance, tokens [n, L]) from a FASTA written by :func:`run_sample`."""
-    from dnadiff.data.fasta import _iter_fasta_raw
-    from dnadiff.errors import InputFileError
-    from dnadiff.tokenizers import DNATokenizer
 
     tok = DNATokenizer()
     groups: dict[tuple[str, float], list] = {}
     with open(path) as fh:
         headers = [ln[1:].split() for ln in fh if ln.startswith(">")]
-    for (name, seq, line), head in zip(_iter_fasta_raw(path), headers):
+    for (name, seq, line), head in zip(iter_fasta_raw(path), headers):
         meta = dict(kv.split("=", 1) for kv in head[1:] if "=" in kv)
         try:
             key = (meta["class"], float(meta["guidance"]))
@@ -283,9 +257,8 @@ def read_conditional_samples(path) -> list[tuple[str, float, np.ndarray]]:
 
 def run_score(cfg: dict, samples_fa, oracle_path, out_tsv, plot=None, genome_fasta=None,
               annotation=None) -> list[dict]:
-    from dnadiff import io
-    from dnadiff.checkpoint import load_classifier
 
+    """``dnadiff conditional score``: oracle agreement of the samples per class (TSV, plot)."""
     task = _task(cfg, genome_fasta, annotation)
     oracle, meta = load_classifier(oracle_path)
     if list(meta["classes"]) != list(task.classes):

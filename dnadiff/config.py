@@ -13,6 +13,7 @@ import math
 import re
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 from dnadiff.errors import DnadiffError, InputFileError
@@ -21,8 +22,6 @@ from dnadiff.schema import load_schema, task_type_keys
 
 
 def _validator(schema):
-    import jsonschema
-
     base = jsonschema.validators.validator_for(schema)
     validate_props = base.VALIDATORS["properties"]
 
@@ -246,6 +245,7 @@ def load_config(path=None, overrides: str | None = None) -> dict:
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
+    """``extra`` merged into a copy of ``base`` (nested mappings key by key)."""
     out = copy.deepcopy(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):

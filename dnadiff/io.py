@@ -317,6 +317,7 @@ def atomic_open(path, mode: str = "w", now: bool = False, **kwargs):
 
 
 def write_json(path, obj) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
     with atomic_open(path) as fh:
         json.dump(obj, fh, indent=2, sort_keys=False)
         fh.write("\n")

@@ -259,6 +259,7 @@ TEXT_TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
 
 
 def get_tokenizer(name: str = "dna"):
+    """The tokenizer of a fixed alphabet by name (``dna``)."""
     if name == "dna":
         return DNATokenizer()
     raise ValueError(f"unknown tokenizer {name!r} (known: dna; text tokenizers char and bpe "

@@ -74,7 +74,7 @@ def test_block_reader_matches_line_reader(tmp_path, monkeypatch, block):
         path = tmp_path / f"c{case}.fa"
         path.write_bytes(text)
         want = list(line_reader(text.replace(b"\r\n", b"\n")))
-        got = list(fasta_mod._iter_fasta_raw(path))
+        got = list(fasta_mod.iter_fasta_raw(path))
         if any(not s for _, s, _ in want):  # a record without sequence: read_sequences refuses
             assert got == want
             continue
@@ -86,7 +86,7 @@ def test_block_reader_gt_inside_a_line_is_not_a_header(tmp_path, monkeypatch):
     monkeypatch.setattr(fasta_mod, "BLOCK_BYTES", 4)
     path = tmp_path / "x.fa"
     path.write_bytes(b">a\nACG>T\nAC\n")
-    assert [(n, s) for n, s, _ in fasta_mod._iter_fasta_raw(path)] == [("a", b"ACG>TAC")]
+    assert [(n, s) for n, s, _ in fasta_mod.iter_fasta_raw(path)] == [("a", b"ACG>TAC")]
     with pytest.raises(InputFileError, match=r"character '>' at position 4"):
         list(read_sequences(path))
 

@@ -6,7 +6,6 @@ import torch
 
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from dnadiff.conditional import (
-    Guided,
     LabeledSequences,
     oracle_agreement,
     read_conditional_samples,
@@ -15,6 +14,7 @@ from dnadiff.conditional import (
 )
 from dnadiff.config import validate_config
 from dnadiff.diffusion import build_objective
+from dnadiff.diffusion.guidance import Guided
 from dnadiff.errors import DnadiffError
 from dnadiff.models import build_backbone
 from dnadiff.tasks import BenchmarkTask, LabeledSet

@@ -23,6 +23,7 @@ STAGES = (data, train, sample, bench, evaluate, probe, downstream)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every verb, stage by stage."""
     ap = argparse.ArgumentParser(prog="dnadiff", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"dnadiff {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true")

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import sys
 
-from dnadiff.cli.common import add_config, add_threads, config, int_list, set_threads
+from dnadiff.cli.common import config, int_list, set_threads, verb
 from dnadiff.config import load_config
 from dnadiff.errors import DnadiffError
 
 
 def register(sub) -> None:
+    """Add ``bench`` and its figures to the parser."""
     p = sub.add_parser("bench", help="measurements printed as JSON")
     p.set_defaults(all_or_nothing=False)  # each figure is published as soon as it is measured
     bn = p.add_subparsers(dest="what", required=True)
-    q = bn.add_parser("sampler", help="cached vs uncached ancestral sampler")
-    add_config(q)
-    add_threads(q)
+    q = verb(bn, "sampler", "cached vs uncached ancestral sampler", sampler)
     q.add_argument("--checkpoint", help="a trained model (default: a fresh one of the "
                                         "config's model size)")
     q.add_argument("--length", type=int, default=1024)
@@ -25,10 +24,11 @@ def register(sub) -> None:
                                                 "(default: %(default)s)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--device", default="cpu", help="cpu or cuda")
-    q.set_defaults(handler=sampler)
 
-    q = bn.add_parser("tokenize", help="FASTA -> tokens on one core (MB/s), next to a pyfaidx "
-                                        "fetch per window plus a per-character encode")
+    q = verb(bn, "tokenize",
+             "FASTA -> tokens on one core (MB/s), next to a pyfaidx fetch per window plus a "
+             "per-character encode",
+             tokenize, config=False, threads=False)
     q.add_argument("--fasta", help="FASTA (plain or gz; default: a synthetic genome)")
     q.add_argument("--megabases", type=float, default=8.0,
                    help="size of the synthetic genome (default: %(default)s)")
@@ -38,10 +38,9 @@ def register(sub) -> None:
                    help="bases the naive reader reads (it is slow; 0: skip it, -1: all; "
                         "default: %(default)s)")
     q.add_argument("--seed", type=int, default=0)
-    q.set_defaults(handler=tokenize)
 
-    q = bn.add_parser("loader", help="training windows through a DataLoader: tokens/s per "
-                                      "worker")
+    q = verb(bn, "loader", "training windows through a DataLoader: tokens/s per worker", loader,
+             config=False, threads=False)
     q.add_argument("--data", help="prepared data directory (default: --fasta prepared, or a "
                                   "synthetic genome)")
     q.add_argument("--fasta")
@@ -53,11 +52,8 @@ def register(sub) -> None:
     q.add_argument("--consumer-tokens-per-second", type=float,
                    help="what training consumes (bench train), for the headroom")
     q.add_argument("--seed", type=int, default=0)
-    q.set_defaults(handler=loader)
 
-    q = bn.add_parser("train", help="whole training steps: tokens/s, model FLOPs and MFU")
-    add_config(q)
-    add_threads(q)
+    q = verb(bn, "train", "whole training steps: tokens/s, model FLOPs and MFU", train)
     q.add_argument("--preset", help="model size: the model section of config/presets/NAME.yaml "
                                     "(dit-small, caduceus-1k, tiny-dit, tiny-caduceus; default: "
                                     "the config's model section)")
@@ -71,21 +67,20 @@ def register(sub) -> None:
     q.add_argument("--compile", action="store_true", help="torch.compile the network")
     q.add_argument("--peak-tflops", type=float,
                    help="the device's peak (default: a table of GPUs; none for CPUs)")
-    q.set_defaults(handler=train)
 
-    q = bn.add_parser("all", help="every figure, each in its own process: <out>/<name>.json")
+    q = verb(bn, "all", "every figure, each in its own process: <out>/<name>.json", every,
+             config=False, threads=False)
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--device", default="cpu", help="cpu (tiny models) or cuda (dit-small, "
                                                    "Caduceus 1k)")
     q.add_argument("--fasta", help="genome for the tokenize and loader figures (default: "
                                    "synthetic)")
     q.add_argument("--tiny", action="store_true", help="tiny sizes: checks, not figures")
-    q.set_defaults(handler=every)
 
-    q = bn.add_parser("backbones", help="seconds per training step (forward + backward) of "
-                                         "each backbone at the config's width and depth")
-    add_config(q)
-    add_threads(q)
+    q = verb(bn, "backbones",
+             "seconds per training step (forward + backward) of each backbone at the config's "
+             "width and depth",
+             backbones)
     q.add_argument("--backbones", default="dit,mamba,caduceus,caduceus:mamba2",
                    help="comma-separated; name[:mixer] (default: %(default)s)")
     q.add_argument("--length", type=int, default=1024)
@@ -98,7 +93,6 @@ def register(sub) -> None:
     q.add_argument("--compare-scan", action="store_true",
                    help="GPU: also run mamba/caduceus with the pure-PyTorch scan and report "
                         "the largest logit difference to the mamba-ssm kernels")
-    q.set_defaults(handler=backbones)
 
 
 def _print(result) -> None:
@@ -106,6 +100,7 @@ def _print(result) -> None:
 
 
 def sampler(args) -> None:
+    """``dnadiff bench sampler``."""
     from dnadiff.perf.sampler import bench_sampler
 
     set_threads(args)
@@ -116,6 +111,7 @@ def sampler(args) -> None:
 
 
 def tokenize(args) -> None:
+    """``dnadiff bench tokenize``."""
     from dnadiff.perf.tokens import bench_tokenize
 
     baseline = None if args.baseline_megabases < 0 else args.baseline_megabases
@@ -124,6 +120,7 @@ def tokenize(args) -> None:
 
 
 def loader(args) -> None:
+    """``dnadiff bench loader``."""
     from dnadiff.perf.loader import bench_loader
 
     _print(bench_loader(args.data, args.fasta, args.window, args.batch, args.batches,
@@ -132,6 +129,7 @@ def loader(args) -> None:
 
 
 def train(args) -> None:
+    """``dnadiff bench train``."""
     from dnadiff.perf.train_step import bench_train_preset
 
     set_threads(args)
@@ -143,6 +141,7 @@ def train(args) -> None:
 
 
 def every(args) -> None:
+    """``dnadiff bench all``."""
     from dnadiff.perf.every import bench_all
 
     _print(bench_all(args.out, args.device, args.tiny, args.fasta,
@@ -150,6 +149,7 @@ def every(args) -> None:
 
 
 def backbones(args) -> None:
+    """``dnadiff bench backbones``."""
     from dnadiff.perf.backbones import bench_backbones, parse_backbone_specs
 
     set_threads(args)

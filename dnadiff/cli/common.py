@@ -13,11 +13,13 @@ from dnadiff.errors import DnadiffError
 
 
 def add_config(p) -> None:
+    """The ``--config`` and ``--config-json`` options."""
     p.add_argument("--config", help="YAML config file (validated; defaults filled)")
     p.add_argument("--config-json", help="JSON config (merged over --config)")
 
 
 def add_threads(p) -> None:
+    """The ``--threads`` option."""
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
 
 
@@ -26,11 +28,26 @@ def outputs(p, *dests: str) -> None:
     p.set_defaults(outputs=dests)
 
 
+def verb(sub, name: str, help: str, handler, *, config: bool = True, threads: bool = True,
+         out: tuple[str, ...] = ()):
+    """A verb's parser with its handler, the config (and thread) options unless told otherwise,
+    and the options naming its output files."""
+    p = sub.add_parser(name, help=help)
+    if config:
+        add_config(p)
+    if threads:
+        add_threads(p)
+    p.set_defaults(handler=handler, outputs=out)
+    return p
+
+
 def config(args) -> dict:
+    """The validated run config of ``args``."""
     return load_config(args.config, args.config_json)
 
 
 def set_threads(args) -> None:
+    """Apply ``--threads`` to PyTorch."""
     if getattr(args, "threads", None):
         import torch
 
@@ -38,6 +55,7 @@ def set_threads(args) -> None:
 
 
 def int_list(text: str, flag: str, minimum: int = 1) -> list[int]:
+    """``--flag 1,2,3`` as integers of at least ``minimum``, or a one-line error."""
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:

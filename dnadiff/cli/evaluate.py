@@ -5,46 +5,40 @@ from __future__ import annotations
 import json
 
 from dnadiff import io
-from dnadiff.cli.common import add_config, add_threads, config, outputs, set_threads, write_outputs
+from dnadiff.cli.common import config, set_threads, verb, write_outputs
 
 
 def register(sub) -> None:
+    """Add ``evaluate`` and its measures to the parser."""
     p = sub.add_parser("evaluate", help="score a model or its samples")
     ev = p.add_subparsers(dest="what", required=True)
-    q = ev.add_parser("likelihood", help="held-out NELBO in bits per token")
-    add_config(q)
-    add_threads(q)
+    q = verb(ev, "likelihood", "held-out NELBO in bits per token", likelihood,
+             out=("out_json", "out_tsv"))
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--data", required=True)
     q.add_argument("--split", default="test", choices=["train", "validation", "test"])
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
-    outputs(q, "out_json", "out_tsv")
-    q.set_defaults(handler=likelihood)
 
-    q = ev.add_parser("compare", help="MDLM vs AR held-out likelihood table")
+    q = verb(ev, "compare", "MDLM vs AR held-out likelihood table", compare, config=False,
+             threads=False, out=("out",))
     q.add_argument("--mdlm", required=True, help="likelihood.json of the MDLM run")
     q.add_argument("--ar", required=True, help="likelihood.json of the AR run")
     q.add_argument("--out", required=True, help="output TSV")
-    outputs(q, "out")
-    q.set_defaults(handler=compare)
 
-    q = ev.add_parser("samples", help="k-mer JS and GC content of generated sequences")
-    add_config(q)
+    q = verb(ev, "samples", "k-mer JS and GC content of generated sequences", samples,
+             threads=False, out=("out_json", "out_tsv", "plot_kmer", "plot_gc"))
     q.add_argument("--samples", required=True, help="samples FASTA")
     q.add_argument("--data", required=True)
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot-kmer", required=True)
     q.add_argument("--plot-gc", required=True)
-    outputs(q, "out_json", "out_tsv", "plot_kmer", "plot_gc")
-    q.set_defaults(handler=samples)
 
-    q = ev.add_parser("scores", help="generated sequences and baselines (i.i.d., Markov) scored "
-                                     "alike: k-mer JS, GC, CpG, homopolymers, discriminator "
-                                     "AUROC, memorization, Frechet distance")
-    add_config(q)
-    add_threads(q)
+    q = verb(ev, "scores",
+             "generated sequences and baselines (i.i.d., Markov) scored alike: k-mer JS, GC, CpG, "
+             "homopolymers, discriminator AUROC, memorization, Frechet distance",
+             scores, out=("out_json", "out_tsv", "plot"))
     q.add_argument("--samples", required=True, help="samples FASTA (one length)")
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--embedder", help="a classifier checkpoint trained on real data (Frechet "
@@ -52,23 +46,20 @@ def register(sub) -> None:
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot", help="k-mer JS plot of every set (PNG)")
-    outputs(q, "out_json", "out_tsv", "plot")
-    q.set_defaults(handler=scores)
 
-    q = ev.add_parser("text-samples", help="generative perplexity (under the run's AR model) and "
-                                           "unigram entropy of text samples and of real text")
-    add_config(q)
-    add_threads(q)
+    q = verb(ev, "text-samples",
+             "generative perplexity (under the run's AR model) and unigram entropy of text samples "
+             "and of real text",
+             text_samples, out=("out_json", "out_tsv"))
     q.add_argument("--samples", required=True, help="samples JSONL (dnadiff sample, text model)")
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--ar-checkpoint", required=True, help="the run's AR model")
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
-    outputs(q, "out_json", "out_tsv")
-    q.set_defaults(handler=text_samples)
 
 
 def likelihood(args) -> None:
+    """``dnadiff evaluate likelihood``."""
     from dnadiff.evaluation.likelihood import (
         LIKELIHOOD_COLUMNS,
         evaluate_likelihood,
@@ -83,12 +74,14 @@ def likelihood(args) -> None:
 
 
 def compare(args) -> None:
+    """``dnadiff evaluate compare``."""
     from dnadiff.evaluation.likelihood import compare_table
 
     io.write_tsv(args.out, compare_table(args.mdlm, args.ar))
 
 
 def samples(args) -> None:
+    """``dnadiff evaluate samples``."""
     from dnadiff.evaluation.dna_scores import evaluate_samples
     from dnadiff.evaluation.plots import plot_gc, plot_kmer_js
 
@@ -104,6 +97,7 @@ def samples(args) -> None:
 
 
 def scores(args) -> None:
+    """``dnadiff evaluate scores``."""
     from dnadiff.evaluation.dna_scores import score_generated, score_rows
 
     set_threads(args)
@@ -124,6 +118,7 @@ def scores(args) -> None:
 
 
 def text_samples(args) -> None:
+    """``dnadiff evaluate text-samples``."""
     from dnadiff.evaluation.text_scores import evaluate_text_samples
 
     set_threads(args)

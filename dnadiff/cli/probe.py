@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 
-from dnadiff.cli.common import add_config, add_threads, config, outputs, set_threads, write_outputs
+from dnadiff.cli.common import config, set_threads, verb, write_outputs
 
 
 def register(sub) -> None:
+    """Add ``probe`` and its analyses to the parser."""
     p = sub.add_parser("probe", help="the discreteness analyses of Jin et al. (DNA and text)")
     pb = p.add_subparsers(dest="what", required=True)
-    q = pb.add_parser("collapse", help="masked-position probe: prompt + masks, one forward pass")
-    add_config(q)
-    add_threads(q)
+    q = verb(pb, "collapse", "masked-position probe: prompt + masks, one forward pass", collapse,
+             out=("out_tsv", "out_curves", "out_json", "plot"))
     q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--prompts", help="JSONL of prompts (default: probe.prompts, else held-out "
@@ -21,23 +21,19 @@ def register(sub) -> None:
     q.add_argument("--out-curves", required=True, help="means per distance (TSV)")
     q.add_argument("--out-json", required=True, help="summary")
     q.add_argument("--plot", help="curves against distance (PNG)")
-    outputs(q, "out_tsv", "out_curves", "out_json", "plot")
-    q.set_defaults(handler=collapse)
 
-    q = pb.add_parser("trap", help="marginal trap: sample quality against tokens per step")
-    add_config(q)
-    add_threads(q)
+    q = verb(pb, "trap", "marginal trap: sample quality against tokens per step", trap,
+             out=("out_tsv", "out_json", "plot"))
     q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--ar-checkpoint", help="the run's AR model (text: generative perplexity)")
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--out-json", required=True)
     q.add_argument("--plot", help="quality against tokens per step (PNG)")
-    outputs(q, "out_tsv", "out_json", "plot")
-    q.set_defaults(handler=trap)
 
 
 def collapse(args) -> None:
+    """``dnadiff probe collapse``."""
     from dnadiff.config import probe_shape
     from dnadiff.evaluation.discreteness import run_collapse
     from dnadiff.evaluation.plots import plot_collapse
@@ -55,6 +51,7 @@ def collapse(args) -> None:
 
 
 def trap(args) -> None:
+    """``dnadiff probe trap``."""
     from dnadiff.evaluation.discreteness import run_marginal_trap
     from dnadiff.evaluation.plots import plot_marginal_trap
 

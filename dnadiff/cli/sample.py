@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from dnadiff.cli.common import add_config, add_threads, config, outputs, set_threads
+from dnadiff.cli.common import config, set_threads, verb
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sample", help="generate sequences to FASTA")
-    add_config(p)
-    add_threads(p)
+    """Add ``sample`` to the parser."""
+    p = verb(sub, "sample", "generate sequences to FASTA", sample, out=("out",))
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="output FASTA")
-    outputs(p, "out")
-    p.set_defaults(handler=sample)
 
 
 def sample(args) -> None:
+    """``dnadiff sample``."""
     from dnadiff.generation import write_samples
 
     set_threads(args)

@@ -5,23 +5,22 @@ from __future__ import annotations
 import json
 
 from dnadiff import io
-from dnadiff.cli.common import add_config, add_threads, config, outputs, set_threads
+from dnadiff.cli.common import config, set_threads, verb
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train an MDLM on prepared data")
-    add_config(p)
-    add_threads(p)
+    """Add ``train`` to the parser."""
+    p = verb(sub, "train", "train an MDLM on prepared data", train,
+             out=("checkpoint", "metrics", "plot"))
     p.add_argument("--data", required=True, help="prepared data directory")
     p.add_argument("--checkpoint", required=True, help="output checkpoint (.pt)")
     p.add_argument("--metrics", required=True, help="output metrics.csv")
     p.add_argument("--plot", help="output training-curve PNG")
     p.add_argument("--workdir", required=True, help="scratch directory for training state")
-    outputs(p, "checkpoint", "metrics", "plot")
-    p.set_defaults(handler=train)
 
 
 def train(args) -> None:
+    """``dnadiff train``."""
     from dnadiff.training import train as fit_prepared
 
     set_threads(args)

@@ -16,6 +16,7 @@ so training windows, evaluation tiles and every verb downstream work unchanged::
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import re
@@ -26,8 +27,9 @@ import numpy as np
 
 from dnadiff.data.fasta import open_binary
 from dnadiff.data.prepare import SPLITS, is_prepared
+from dnadiff.data.reference import download, is_url
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.io import atomic_path
+from dnadiff.io import atomic_open, atomic_path
 from dnadiff.tokenizers import TEXT_TOKENIZERS
 
 log = logging.getLogger(__name__)
@@ -174,11 +176,6 @@ def prepare_text(corpus, outdir, text_cfg: dict) -> dict:
 def fetch_text(source: str, out, cache_dir) -> dict:
     """Get a text corpus (a path or an http/https/ftp URL; UTF-8, plain or gzip) and write it
     to ``out`` as plain UTF-8 text, checked as ``prepare`` will read it."""
-    import hashlib
-
-    from dnadiff.data.reference import download, is_url
-    from dnadiff.io import atomic_open
-
     if is_url(source):
         cache = Path(cache_dir)
         cache.mkdir(parents=True, exist_ok=True)

@@ -4,16 +4,16 @@ Modality-agnostic: it sees token ids, a mask id and the ids that may be generate
 alphabet.
 """
 
+from dnadiff.diffusion.autoregressive import Autoregressive
+from dnadiff.diffusion.mdlm import MDLM
+from dnadiff.diffusion.schedule import build_schedule
+
 
 def build_objective(cfg: dict, tokenizer: dict):
     """The training objective named by ``cfg["objective"]`` (``mdlm`` or ``ar``).
 
     Both see only token ids: the mask id, the generable ids and the vocabulary size.
     """
-    from dnadiff.diffusion.autoregressive import Autoregressive
-    from dnadiff.diffusion.mdlm import MDLM
-    from dnadiff.diffusion.schedule import build_schedule
-
     vocab = len(tokenizer["tokens"])
     if cfg["objective"] == "mdlm":
         return MDLM(build_schedule(cfg["diffusion"]), tokenizer["mask_id"],

@@ -12,6 +12,9 @@ import torch
 
 
 class Autoregressive:
+    """The autoregressive baseline objective: next-token cross-entropy with the same backbone
+    made causal."""
+
     name = "ar"
     causal = True
     stochastic = False

@@ -15,6 +15,9 @@ import torch
 
 
 class Schedule:
+    """A masking schedule: ``alpha(t)``, the probability that a token is still unmasked at time
+    t."""
+
     name = "base"
 
     def __init__(self, eps: float = 1e-3):
@@ -69,6 +72,7 @@ SCHEDULES = {cls.name: cls for cls in (LogLinearSchedule, CosineSchedule)}
 
 
 def build_schedule(cfg: dict) -> Schedule:
+    """The schedule named by the ``diffusion`` config section."""
     try:
         return SCHEDULES[cfg["schedule"]](cfg["eps"])
     except KeyError:

@@ -17,6 +17,7 @@ DEFAULTS = defaults("model")
 
 
 def modulate(x, shift, scale):
+    """adaLN: ``x * (1 + scale) + shift``, per sequence."""
     return x * (1 + scale[:, None, :]) + shift[:, None, :]
 
 

@@ -19,6 +19,7 @@ from dnadiff.models.registry import dit_problem
 
 
 def rotary_tables(length: int, head_dim: int, device, base: float = 10_000.0):
+    """cos and sin tables of rotary position embeddings for ``length`` positions."""
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim))
     pos = torch.arange(length, device=device).float()
     freqs = torch.outer(pos, inv_freq)  # [L, head_dim/2]
@@ -33,6 +34,8 @@ def apply_rotary(x, cos, sin):
 
 
 class DiTBlock(nn.Module):
+    """Attention and MLP, each with adaLN-Zero modulation and a gated residual."""
+
     def __init__(self, dim, heads, mlp_ratio, cond_dim, dropout, causal=False):
         super().__init__()
         self.heads, self.causal, self.dropout = heads, causal, dropout
@@ -63,6 +66,9 @@ class DiTBlock(nn.Module):
 
 
 class DiT(Backbone):
+    """The DiT denoiser (see the module docstring); ``from_config`` builds it from a config's
+    model section."""
+
     def __init__(self, vocab_size, dim=DEFAULTS["dim"], layers=DEFAULTS["layers"],
                  heads=DEFAULTS["heads"], mlp_ratio=DEFAULTS["mlp_ratio"],
                  cond_dim=DEFAULTS["cond_dim"], dropout=DEFAULTS["dropout"],

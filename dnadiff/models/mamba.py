@@ -152,6 +152,8 @@ class BiMambaMixer(nn.Module):
 
 
 class MambaBlock(nn.Module):
+    """A bidirectional Mamba mixer with adaLN modulation and a gated residual."""
+
     def __init__(self, dim, cond_dim, dropout, **mixer_kw):
         super().__init__()
         self.dropout = dropout

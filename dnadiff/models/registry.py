@@ -30,6 +30,7 @@ def mixer_problem(width: int, mixer: str, expand: int, headdim: int) -> str | No
 
 
 def caduceus_problem(dim: int, causal: bool) -> str | None:
+    """Why a Caduceus of this shape cannot be built, or None."""
     if dim % 2:
         return (f"'model.dim' ({dim}) must be even for caduceus (it is split into two strands: "
                 "dim must be even)")

@@ -37,7 +37,7 @@ def mamba_ssm_status() -> tuple[bool, str]:
     On a CPU-only machine ``import mamba_ssm`` fails (its compiled CUDA extension is missing or
     cannot load): that is reported, not raised.
     """
-    try:
+    try:  # optional (CUDA hosts): imported only to see whether it works here
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined  # noqa: F401
     except Exception as exc:  # ImportError, OSError (missing libcuda), RuntimeError, ...
@@ -226,7 +226,7 @@ def selective_scan(x, dt, A, B, C, D=None, dt_bias=None, impl: str = "torch",
     ``softplus(dt + dt_bias)``, computed in float32 (as the mamba-ssm kernel does, which is given
     the raw ``dt`` in the input's dtype); without it ``dt`` is the (positive) step itself.
     """
-    if impl == "cuda":
+    if impl == "cuda":  # the optional mamba-ssm kernels, importable only on CUDA hosts
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
         # the kernel wants u, delta, B, C in one dtype (bf16 under autocast), A/D/bias in fp32

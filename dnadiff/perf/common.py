@@ -19,6 +19,7 @@ PRESET_DIR = Path(__file__).resolve().parents[2] / "config" / "presets"
 
 
 def presets() -> list[str]:
+    """The names of the model-size presets."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
@@ -32,6 +33,7 @@ def load_preset(name: str) -> dict:
 
 
 def machine_name(device: torch.device | None = None) -> str:
+    """The GPU's name on a GPU, else the CPU model."""
     if device is not None and device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
@@ -54,6 +56,7 @@ def peak_memory(device: torch.device | None = None) -> dict:
 
 
 def best_of(fn, reps: int) -> float:
+    """The shortest of ``reps`` timings of ``fn`` (seconds)."""
     best = math.inf
     for _ in range(reps):
         t0 = time.perf_counter()

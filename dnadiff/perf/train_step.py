@@ -10,7 +10,9 @@ import time
 
 import lightning as L
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
 from dnadiff import runtime
 from dnadiff.config import validate_config
@@ -34,9 +36,6 @@ def count_training_flops(objective, model, length: int, device) -> int:
     ``torch.utils.flop_counter`` with attention in its matmul form (matmuls, convolutions and
     attention; elementwise work such as the selective scan's recurrence is not counted, as in
     the usual MFU)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
     x = torch.zeros((1, length), dtype=torch.long, device=device)  # any tokens: same FLOPs
     keep = torch.ones_like(x, dtype=torch.bool)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:

@@ -257,6 +257,7 @@ def _coding_windows(rng, feats, genes, cds, contigs, lengths, length, cap, has_n
 
 
 def load_annotation(cfg: dict) -> BenchmarkTask:
+    """Promoter or coding windows cut from a genome and its annotation (``type: annotation``)."""
     fasta = Path(cfg["fasta"]).expanduser()
     ann = Path(cfg["annotation"]).expanduser()
     kind, length, seed = cfg["kind"], cfg["length"], cfg["seed"]

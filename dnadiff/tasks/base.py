@@ -43,6 +43,7 @@ STRICT_LUT = _strict_lut()
 
 @dataclass
 class LabeledSet:
+    """Token sequences with their integer labels."""
     seqs: list[np.ndarray]   # uint8 token ids, one array per sequence
     labels: np.ndarray       # int64 class index (into BenchmarkTask.classes)
     names: list[str]         # per-sequence provenance, e.g. "train.csv:17" or "chr01:1000-1200(-)"
@@ -53,6 +54,7 @@ class LabeledSet:
 
 @dataclass
 class BenchmarkTask:
+    """A labeled task: its train, validation and test sets, class names and where it came from."""
     name: str
     classes: list[str]
     train: LabeledSet
@@ -184,6 +186,7 @@ def encode(raw: bytes, path, where: str | None) -> np.ndarray:
 
 
 def reverse_complement(ids: np.ndarray) -> np.ndarray:
+    """The reverse complement of token ids."""
     return TOKENIZER.reverse_complement(ids).astype(np.uint8)
 
 
@@ -196,6 +199,7 @@ def class_order(labels) -> list[str]:
 
 
 def existing_dir(path) -> Path:
+    """``path`` as a folder that exists, or a one-line error."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InputFileError(path, "folder not found")
@@ -205,6 +209,7 @@ def existing_dir(path) -> Path:
 
 
 def int_field(path, line, name, value) -> int:
+    """A table field read as an integer, or a one-line error naming the line."""
     try:
         return int(value)
     except ValueError:
@@ -287,6 +292,7 @@ def split_rows(cfg: dict, rows: Rows) -> dict[str, Rows]:
 
 
 def split_note(cfg: dict) -> str:
+    """How the splits of a task were made, in words (for its summary)."""
     fr = "/".join(f"{f:g}" for f in cfg["split_fractions"])
     return (f"non-standard split (stratified {fr} train/validation/test by label, "
             f"seed {cfg['seed']})")

@@ -193,6 +193,7 @@ def _cut(ref: _Reference, reference: Path, rows: Rows, ivs: list[tuple]) -> None
 
 
 def load_coordinates(cfg: dict) -> BenchmarkTask:
+    """Genomic Benchmarks coordinates cut from a reference FASTA (``type: coordinates``)."""
     folder = existing_dir(cfg["path"])
     reference = Path(cfg["reference"]).expanduser()
     files = {s: _class_csvs(folder / s) for s in ("train", "test")}

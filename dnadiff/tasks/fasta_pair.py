@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dnadiff.data.fasta import _iter_fasta_raw
+from dnadiff.data.fasta import iter_fasta_raw
 from dnadiff.errors import InputFileError
 from dnadiff.tasks.base import BenchmarkTask, Rows, encode, finish, split_note, split_rows
 
@@ -16,7 +16,7 @@ from dnadiff.tasks.base import BenchmarkTask, Rows, encode, finish, split_note, 
 def _read_fasta_rows(path, label: str, rows: Rows) -> None:
     path = Path(path)
     n = 0
-    for name, seq, line in _iter_fasta_raw(path, allow_unnamed=True):
+    for name, seq, line in iter_fasta_raw(path, allow_unnamed=True):
         where = f"line {line} (record {name!r})"
         ids = encode(seq, path, where)
         rows.add(ids, label, f"{path.name}:{name or 'line' + str(line)}", path, where)
@@ -26,6 +26,7 @@ def _read_fasta_rows(path, label: str, rows: Rows) -> None:
 
 
 def load_fasta_pair(cfg: dict) -> BenchmarkTask:
+    """A positive and a negative FASTA, split here (``type: fasta_pair``)."""
     pos, neg = Path(cfg["positive"]).expanduser(), Path(cfg["negative"]).expanduser()
     rows = Rows(pos)
     _read_fasta_rows(neg, "negative", rows)

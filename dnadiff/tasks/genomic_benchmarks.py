@@ -43,6 +43,7 @@ def _read_seq_folder(split_dir: Path) -> tuple[Rows, list[str]]:
 
 
 def load_genomic_benchmarks(cfg: dict) -> BenchmarkTask:
+    """Genomic Benchmarks sequence folders or one TSV (``type: genomic_benchmarks``)."""
     path = Path(cfg["path"]).expanduser()
     if path.is_dir():
         train, classes = _read_seq_folder(path / "train")

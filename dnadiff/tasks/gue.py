@@ -13,6 +13,7 @@ HEADER = ("sequence", "label")
 
 
 def load_gue(cfg: dict) -> BenchmarkTask:
+    """A GUE task folder: train.csv, dev.csv, test.csv (``type: gue``)."""
     folder = existing_dir(cfg["path"])
     train = read_labeled_table(folder / "train.csv", ",", HEADER)
     dev_path = folder / "dev.csv"

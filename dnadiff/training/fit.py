@@ -69,6 +69,8 @@ class LineProgress(L.Callback):
 
 def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: bool | None = None
           ) -> dict:
+    """``dnadiff train``: the config's model trained on prepared data (random windows of the
+    train split, tiled validation windows); see :func:`fit`."""
     tc = cfg["train"]
     genome = PreparedGenome(data_dir)
     tokenizer = genome.index["tokenizer"]
