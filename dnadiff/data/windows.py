@@ -70,6 +70,10 @@ class PreparedGenome:
         return [(i, s["start"], s["end"]) for i, c in enumerate(self.contigs)
                 for s in c["segments"] if s["split"] == split]
 
+    def split_arrays(self, split: str) -> list[np.ndarray]:
+        """The (memory-mapped) token arrays of every segment of ``split``."""
+        return [self.tokens(ci)[a:b] for ci, a, b in self.segments(split)]
+
     def valid_starts(self, split: str, window: int) -> np.ndarray:
         """Rows (contig, lo, hi): window starts in [lo, hi) give N-free windows inside ``split``."""
         rows = []

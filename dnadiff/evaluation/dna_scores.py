@@ -6,8 +6,8 @@ against the same real DNA, with the same functions.
 - ``evaluate scores`` (:func:`score_generated`, :func:`score_rows`): the samples next to real,
   i.i.d. and Markov sets, each scored alike (k-mer JS, composition, discriminator AUROC,
   memorization and, with an embedder, Frechet distance);
-- ``probe trap`` (:func:`trap_scorer`): k-mer JS, GC and discriminator AUROC of the sets the
-  marginal trap samples.
+- ``probe trap`` (:func:`trap_scorer`): k-mer JS, GC, coding fraction, long open frames and
+  discriminator AUROC of the sets the marginal trap samples.
 
 The real DNA (:class:`HeldOut`): the *reference* spectrum is the whole held-out test split. The
 *floor* is a set of real held-out windows (validation split; as many and as long as the
@@ -24,6 +24,7 @@ import numpy as np
 from dnadiff.data.fasta import read_sequences
 from dnadiff.data.windows import PreparedGenome, RandomWindows
 from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.evaluation.annotated import class_windows
 from dnadiff.evaluation.baselines import fit_markov, iid_sample
 from dnadiff.evaluation.composition import (
     cpg_observed_expected,
@@ -32,6 +33,7 @@ from dnadiff.evaluation.composition import (
     homopolymer_stats,
     tandem_repeat_fraction,
 )
+from dnadiff.evaluation.genes import biology_scores, two_sample_distance
 from dnadiff.evaluation.kmers import kmer_spectra, spectrum_js
 from dnadiff.evaluation.memorization import memorization
 from dnadiff.evaluation.two_sample import discriminator_auroc, frechet_distance
@@ -43,7 +45,17 @@ SCORE_SETS_DOC = {
     "real_heldout": "real windows of the validation split (the floor: a perfect generator)",
     "iid": "i.i.d. bases with the training split's composition",
     "markov": "a k-th order Markov chain fitted on the training split",
+    "real_coding": "real test windows >= 90% inside annotated genes (CDS where annotated)",
+    "real_intergenic": "real test windows overlapping no annotated feature",
+    "real_promoter": "the real test windows that end where a gene starts (on its strand)",
 }
+
+#: the gene-level figures of a set (``genes.biology_scores``) that the table carries, and the
+#: distance of its longest-open-frame distribution to the real floor's
+BIOLOGY_COLUMNS = ("coding_fraction", "coding_fraction_se", "genes_per_kb", "gene_score_mean",
+                   "orf_open_mean", "orf_open_mean_se", "orf_open_ge300", "orf_open_ge300_se",
+                   "orf_open_ge600", "orf_open_ge600_se", "orf_atg_ge300", "orf_atg_ge300_se",
+                   "period3_excess", "period3_excess_se", "gc3", "gc3_se")
 
 
 # -- the samples and the real DNA -------------------------------------------------------------
@@ -62,11 +74,6 @@ def _check_bases(path, names, seqs) -> None:
             raise InputFileError(path, f"record {name!r} contains non-ACGT bases")
 
 
-def split_arrays(genome: PreparedGenome, split: str) -> list:
-    """The (memory-mapped) token arrays of every segment of ``split``."""
-    return [genome.tokens(ci)[a:b] for ci, a, b in genome.segments(split)]
-
-
 def real_windows(genome: PreparedGenome, split: str, length: int, n: int,
                  seed: int) -> list[np.ndarray]:
     """``n`` random windows (int64) of ``length`` from ``split``, drawn with ``seed``."""
@@ -80,7 +87,7 @@ class HeldOut:
 
     def __init__(self, genome: PreparedGenome, length: int, n: int, max_k: int, seed: int):
         self.genome, self.length, self.n, self.seed = genome, length, n, seed
-        self.reference = kmer_spectra(split_arrays(genome, "test"), max_k)
+        self.reference = kmer_spectra(genome.split_arrays("test"), max_k)
 
     @cached_property
     def floor(self) -> list[np.ndarray]:
@@ -112,7 +119,8 @@ def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int = 6) -> 
     ``reference_counts[k]``} for k = 1..max_k (k-mer counts as from ``kmer_counts``);
     ``gc_mean``/``gc_sd``: mean and SD (ddof 0) over sequences of the per-sequence GC fraction;
     ``cpg_oe``: pooled CpG observed/expected; ``tandem_repeat_frac``: fraction of bases in short
-    tandem repeats (``tandem_repeat_fraction``); plus every key of ``homopolymer_stats``.
+    tandem repeats (``tandem_repeat_fraction``); plus every key of ``homopolymer_stats``;
+    ``biology``: open frames, gene calls and codon structure (``genes.biology_scores``).
     """
     seqs = list(seqs)
     kmer_js = spectrum_js(seqs, {k: reference_counts[k] for k in range(1, max_k + 1)})
@@ -123,7 +131,8 @@ def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int = 6) -> 
             "gc_sd": float(gc.std()) if gc.size else float("nan"),
             "cpg_oe": cpg_observed_expected(seqs),
             "tandem_repeat_frac": tandem_repeat_fraction(seqs),
-            **homopolymer_stats(seqs)}
+            **homopolymer_stats(seqs),
+            "biology": biology_scores(seqs)}
 
 
 # -- evaluate samples -------------------------------------------------------------------------
@@ -161,7 +170,8 @@ def _chunks(seqs, length: int) -> list[np.ndarray]:
     return out
 
 
-def score_generated(samples_fa, data_dir, eval_cfg: dict, embedder=None) -> dict:
+def score_generated(samples_fa, data_dir, eval_cfg: dict, embedder=None,
+                    annotation=None) -> dict:
     """Score the samples and the baselines the same way.
 
     Every set has as many sequences as there are samples, of the samples' length. Figures:
@@ -171,7 +181,11 @@ def score_generated(samples_fa, data_dir, eval_cfg: dict, embedder=None) -> dict
     identity of each sequence to any training stretch, both strands, and the exact-copy rate);
     and, with an ``embedder`` (a classifier trained on real data and its metadata, as from
     ``dnadiff.checkpoint.load_classifier``), the Frechet distance between its embeddings of the
-    set and of real test windows, cut to the classifier's input length.
+    set and of real test windows, cut to the classifier's input length. Gene-level figures
+    (open frames, pyrodigal gene calls, codon periodicity) with the distance of each set's
+    longest-open-frame distribution to the real floor's; with an ``annotation`` (GFF3 or genes
+    TSV of the genome), real test windows per class (coding, intergenic, promoter) are scored
+    alike, as further reference rows.
     """
     names, gen = read_samples(samples_fa)
     _check_bases(samples_fa, names, gen)
@@ -182,7 +196,7 @@ def score_generated(samples_fa, data_dir, eval_cfg: dict, embedder=None) -> dict
     length, n, seed = lengths.pop(), len(gen), eval_cfg["seed"]
     genome = PreparedGenome(data_dir)
     held = HeldOut(genome, length, n, eval_cfg["kmer_max_k"], seed)
-    train = split_arrays(genome, "train")
+    train = genome.split_arrays("train")
     order = eval_cfg["markov_order"]
     chain = fit_markov(train, order)
     sets = {
@@ -191,6 +205,11 @@ def score_generated(samples_fa, data_dir, eval_cfg: dict, embedder=None) -> dict
         "iid": iid_sample(genome.composition("train"), n, length, seed),
         f"markov{order}": chain.sample(n, length, seed),
     }
+    if annotation is not None:
+        for cls, windows in class_windows(genome, annotation, "test", length, n,
+                                          seed + 2).items():
+            if windows:
+                sets[f"real_{cls}"] = windows
     emb_real = None
     if embedder is not None:
         model, meta = embedder
@@ -206,6 +225,7 @@ def score_generated(samples_fa, data_dir, eval_cfg: dict, embedder=None) -> dict
         res = score_set(seqs, held.reference, eval_cfg["kmer_max_k"])
         res["kmer_js"] = {int(k): float(v) for k, v in res["kmer_js"].items()}
         res["discriminator"] = held.discriminator(seqs, eval_cfg["discriminator_k"])
+        res["orf_vs_real"] = two_sample_distance(seqs, held.floor)
         mem = memorization(seqs, train, seed_k=eval_cfg["memorization_seed_k"])
         res["memorization"] = {k: v for k, v in mem.items() if not k.startswith("per_sample")}
         res["memorization"]["max_identity"] = float(max(mem["per_sample_identity"]))
@@ -220,7 +240,7 @@ def score_rows(res: dict) -> list[dict]:
     """One table row per scored set of :func:`score_generated`."""
     rows = []
     for name, r in res["sets"].items():
-        row = {"set": name, "n": res["num_samples"], "length": res["length"]}
+        row = {"set": name, "n": r["biology"]["n_seqs"], "length": res["length"]}
         row.update({f"js_k{k}": v for k, v in sorted(r["kmer_js"].items())})
         row.update({k: r[k] for k in ("gc_mean", "gc_sd", "cpg_oe", "tandem_repeat_frac")
                     if k in r})
@@ -235,6 +255,9 @@ def score_rows(res: dict) -> list[dict]:
         row["frac_identity_ge_0.9"] = m["frac_identity_ge_0.9"]
         row["frac_no_seed_hit"] = m.get("frac_no_seed_hit", float("nan"))
         row["frechet_distance"] = r.get("frechet_distance", float("nan"))
+        row.update({k: r["biology"][k] for k in BIOLOGY_COLUMNS})
+        row["orf_ks_vs_real"] = r["orf_vs_real"]["ks_statistic"]
+        row["orf_wasserstein_vs_real_bp"] = r["orf_vs_real"]["wasserstein_bp"]
         rows.append(row)
     return rows
 
@@ -242,9 +265,10 @@ def score_rows(res: dict) -> list[dict]:
 # -- the marginal trap ------------------------------------------------------------------------
 def trap_scorer(data_dir, eval_cfg: dict, length: int, n: int):
     """``(score, floor)`` for the marginal trap of a DNA model: ``score(seqs)`` gives k-mer JS
-    (``js_k{k}`` for k = 1..kmer_max_k and their mean ``js_mean``), ``gc_mean`` and, for 4 or
-    more sequences, ``discriminator_auroc`` and ``discriminator_auroc_sd``; ``floor``: the real
-    held-out windows of its reference row."""
+    (``js_k{k}`` for k = 1..kmer_max_k and their mean ``js_mean``), ``gc_mean``, the
+    gene-finder coding fraction and the share of sequences with an open frame of 600 bp or more
+    (with standard errors) and, for 4 or more sequences, ``discriminator_auroc`` and
+    ``discriminator_auroc_sd``; ``floor``: the real held-out windows of its reference row."""
     held = HeldOut(PreparedGenome(data_dir), length, n, eval_cfg["kmer_max_k"], eval_cfg["seed"])
 
     def score(seqs) -> dict:
@@ -253,6 +277,9 @@ def trap_scorer(data_dir, eval_cfg: dict, length: int, n: int):
         out = {f"js_k{k}": v for k, v in js.items()}
         out["js_mean"] = float(np.mean(list(js.values())))
         out["gc_mean"] = float(np.mean([gc_content(s) for s in seqs]))
+        bio = biology_scores(seqs)
+        out.update({k: bio[k] for k in ("coding_fraction", "coding_fraction_se",
+                                        "orf_open_ge600", "orf_open_ge600_se")})
         d = held.discriminator(seqs, eval_cfg["discriminator_k"])
         if d is not None:
             out["discriminator_auroc"] = d["auroc_mean"]

@@ -19,6 +19,7 @@ import torch
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.windows import PreparedGenome, TiledWindows
+from dnadiff.evaluation.baselines import markov_heldout_bits
 from dnadiff.evaluation.composition import entropy_bits
 
 LN2 = math.log(2.0)
@@ -88,7 +89,8 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
 
 def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test") -> dict:
     """Held-out bits per token of ``checkpoint`` on ``split`` (tiled windows), with its
-    discrete-T estimates and the order-0 / training-composition reference entropies."""
+    discrete-T estimates, the order-0 / training-composition reference entropies and, for DNA,
+    the held-out bits of k-th order Markov chains (``evaluate.markov_likelihood_orders``)."""
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=eval_cfg["rc_conjoin"])
     device = runtime.device()
@@ -116,6 +118,12 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
         "train_composition_cross_entropy_bits": cross_entropy_bits(counts, train_counts + 1),
         "uniform_bits": math.log2(len(gen)),
     })
+    if genome.modality == "dna" and eval_cfg["markov_likelihood_orders"]:
+        res["markov_baselines"] = markov_heldout_bits(
+            genome.split_arrays("train"), genome.split_arrays(split),
+            sorted(set(eval_cfg["markov_likelihood_orders"])), complement=tok.get("complement"))
+        best = min(res["markov_baselines"], key=lambda r: r["bits_per_token"])
+        res["best_markov_order"], res["best_markov_bits"] = best["order"], best["bits_per_token"]
     chars = genome.index.get("characters", {}).get(split)
     if chars:
         # tokenizer-independent: the whole split's bits over its characters
@@ -133,8 +141,8 @@ LIKELIHOOD_COLUMNS = ["objective", "estimate", "split", "bits_per_token", "bits_
 
 def likelihood_rows(res: dict) -> list[dict]:
     """The table of a likelihood result: one row for the main estimate, one per discrete-T
-    estimate."""
-    rows = [dict(res)]
+    estimate, one per Markov baseline."""
+    rows = [{k: v for k, v in res.items() if k != "markov_baselines"}]
     for d in res.get("discrete", []):
         rows.append(dict(res, estimate=f"NELBO, discrete T={d['T']}",
                          bits_per_token=d["bits_per_token"],
@@ -142,6 +150,11 @@ def likelihood_rows(res: dict) -> list[dict]:
                          perplexity=2 ** d["bits_per_token"]))
         if "chars_per_token" in res:
             rows[-1]["bits_per_character"] = d["bits_per_token"] / res["chars_per_token"]
+    for m in res.get("markov_baselines", []):
+        rows.append({"objective": f"markov{m['order']}",
+                     "estimate": f"order-{m['order']} Markov chain (train split, both strands)",
+                     "split": res["split"], "bits_per_token": m["bits_per_token"],
+                     "perplexity": 2 ** m["bits_per_token"], "tokens_scored": m["tokens_scored"]})
     return rows
 
 

@@ -125,8 +125,10 @@ def plot_oracle_agreement(rows: list[dict], classes: list[str], out) -> None:
 
 
 def plot_sample_scores(sets: dict, out) -> None:
-    """k-mer JS per k for each scored set (MDLM, baselines, real floor), log scale."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    """Left: k-mer JS per k for each scored set (samples, baselines, real floor), log scale.
+    Right: the gene-level figures of each set (gene-finder coding fraction, share with an open
+    frame >= 600 bp, x 100 the codon periodicity in bits) with standard errors."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, res in sets.items():
         ks = sorted(res["kmer_js"])
         ax.plot(ks, [res["kmer_js"][k] for k in ks], "o-", label=name)
@@ -135,6 +137,19 @@ def plot_sample_scores(sets: dict, out) -> None:
     ax.set_ylabel("JS divergence to held-out k-mer spectrum (bits)")
     ax.legend(fontsize=8)
     ax.set_title("Generated sequences vs baselines")
+    measures = (("coding_fraction", "coding fraction", 1.0),
+                ("orf_open_ge600", "open frame >= 600 bp", 1.0),
+                ("period3_excess", "period-3 MI x 100 (bits)", 100.0))
+    names = list(sets)
+    width = 0.8 / len(measures)
+    for j, (key, label, scale) in enumerate(measures):
+        vals = [scale * sets[n]["biology"][key] for n in names]
+        errs = [scale * sets[n]["biology"][f"{key}_se"] for n in names]
+        bx.bar(np.arange(len(names)) + (j - 1) * width, vals, width, yerr=errs, capsize=2,
+               label=label)
+    bx.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
+    bx.set_title("Genes: coding fraction, long open frames, codon periodicity")
+    bx.legend(fontsize=8)
     _save(fig, out)
 
 

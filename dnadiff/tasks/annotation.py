@@ -34,7 +34,7 @@ _NOT_FEATURES = {"region", "chromosome", "source", "contig", "supercontig", "dat
 
 
 @dataclass
-class _Feature:
+class Feature:
     contig: str
     ftype: str
     start: int      # 0-based
@@ -44,9 +44,11 @@ class _Feature:
     line: int
 
 
-def _read_features(path: Path, lengths: dict[str, int], fasta: Path) -> list[_Feature]:
-    """GFF3 or genes TSV (detected from the first non-blank line) -> features."""
-    feats: list[_Feature] = []
+def read_features(path: Path, lengths: dict[str, int], fasta: Path,
+                  allow_empty: bool = False) -> list[Feature]:
+    """GFF3 or genes TSV (detected from the first non-blank line) -> features; a file without
+    any is an error unless ``allow_empty`` (a FASTA-only reference's empty GFF3)."""
+    feats: list[Feature] = []
     fmt = None
     cols: dict[str, int] = {}
     try:
@@ -108,23 +110,23 @@ def _read_features(path: Path, lengths: dict[str, int], fasta: Path) -> list[_Fe
                 if end > lengths[contig]:
                     raise InputFileError(path, f"line {line_no}: end {end} is past the end of "
                                                f"{contig} (length {lengths[contig]})")
-                feats.append(_Feature(contig, ftype, start - 1, end, strand, key, line_no))
+                feats.append(Feature(contig, ftype, start - 1, end, strand, key, line_no))
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise InputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
     if fmt is None:
         raise InputFileError(path, "is empty: no GFF3 or genes TSV lines")
-    if not feats:
+    if not feats and not allow_empty:
         raise InputFileError(path, "has no features")
     return feats
 
 
-def _group(feats: list[_Feature]) -> list[_Feature]:
+def _group(feats: list[Feature]) -> list[Feature]:
     """Merge the parts of each feature (same key and contig) into one span."""
-    out: dict[tuple[str, str], _Feature] = {}
+    out: dict[tuple[str, str], Feature] = {}
     for f in feats:
         g = out.get((f.key, f.contig))
         if g is None:
-            out[(f.key, f.contig)] = _Feature(f.contig, f.ftype, f.start, f.end, f.strand,
+            out[(f.key, f.contig)] = Feature(f.contig, f.ftype, f.start, f.end, f.strand,
                                               f.key, f.line)
         else:
             g.start, g.end = min(g.start, f.start), max(g.end, f.end)
@@ -263,7 +265,7 @@ def load_annotation(cfg: dict) -> BenchmarkTask:
     kind, length, seed = cfg["kind"], cfg["length"], cfg["seed"]
     genome = {name: ids for name, _, ids in read_sequences(fasta)}
     lengths = {k: len(v) for k, v in genome.items()}
-    feats = _read_features(ann, lengths, fasta)
+    feats = read_features(ann, lengths, fasta)
     split_contigs = _split_contigs(cfg, lengths, fasta)
 
     genes = _group([f for f in feats if f.ftype == "gene"])

@@ -119,6 +119,7 @@ rule score_samples:
         samples="results/{run}/samples.fa",
         data="results/{run}/data",
         embedder=embedder,
+        annotation=GENOME_GFF,
     output:
         json="results/{run}/sample_scores.json",
         tsv=report(
@@ -147,5 +148,6 @@ rule score_samples:
     shell:
         "dnadiff evaluate scores --config-json {params.cfg:q} --threads {threads}"
         " --samples {input.samples:q} --data {input.data:q} {params.embedder}"
+        " --annotation {input.annotation:q}"
         " --out-json {output.json:q} --out-tsv {output.tsv:q} --plot {output.plot:q}"
         " > {log:q} 2>&1"
