@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import random_dna, write_fasta
 from test_genes import coding_sequence, rc
 
 from dnadiff.data.prepare import prepare_genome
@@ -16,6 +15,8 @@ from dnadiff.data.windows import PreparedGenome
 from dnadiff.evaluation.annotated import class_windows
 from dnadiff.evaluation.dna_scores import BIOLOGY_COLUMNS, score_generated, score_rows
 from dnadiff.tokenizers import DNATokenizer
+
+from conftest import random_dna, write_fasta
 
 TOK = DNATokenizer()
 
