@@ -50,8 +50,7 @@ SCORE_SETS_DOC = {
     "real_promoter": "the real test windows that end where a gene starts (on its strand)",
 }
 
-#: the gene-level figures of a set (``genes.biology_scores``) that the table carries, and the
-#: distance of its longest-open-frame distribution to the real floor's
+#: the gene-level columns of every set (``genes.biology_scores``)
 BIOLOGY_COLUMNS = ("coding_fraction", "coding_fraction_se", "genes_per_kb", "gene_score_mean",
                    "orf_open_mean", "orf_open_mean_se", "orf_open_ge300", "orf_open_ge300_se",
                    "orf_open_ge600", "orf_open_ge600_se", "orf_atg_ge300", "orf_atg_ge300_se",
@@ -112,27 +111,37 @@ class HeldOut:
         return discriminator_auroc(self.real_test, seqs, k, min(5, n), self.seed)
 
 
-def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int = 6) -> dict:
-    """Scores of one set of sequences.
-
-    ``kmer_js``: {k: Jensen-Shannon divergence in bits of the set's k-mer spectrum to
-    ``reference_counts[k]``} for k = 1..max_k (k-mer counts as from ``kmer_counts``);
-    ``gc_mean``/``gc_sd``: mean and SD (ddof 0) over sequences of the per-sequence GC fraction;
-    ``cpg_oe``: pooled CpG observed/expected; ``tandem_repeat_frac``: fraction of bases in short
-    tandem repeats (``tandem_repeat_fraction``); plus every key of ``homopolymer_stats``;
-    ``biology``: open frames, gene calls and codon structure (``genes.biology_scores``).
-    """
-    seqs = list(seqs)
-    kmer_js = spectrum_js(seqs, {k: reference_counts[k] for k in range(1, max_k + 1)})
+def composition(seqs) -> dict:
+    """``gc_mean``/``gc_sd``: mean and SD (ddof 0) over sequences of the per-sequence GC
+    fraction; ``cpg_oe``: pooled CpG observed/expected; ``tandem_repeat_frac``: fraction of
+    bases in short tandem repeats; plus every key of ``homopolymer_stats``."""
     gc = np.array([gc_content(s) for s in seqs], dtype=np.float64)
     gc = gc[~np.isnan(gc)]
-    return {"kmer_js": kmer_js,
-            "gc_mean": float(gc.mean()) if gc.size else float("nan"),
+    return {"gc_mean": float(gc.mean()) if gc.size else float("nan"),
             "gc_sd": float(gc.std()) if gc.size else float("nan"),
             "cpg_oe": cpg_observed_expected(seqs),
             "tandem_repeat_frac": tandem_repeat_fraction(seqs),
-            **homopolymer_stats(seqs),
-            "biology": biology_scores(seqs)}
+            **homopolymer_stats(seqs)}
+
+
+#: the measures of one set of sequences, one line each: ``fn(seqs) -> {column: value}``. Every
+#: column goes into the set's JSON entry, its row of the sample table and the report; a new
+#: measure is a function in the evaluation module of its kind and a line here.
+SET_MEASURES = {
+    "composition": composition,
+    "genes": biology_scores,  # open frames, gene calls, codon structure (with errors)
+}
+
+
+def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int = 6) -> dict:
+    """Scores of one set of sequences: ``kmer_js`` ({k: Jensen-Shannon divergence in bits of
+    the set's k-mer spectrum to ``reference_counts[k]``} for k = 1..max_k, counts as from
+    ``kmer_counts``) and every column of every measure of :data:`SET_MEASURES`."""
+    seqs = list(seqs)
+    out = {"kmer_js": spectrum_js(seqs, {k: reference_counts[k] for k in range(1, max_k + 1)})}
+    for measure in SET_MEASURES.values():
+        out.update(measure(seqs))
+    return out
 
 
 # -- evaluate samples -------------------------------------------------------------------------
@@ -240,11 +249,9 @@ def score_rows(res: dict) -> list[dict]:
     """One table row per scored set of :func:`score_generated`."""
     rows = []
     for name, r in res["sets"].items():
-        row = {"set": name, "n": r["biology"]["n_seqs"], "length": res["length"]}
+        row = {"set": name, "n": r.get("n_seqs", res["num_samples"]), "length": res["length"]}
         row.update({f"js_k{k}": v for k, v in sorted(r["kmer_js"].items())})
-        row.update({k: r[k] for k in ("gc_mean", "gc_sd", "cpg_oe", "tandem_repeat_frac")
-                    if k in r})
-        row.update({k: v for k, v in r.items() if k.startswith("runs_ge") or k == "longest"})
+        row.update({k: v for k, v in r.items() if not isinstance(v, dict) and k != "n_seqs"})
         d = r.get("discriminator")
         row["discriminator_auroc"] = d["auroc_mean"] if d else float("nan")
         row["discriminator_auroc_sd"] = d["auroc_sd"] if d else float("nan")
@@ -255,7 +262,6 @@ def score_rows(res: dict) -> list[dict]:
         row["frac_identity_ge_0.9"] = m["frac_identity_ge_0.9"]
         row["frac_no_seed_hit"] = m.get("frac_no_seed_hit", float("nan"))
         row["frechet_distance"] = r.get("frechet_distance", float("nan"))
-        row.update({k: r["biology"][k] for k in BIOLOGY_COLUMNS})
         row["orf_ks_vs_real"] = r["orf_vs_real"]["ks_statistic"]
         row["orf_wasserstein_vs_real_bp"] = r["orf_vs_real"]["wasserstein_bp"]
         rows.append(row)

@@ -143,8 +143,8 @@ def plot_sample_scores(sets: dict, out) -> None:
     names = list(sets)
     width = 0.8 / len(measures)
     for j, (key, label, scale) in enumerate(measures):
-        vals = [scale * sets[n]["biology"][key] for n in names]
-        errs = [scale * sets[n]["biology"][f"{key}_se"] for n in names]
+        vals = [scale * sets[n][key] for n in names]
+        errs = [scale * sets[n][f"{key}_se"] for n in names]
         bx.bar(np.arange(len(names)) + (j - 1) * width, vals, width, yerr=errs, capsize=2,
                label=label)
     bx.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
