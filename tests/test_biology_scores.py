@@ -11,7 +11,7 @@ import pytest
 from test_genes import coding_sequence, rc
 
 from dnadiff.data.prepare import prepare_genome
-from dnadiff.data.windows import PreparedGenome
+from dnadiff.data.prepared import PreparedData
 from dnadiff.evaluation.annotated import class_windows
 from dnadiff.evaluation.dna_scores import BIOLOGY_COLUMNS, score_generated, score_rows
 from dnadiff.tokenizers import DNATokenizer
@@ -47,7 +47,7 @@ def annotated(tmp_path_factory):
 
 
 def test_class_windows_are_what_the_annotation_says(annotated):
-    genome = PreparedGenome(annotated["data"])
+    genome = PreparedData(annotated["data"])
     t = annotated["t"]
     wins = class_windows(genome, annotated["gff"], "test", 500, 40, seed=0)
     assert len(wins["coding"]) == 40 and len(wins["intergenic"]) == 40
@@ -68,7 +68,7 @@ def test_class_windows_are_what_the_annotation_says(annotated):
 def test_an_annotation_without_features_gives_no_classes(annotated, tmp_path):
     empty = tmp_path / "empty.gff3"
     empty.write_text("##gff-version 3\n")
-    assert class_windows(PreparedGenome(annotated["data"]), empty, "test", 500, 4, 0) == {}
+    assert class_windows(PreparedData(annotated["data"]), empty, "test", 500, 4, 0) == {}
 
 
 def test_sample_table_carries_genes_and_the_annotated_reference_rows(annotated):

@@ -11,7 +11,8 @@ import torch
 
 from dnadiff.data.fasta import read_sequences, sniff_format
 from dnadiff.data.prepare import n_runs, prepare_genome, read_bed_splits
-from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
+from dnadiff.data.prepared import PreparedData
+from dnadiff.data.windows import RandomWindows, TiledWindows
 from dnadiff.errors import DnadiffError, InputFileError
 
 from conftest import random_dna, write_fasta
@@ -288,19 +289,19 @@ def test_bad_bed_lines(tmp_path, genome_fa, line, needle):
     assert list(tmp_path.glob(".prep.tmp-*")) == []
 
 
-# -- PreparedGenome ---------------------------------------------------------------------------
+# -- PreparedData ---------------------------------------------------------------------------
 
 def test_prepared_genome_not_a_directory(tmp_path):
     with pytest.raises(InputFileError, match="no index.json"):
-        PreparedGenome(tmp_path)
+        PreparedData(tmp_path)
     (tmp_path / "index.json").write_text("{broken")
     with pytest.raises(InputFileError, match="corrupt JSON"):
-        PreparedGenome(tmp_path)
+        PreparedData(tmp_path)
 
 
 def test_valid_starts(prepared):
     out, _ = prepared
-    g = PreparedGenome(out)
+    g = PreparedData(out)
     assert g.segments("train") == [(0, 0, 200)]
     assert g.valid_starts("train", 16).tolist() == [[0, 0, 35], [0, 60, 105], [0, 131, 185]]
     # window 60: [60, 120) gives exactly one start, [131, 200) (69 bases) gives ten
@@ -314,7 +315,7 @@ def test_valid_starts_with_bed_segments(tmp_path, genome_fa):
     bed = tmp_path / "s.bed"
     bed.write_text(BED)
     prepare_genome(genome_fa, tmp_path / "prep", split_bed=bed)
-    g = PreparedGenome(tmp_path / "prep")
+    g = PreparedData(tmp_path / "prep")
     # train segments of chrA: [0,20) [40,100) [150,200); N runs at 50..60, 120..125, 130..131
     assert g.valid_starts("train", 16).tolist() == [
         [0, 0, 5], [0, 60, 85], [0, 150, 185], [1, 10, 85], [2, 5, 60]]
@@ -331,7 +332,7 @@ def window_starts(ds):
 
 def test_random_windows_never_contain_n_and_cover_all_starts(prepared, tok):
     out, _ = prepared
-    g = PreparedGenome(out)
+    g = PreparedData(out)
     ds = RandomWindows(g, "train", 16, 4000, seed=3)
     assert len(ds) == 4000 and ds.n_positions == 35 + 45 + 54
     valid = set(range(0, 35)) | set(range(60, 105)) | set(range(131, 185))
@@ -353,9 +354,9 @@ def test_random_windows_never_contain_n_and_cover_all_starts(prepared, tok):
 
 def test_random_windows_deterministic(prepared):
     out, _ = prepared
-    g = PreparedGenome(out)
+    g = PreparedData(out)
     a = RandomWindows(g, "train", 16, 50, seed=1)
-    b = RandomWindows(PreparedGenome(out), "train", 16, 50, seed=1)
+    b = RandomWindows(PreparedData(out), "train", 16, 50, seed=1)
     c = RandomWindows(g, "train", 16, 50, seed=2)
     assert window_starts(a) == window_starts(b)
     assert window_starts(a) != window_starts(c)
@@ -367,7 +368,7 @@ def test_random_windows_deterministic(prepared):
 
 def test_random_windows_reverse_complement(prepared, tok):
     out, _ = prepared
-    g = PreparedGenome(out)
+    g = PreparedData(out)
     fwd = RandomWindows(g, "train", 16, 200, seed=4)
     rc = RandomWindows(g, "train", 16, 200, seed=4, complement=tok.complement, rc_prob=1.0)
     never = RandomWindows(g, "train", 16, 200, seed=4, complement=tok.complement, rc_prob=0.0)
@@ -385,13 +386,13 @@ def test_random_windows_reverse_complement(prepared, tok):
 def test_random_windows_no_valid_window(prepared):
     out, _ = prepared
     with pytest.raises(DnadiffError, match="no window of 100 bases without N"):
-        RandomWindows(PreparedGenome(out), "train", 100, 10)
+        RandomWindows(PreparedData(out), "train", 100, 10)
 
 
 @pytest.mark.parametrize("window", [16, 24, 80, 100])
 def test_tiled_windows_cover_split_once(prepared, tok, window):
     out, _ = prepared
-    g = PreparedGenome(out)
+    g = PreparedData(out)
     ds = TiledWindows(g, "test", window)
     n_tiles = -(-80 // window)
     assert len(ds) == n_tiles
@@ -418,7 +419,7 @@ def test_tiled_windows_multi_segment_and_max_windows(tmp_path, genome_fa):
     bed = tmp_path / "s.bed"
     bed.write_text(BED)
     prepare_genome(genome_fa, tmp_path / "prep", split_bed=bed)
-    g = PreparedGenome(tmp_path / "prep")
+    g = PreparedData(tmp_path / "prep")
     ds = TiledWindows(g, "test", 16)
     # chrA [100,150) -> 100,116,132,148(2 bases); chrB [0,10) -> one padded tile
     assert ds.tiles == [(0, 100, 116), (0, 116, 132), (0, 132, 148), (0, 148, 150), (1, 0, 10)]
@@ -430,7 +431,7 @@ def test_tiled_windows_multi_segment_and_max_windows(tmp_path, genome_fa):
 def test_tiled_windows_empty_split(prepared, tmp_path, genome_fa):
     prepare_genome(genome_fa, tmp_path / "p2", [], [])
     with pytest.raises(DnadiffError, match="split is empty"):
-        TiledWindows(PreparedGenome(tmp_path / "p2"), "test", 16)
+        TiledWindows(PreparedData(tmp_path / "p2"), "test", 16)
 
 
 # -- real data --------------------------------------------------------------------------------
@@ -452,7 +453,7 @@ def test_prepare_lambda_phage_with_bed(shared_data, tmp_path):
     assert index["composition"]["test"] == hand_composition(seq[:5000])
     total = {b: sum(index["composition"][s][b] for s in index["composition"]) for b in "ACGTN"}
     assert total == {"A": 12334, "C": 11362, "G": 12820, "T": 11986, "N": 0}
-    g = PreparedGenome(tmp_path / "prep")
+    g = PreparedData(tmp_path / "prep")
     ds = RandomWindows(g, "train", 1024, 8, seed=0)
     for i in range(8):
         _, start, _ = ds.locate(i)

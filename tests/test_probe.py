@@ -10,8 +10,8 @@ import torch
 from dnadiff.checkpoint import save_checkpoint
 from dnadiff.config import probe_shape, validate_config
 from dnadiff.data.prepare import prepare_genome
+from dnadiff.data.prepared import PreparedData
 from dnadiff.data.text import prepare_text
-from dnadiff.data.windows import PreparedGenome
 from dnadiff.diffusion import build_objective
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.evaluation.composition import entropy_bits
@@ -210,7 +210,7 @@ def dna_run(tmp_path_factory):
 
 def test_heldout_prompts_are_test_split_prefixes(dna_run):
     tmp, _ = dna_run
-    data = PreparedGenome(tmp / "data")
+    data = PreparedData(tmp / "data")
     got = heldout_prompts(tmp / "data", 5, 12, seed=0)
     assert len(got) == 5
     for pid, ids in got:
@@ -228,7 +228,7 @@ def test_run_collapse_on_a_dna_checkpoint(dna_run):
     s = res["summary"]
     assert s["modality"] == "dna" and s["prompts"] == 5 and s["masks"] == 16
     assert set(s["at_distance"]) == {"1"}  # 32 and 128 are beyond 16 masks
-    c = np.array(list(PreparedGenome(tmp / "data").token_counts("train")[:4]), float)
+    c = np.array(list(PreparedData(tmp / "data").token_counts("train")[:4]), float)
     c /= c.sum()
     assert s["train_unigram_entropy_bits"] == pytest.approx(-(c * np.log2(c)).sum())
     for r in res["rows"]:

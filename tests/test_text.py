@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from dnadiff.config import validate_config
+from dnadiff.data.prepared import PreparedData
 from dnadiff.data.text import assign_splits, fetch_text, prepare_text, read_corpus, split_documents
-from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
+from dnadiff.data.windows import RandomWindows, TiledWindows
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.tokenizers import BPETokenizer, CharTokenizer, DNATokenizer, tokenizer_from_dict
 
@@ -138,7 +139,7 @@ def test_prepare_text_packs_documents_with_eos(tmp_path, kind):
     tok = tokenizer_from_dict(index["tokenizer"])
     docs = split_documents(CORPUS * 4, "blank_line")
     by_split = assign_splits(docs, 0.1, 0.1)
-    data = PreparedGenome(tmp_path / "data")
+    data = PreparedData(tmp_path / "data")
     assert data.modality == "text" and data.n_id is None
     for i, split in enumerate(("train", "validation", "test")):
         ids = data.tokens(i)
@@ -159,7 +160,7 @@ def test_text_windows_score_every_token(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text(CORPUS * 4)
     prepare_text(corpus, tmp_path / "data", text_cfg(tokenizer="char"))
-    data = PreparedGenome(tmp_path / "data")
+    data = PreparedData(tmp_path / "data")
     tiles = TiledWindows(data, "test", 16)
     n_test = data.index["split_sizes"]["test"]
     assert sum(int(tiles[i]["loss_mask"].sum()) for i in range(len(tiles))) == n_test
@@ -214,7 +215,7 @@ def test_shared_core_trains_on_text(tmp_path):
     prepare_text(corpus, tmp_path / "data", cfg["text"])
     metrics = train(cfg, tmp_path / "data", tmp_path / "m.pt", tmp_path / "m.csv",
                     tmp_path / "wd", progress=False)
-    data = PreparedGenome(tmp_path / "data")
+    data = PreparedData(tmp_path / "data")
     gen = data.index["tokenizer"]["generable_ids"]
     c = data.token_counts("validation")[gen].astype(float)
     c = c[c > 0] / c.sum()

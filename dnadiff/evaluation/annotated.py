@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnadiff.data.windows import PreparedGenome
+from dnadiff.data.prepared import PreparedData
 from dnadiff.tasks.annotation import read_features
 from dnadiff.tasks.base import reverse_complement
 from dnadiff.tokenizers import N_BASES
@@ -31,7 +31,7 @@ def _coverage(feats, contig: str, length: int, types) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(mask)])
 
 
-def class_windows(genome: PreparedGenome, annotation, split: str, length: int, n: int,
+def class_windows(genome: PreparedData, annotation, split: str, length: int, n: int,
                   seed: int) -> dict[str, list[np.ndarray]]:
     """Up to ``n`` windows (int64 ids, N-free) of ``length`` per class from ``split``, drawn
     with ``seed``; a class the split cannot fill has fewer (possibly none); no classes for an

@@ -33,7 +33,8 @@ import torch
 
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
-from dnadiff.data.windows import PreparedGenome, RandomWindows
+from dnadiff.data.prepared import PreparedData
+from dnadiff.data.windows import RandomWindows
 from dnadiff.diffusion.sampling import block_sampler
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.evaluation import dna_scores, text_scores
@@ -82,7 +83,7 @@ def read_prompt_file(path, tokenizer, n: int, prompt_length: int) -> list[tuple[
 def heldout_prompts(data_dir, n: int, prompt_length: int, seed: int
                     ) -> list[tuple[str, np.ndarray]]:
     """Prefixes of ``n`` random windows of the held-out (test) split."""
-    genome = PreparedGenome(data_dir)
+    genome = PreparedData(data_dir)
     ds = RandomWindows(genome, "test", prompt_length, n, seed=seed)
     out = []
     for i in range(n):
@@ -92,7 +93,7 @@ def heldout_prompts(data_dir, n: int, prompt_length: int, seed: int
 
 
 # -- positional collapse ------------------------------------------------------------------------
-def _same_tokenizer(tok: dict, genome: PreparedGenome, checkpoint) -> None:
+def _same_tokenizer(tok: dict, genome: PreparedData, checkpoint) -> None:
     if list(tok["tokens"]) != list(genome.index["tokenizer"]["tokens"]):
         raise DnadiffError(f"{checkpoint} and {genome.path} use different tokenizers (was the "
                            "model trained on this prepared data?)")
@@ -210,7 +211,7 @@ def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_lengt
     tokenizer = tokenizer_from_dict(tok)
     device = runtime.device()
     model.to(device)
-    genome = PreparedGenome(data_dir)
+    genome = PreparedData(data_dir)
     _same_tokenizer(tok, genome, checkpoint)
     n = probe_cfg["num_prompts"]
     if prompts_file:
@@ -270,7 +271,7 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
                            f"({window})")
     n, bs = trap_cfg["num_samples"], trap_cfg["batch_size"]
     modality = tok.get("modality", "dna")
-    _same_tokenizer(tok, PreparedGenome(data_dir), checkpoint)
+    _same_tokenizer(tok, PreparedData(data_dir), checkpoint)
     score, real = (text_scores.trap_scorer(ar_checkpoint, tok, eval_cfg, data_dir, length, n)
                    if modality == "text" else dna_scores.trap_scorer(data_dir, eval_cfg, length, n))
     rows, samples = [], {}

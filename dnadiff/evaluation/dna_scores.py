@@ -22,7 +22,8 @@ from functools import cached_property
 import numpy as np
 
 from dnadiff.data.fasta import read_sequences
-from dnadiff.data.windows import PreparedGenome, RandomWindows
+from dnadiff.data.prepared import PreparedData
+from dnadiff.data.windows import RandomWindows
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.evaluation.annotated import class_windows
 from dnadiff.evaluation.baselines import fit_markov, iid_sample
@@ -73,7 +74,7 @@ def _check_bases(path, names, seqs) -> None:
             raise InputFileError(path, f"record {name!r} contains non-ACGT bases")
 
 
-def real_windows(genome: PreparedGenome, split: str, length: int, n: int,
+def real_windows(genome: PreparedData, split: str, length: int, n: int,
                  seed: int) -> list[np.ndarray]:
     """``n`` random windows (int64) of ``length`` from ``split``, drawn with ``seed``."""
     ds = RandomWindows(genome, split, length, n, seed=seed)
@@ -84,7 +85,7 @@ class HeldOut:
     """The real DNA that sets of ``n`` generated sequences of ``length`` are scored against:
     the test split's k-mer spectra (k = 1..max_k), the floor and the real test windows."""
 
-    def __init__(self, genome: PreparedGenome, length: int, n: int, max_k: int, seed: int):
+    def __init__(self, genome: PreparedData, length: int, n: int, max_k: int, seed: int):
         self.genome, self.length, self.n, self.seed = genome, length, n, seed
         self.reference = kmer_spectra(genome.split_arrays("test"), max_k)
 
@@ -152,7 +153,7 @@ def evaluate_samples(samples_fa, data_dir, max_k: int = 6, seed: int = 0) -> dic
     names, gen = read_samples(samples_fa)
     lengths = {len(s) for s in gen}
     _check_bases(samples_fa, names, gen)
-    genome = PreparedGenome(data_dir)
+    genome = PreparedData(data_dir)
     held = HeldOut(genome, max(lengths), len(gen), max_k, seed)
     iid = iid_sample(genome.composition("train"), len(gen), held.length, seed)
     js = {key: held.kmer_js(seqs) for key, seqs in
@@ -203,7 +204,7 @@ def score_generated(samples_fa, data_dir, eval_cfg: dict, embedder=None,
         raise InputFileError(samples_fa, f"samples have {len(lengths)} different lengths; "
                                          "scoring needs one")
     length, n, seed = lengths.pop(), len(gen), eval_cfg["seed"]
-    genome = PreparedGenome(data_dir)
+    genome = PreparedData(data_dir)
     held = HeldOut(genome, length, n, eval_cfg["kmer_max_k"], seed)
     train = genome.split_arrays("train")
     order = eval_cfg["markov_order"]
@@ -275,7 +276,7 @@ def trap_scorer(data_dir, eval_cfg: dict, length: int, n: int):
     gene-finder coding fraction and the share of sequences with an open frame of 600 bp or more
     (with standard errors) and, for 4 or more sequences, ``discriminator_auroc`` and
     ``discriminator_auroc_sd``; ``floor``: the real held-out windows of its reference row."""
-    held = HeldOut(PreparedGenome(data_dir), length, n, eval_cfg["kmer_max_k"], eval_cfg["seed"])
+    held = HeldOut(PreparedData(data_dir), length, n, eval_cfg["kmer_max_k"], eval_cfg["seed"])
 
     def score(seqs) -> dict:
         seqs = [np.asarray(s, dtype=np.int64) for s in seqs]

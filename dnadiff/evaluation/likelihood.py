@@ -18,7 +18,8 @@ import torch
 
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
-from dnadiff.data.windows import PreparedGenome, TiledWindows
+from dnadiff.data.prepared import PreparedData
+from dnadiff.data.windows import TiledWindows
 from dnadiff.evaluation.baselines import markov_heldout_bits
 from dnadiff.evaluation.composition import entropy_bits
 
@@ -28,7 +29,7 @@ LN2 = math.log(2.0)
 def split_entropy_bits(data_dir, split: str = "validation") -> float | None:
     """Order-0 entropy of the generable tokens of a prepared split (a training curve's
     reference line); ``None`` when the split is empty."""
-    data = PreparedGenome(data_dir)
+    data = PreparedData(data_dir)
     counts = data.token_counts(split)[data.index["tokenizer"]["generable_ids"]]
     return entropy_bits(counts) if counts.sum() else None
 
@@ -95,7 +96,7 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
     model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=eval_cfg["rc_conjoin"])
     device = runtime.device()
     model.to(device)
-    genome = PreparedGenome(data_dir)
+    genome = PreparedData(data_dir)
     window = ckpt["config"]["data"]["window"]
     ds = TiledWindows(genome, split, window, max_windows=eval_cfg["max_windows"])
     args = (model, objective, ds, eval_cfg["batch_size"], eval_cfg["t_draws"], eval_cfg["seed"],

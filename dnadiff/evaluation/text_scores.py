@@ -18,7 +18,8 @@ import torch
 
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
-from dnadiff.data.windows import PreparedGenome, RandomWindows
+from dnadiff.data.prepared import PreparedData
+from dnadiff.data.windows import RandomWindows
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.evaluation.composition import entropy_bits
 from dnadiff.generation import read_text_samples
@@ -90,7 +91,7 @@ def score_text_set(seqs, scorer: ARScorer | None) -> dict:
 def heldout_windows(data_dir, length: int, n: int, seed: int, split: str = "test"
                     ) -> list[np.ndarray]:
     """``n`` random windows of ``length`` tokens of ``split``, drawn with ``seed``."""
-    genome = PreparedGenome(data_dir)
+    genome = PreparedData(data_dir)
     ds = RandomWindows(genome, split, length, n, seed=seed)
     return [ds[i]["tokens"].numpy() for i in range(n)]
 
@@ -100,7 +101,7 @@ def evaluate_text_samples(samples, data_dir, ar_checkpoint, eval_cfg: dict) -> d
     recs = read_text_samples(samples)
     seqs = [np.asarray(r["tokens"], dtype=np.int64) for r in recs]
     scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
-    genome = PreparedGenome(data_dir)
+    genome = PreparedData(data_dir)
     scorer.check_vocabulary(genome.index["tokenizer"], str(data_dir))
     generable = np.zeros(len(scorer.tok["tokens"]) + 1, dtype=bool)
     generable[scorer.tok["generable_ids"]] = True

@@ -12,7 +12,8 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from dnadiff.data.prepare import prepare_genome
-from dnadiff.data.windows import PreparedGenome, RandomWindows
+from dnadiff.data.prepared import PreparedData
+from dnadiff.data.windows import RandomWindows
 from dnadiff.perf.common import machine_name, peak_memory
 from dnadiff.perf.tokens import synthetic_fasta
 
@@ -36,7 +37,7 @@ def bench_loader(data=None, fasta=None, window: int = 1024, batch: int = 64,
             source = str(fasta) if fasta else f"synthetic, {megabases:g} Mb (seed {seed})"
         else:
             source = str(data)
-        genome = PreparedGenome(data)
+        genome = PreparedData(data)
         ds = RandomWindows(genome, "train", window, (batches + 1) * batch, seed=seed)
         rows = []
         for w in workers:

@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dnadiff import io, runtime
 from dnadiff.checkpoint import save_checkpoint
-from dnadiff.data.windows import PreparedGenome, RandomWindows, TiledWindows
+from dnadiff.data.prepared import PreparedData
+from dnadiff.data.windows import RandomWindows, TiledWindows
 from dnadiff.errors import DnadiffError, OutputError, write_failure
 from dnadiff.io import atomic_open
 from dnadiff.training.module import DenoiserModule
@@ -72,7 +73,7 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
     """``dnadiff train``: the config's model trained on prepared data (random windows of the
     train split, tiled validation windows); see :func:`fit`."""
     tc = cfg["train"]
-    genome = PreparedGenome(data_dir)
+    genome = PreparedData(data_dir)
     tokenizer = genome.index["tokenizer"]
     window = cfg["data"]["window"]
     L.seed_everything(tc["seed"], workers=True, verbose=False)
