@@ -29,7 +29,7 @@ from dnadiff.checkpoint import load_checkpoint, load_classifier, model_from_chec
 from dnadiff.config import validate_config
 from dnadiff.data.fasta import iter_fasta_raw
 from dnadiff.diffusion.guidance import Guided
-from dnadiff.diffusion.sampling import block_sampler
+from dnadiff.diffusion.samplers import block_sampler
 from dnadiff.downstream import split_validation, task_spec
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open

@@ -21,7 +21,8 @@ import torch
 
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
-from dnadiff.diffusion.sampling import block_sampler, semi_autoregressive
+from dnadiff.diffusion.samplers import SAMPLERS, block_sampler, sampler_options
+from dnadiff.diffusion.sampling import semi_autoregressive
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open, read_jsonl
 from dnadiff.tokenizers import tokenizer_from_dict
@@ -60,9 +61,10 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     tokenizer = tokenizer_from_dict(tok)
     sc = sample_cfg
     try:
+        options = sampler_options(sc["sampler"], sc)
         fill_block = block_sampler(sc["sampler"], objective, model, steps=sc["steps"],
                                    cache=sc["cache"], temperature=sc["temperature"],
-                                   top_p=sc["top_p"])
+                                   top_p=sc["top_p"], **options)
     except ValueError as exc:
         raise DnadiffError(f"config key 'sample.sampler': {checkpoint}: {exc}") from None
     window = ckpt["config"]["data"]["window"]
@@ -110,6 +112,9 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
                       "cache": str(sc["cache"]).lower(), "temperature": f"{sc['temperature']:g}",
                       "top_p": f"{sc['top_p']:g}", "prefix_len": len(prefix),
                       "suffix_len": len(suffix)}
+            # every option of the sampler, "auto" where the sampler picks its own
+            fields.update({key: "auto" if sc.get(key) is None else sc[key]
+                           for key in SAMPLERS[sc["sampler"]].options})
             if template is not None:
                 fields["template_fixed"] = int((template != tok["mask_id"]).sum())
             if length > window:

@@ -243,6 +243,10 @@ def test_bench_sampler_json():
         u, c = expected_passes(make_mdlm().schedule, 96, 24 * r["batch"])
         assert (r["expected_uncached_passes"], r["expected_cached_passes"]) == (
             round(u, 2), round(c, 2))
+        # the per-row cache: rows, not passes, are what it saves at larger batches
+        ru, rc = expected_passes(make_mdlm().schedule, 96, 24)
+        assert r["expected_cached_row_evaluations"] == round(r["batch"] * rc, 2)
+        assert r["cached_row_evaluations"] < r["uncached_row_evaluations"] <= r["batch"] * 96
     assert res["peak_rss_mb"] > 0
     # the steps default to the length
     assert bench("sampler", "--config-json", TINY, "--length", "8", "--threads", "1")[

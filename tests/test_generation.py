@@ -291,8 +291,15 @@ def test_semi_autoregressive_with_ar_blocks_counts_passes():
     x, info = semi_autoregressive(block, x_init, 16, 8)
     assert torch.equal(x[:, :3], x_init[:, :3]) and torch.equal(x[:, -2:], x_init[:, -2:])
     assert set(x.unique().tolist()) <= set(GEN)
-    # AR: one pass per masked column, each column generated once
-    assert info["forward_passes"] == 40 - 3 - 2
+    # AR with the KV cache: one (one-position) pass per position of each block up to its last
+    # masked column: 16 for the first block, then 16 per block of 8 new, the last block's two
+    # given columns not decoded
+    assert info["forward_passes"] == 16 + 16 + 16 + 16 - 2
+    # without the cache: one (whole-prefix) pass per masked column, each generated once
+    block = functools.partial(autoregressive_sample, ar, model, cache=False,
+                              generator=torch.Generator().manual_seed(0))
+    y, info = semi_autoregressive(block, x_init, 16, 8)
+    assert torch.equal(x, y) and info["forward_passes"] == 40 - 3 - 2
 
 
 # -- 11. the autoregressive sampler -----------------------------------------------------------
@@ -469,15 +476,16 @@ def test_ar_checkpoint_needs_autoregressive_sampler(ar_ckpt, tmp_path):
     for i, (name, f, raw, seq) in enumerate(read_fasta(out)):
         assert f["sampler"] == "autoregressive"
         assert f["steps"] == "24"  # one position at a time
-        assert f["forward_passes"] == str(24 - 5 - 3)
+        assert f["forward_passes"] == str(24 - 3)  # KV cache: each position up to the suffix
         assert len(seq) == 24 and set(seq) <= set("ACGT")
         assert seq.startswith("ACGTA") and seq.endswith("TTT")
-    # longer than the window: AR blocks, one pass per generated position
+    # longer than the window: AR blocks of 24 (stride 12), each decoded position by position
+    # up to its last masked column: 24 + 24 + 24 + 21 (the last block ends with the suffix)
     out2 = tmp_path / "ar_long.fa"
     sample_to_fasta(path, out2, {**sc, "length": 60}, "gen")
     for name, f, raw, seq in read_fasta(out2):
         assert len(seq) == 60 and seq.startswith("ACGTA") and seq.endswith("TTT")
-        assert f["semi_ar_stride"] == "12" and f["forward_passes"] == str(60 - 5 - 3)
+        assert f["semi_ar_stride"] == "12" and f["forward_passes"] == str(24 * 3 + 21)
 
 
 def test_mdlm_checkpoint_refuses_autoregressive_sampler(mdlm_ckpt, tmp_path):

@@ -669,15 +669,15 @@ def test_samples_outside_the_alphabet_are_never_written(world, tmp_path, monkeyp
     """Whatever the network does, no sequence holding a non-alphabet symbol reaches a file."""
     from dnadiff import generation
     from dnadiff.config import load_config
-    from dnadiff.diffusion import sampling
+    from dnadiff.diffusion import samplers
     from dnadiff.errors import DnadiffError
     from dnadiff.io import all_or_nothing
 
     def broken(objective, model, x, **kw):  # a sampler that leaves [MASK] in place
         return x.clone(), {"forward_passes": 1}
 
-    monkeypatch.setitem(sampling.SAMPLERS, "ancestral",
-                        sampling.Sampler("ancestral", broken, ("mdlm",)))
+    monkeypatch.setitem(samplers.SAMPLERS, "ancestral",
+                        samplers.Sampler("ancestral", broken, ("mdlm",)))
     before = listing(tmp_path)
     with pytest.raises(DnadiffError, match="not in the alphabet"), all_or_nothing():
         generation.write_samples(world["model"], tmp_path / "s.fa",

@@ -24,7 +24,8 @@ from dnadiff.evaluation.discreteness import (
     run_marginal_trap,
     trap_steps,
 )
-from dnadiff.evaluation.text_scores import ARScorer, score_text_set
+from dnadiff.evaluation.likelihood import ARScorer
+from dnadiff.evaluation.text_scores import score_text_set
 from dnadiff.models import build_backbone
 from dnadiff.tokenizers import CharTokenizer, DNATokenizer, tokenizer_from_dict
 
@@ -246,14 +247,27 @@ def test_marginal_trap_on_dna(dna_run):
     tmp, cfg = dna_run
     res = run_marginal_trap(tmp / "m.pt", tmp / "data", cfg["marginal_trap"], cfg["evaluate"])
     rows = res["rows"]
-    assert [r["steps"] for r in rows] == [32, 8, 2, 0]
+    # every sampler of the menu at every budget; first_hitting at the largest only
+    assert [(r["sampler"], r["steps"]) for r in rows] == [
+        ("ancestral", 32), ("ancestral", 8), ("ancestral", 2), ("confidence", 32),
+        ("confidence", 8), ("confidence", 2), ("remdm", 32), ("remdm", 8), ("remdm", 2),
+        ("first_hitting", 32), ("", 0)]
     for r in rows[:-1]:
         assert r["tokens_per_step"] == 32 / r["steps"]
         # two batches (4 + 2); cached passes never exceed the steps, and a pass runs at the
-        # first step of each batch
-        assert 2 <= r["forward_passes"] <= 2 * r["steps"]
-        seqs = res["_samples"][r["steps"]]
+        # first step of each batch; confidence and remdm take every step, first hitting one
+        # pass per position
+        if r["sampler"] == "ancestral":
+            assert 2 <= r["forward_passes"] <= 2 * r["steps"]
+            assert r["passes_per_sequence"] <= r["steps"]
+        elif r["sampler"] == "first_hitting":
+            assert r["passes_per_sequence"] == 32
+        else:
+            assert r["forward_passes"] == 2 * r["steps"] and r["passes_per_sequence"] == \
+                r["steps"]
+        seqs = res["_samples"][r["set"]]
         assert len(seqs) == 6 and all(s.shape == (32,) and s.max() < 4 for s in seqs)
+        assert 0 <= r["coding_fraction"] <= 1
     for r in rows:
         assert all(0 <= r[f"js_k{k}"] <= 1 for k in (1, 2, 3))
         assert 0 <= r["discriminator_auroc"] <= 1 and 0 <= r["gc_mean"] <= 1
@@ -272,7 +286,8 @@ def text_run(tmp_path_factory):
     cfg = validate_config({"run": "t", "modality": "text", "text": {"tokenizer": "char"},
                            "data": {"window": 24},
                            "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 16},
-                           "marginal_trap": {"num_samples": 4, "divisors": [1, 8]}})
+                           "marginal_trap": {"num_samples": 4, "divisors": [1, 8],
+                                             "samplers": ["ancestral"]}})
     index = prepare_text(tmp / "c.txt", tmp / "data", cfg["text"])
     tok = index["tokenizer"]
     for objective in ("mdlm", "ar"):
@@ -326,7 +341,7 @@ def test_marginal_trap_scores_each_set_with_the_ar_model(text_run, tmp_path):
                             cfg["evaluate"], ar_checkpoint=tmp_path / "ar.pt")
     scorer = ARScorer(tmp_path / "ar.pt")
     for r in res["rows"][:-1]:
-        expect = score_text_set(res["_samples"][r["steps"]], scorer)
+        expect = score_text_set(res["_samples"][r["set"]], scorer)
         assert r["gen_perplexity"] == pytest.approx(expect["gen_perplexity"], rel=1e-6)
         assert r["unigram_entropy_bits"] == pytest.approx(expect["unigram_entropy_bits"])
     assert len({round(r["gen_perplexity"], 6) for r in res["rows"]}) == len(res["rows"])
@@ -373,3 +388,17 @@ def test_cli_probe_and_text_scores(text_run, tmp_path):
                    "--out-curves", out["curves.tsv"], "--out-json", out["s.json"])
     assert proc.returncode == 2 and "masked diffusion (mdlm) checkpoint" in proc.stderr
     assert not any(p.exists() for p in out.values())
+
+
+def test_marginal_trap_scores_dna_samples_under_the_runs_ar_model(dna_run, tmp_path):
+    tmp, cfg = dna_run
+    ar_cfg = dict(cfg, objective="ar")
+    torch.manual_seed(2)
+    model = build_backbone(ar_cfg["model"], 7, causal=True)
+    save_checkpoint(tmp_path / "ar.pt", model, ar_cfg, DNATokenizer().to_dict(), step=1)
+    trap = {**cfg["marginal_trap"], "samplers": ["ancestral"], "divisors": [1]}
+    res = run_marginal_trap(tmp / "m.pt", tmp / "data", trap, cfg["evaluate"],
+                            ar_checkpoint=tmp_path / "ar.pt")
+    # an untrained AR model (zero head) is uniform over the four bases: exactly 2 bits
+    for r in res["rows"]:
+        assert r["ar_bits_per_base"] == pytest.approx(2.0, abs=1e-5)

@@ -135,16 +135,19 @@ def test_prefix_and_infill_positions_never_change():
     x, info = ancestral_sample(m, model, x_init, steps=16, generator=g)
     assert torch.equal(x[given], x_init[given])
     assert not (x == MASK).any()
-    # the given tokens were also visible, unchanged, to the model at every step
+    # the given tokens were also visible, unchanged, to the model at every step (each pass sees
+    # the rows that need it: every row it sees is one of x_init's at the given columns)
+    cols = given[0]
     for inp in model.inputs:
-        assert torch.equal(inp[given], x_init[given])
+        for row in inp:
+            assert (x_init[:, cols] == row[cols]).all(1).any()
     assert len(model.inputs) == info["forward_passes"]
 
 
 def test_revealed_tokens_never_change_between_steps():
     m = make_mdlm()
     model = Recorder()
-    x, _ = ancestral_sample(m, model, all_masked(4, 200), steps=12,
+    x, _ = ancestral_sample(m, model, all_masked(4, 200), steps=12, cache=False,
                             generator=torch.Generator().manual_seed(2))
     seen = model.inputs + [x]
     for before, after in zip(seen[:-1], seen[1:]):

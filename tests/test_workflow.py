@@ -240,10 +240,14 @@ def test_tiny_workflow_discreteness_probes(tiny_run):
     curves = list(csv.DictReader(open(res / "probe" / "collapse_curves.tsv"), delimiter="\t"))
     assert [int(c["distance"]) for c in curves] == list(range(1, 65))
     trap = list(csv.DictReader(open(res / "probe" / "marginal_trap.tsv"), delimiter="\t"))
-    assert [(r["steps"], r["tokens_per_step"]) for r in trap] == [("128", "1"), ("8", "16"),
-                                                                  ("0", "0")]
+    # the sampler sweep: each sampler at each budget, first hitting at the largest only, real
+    assert [(r["sampler"], r["steps"]) for r in trap] == [
+        ("ancestral", "128"), ("ancestral", "8"), ("confidence", "128"), ("confidence", "8"),
+        ("remdm", "128"), ("remdm", "8"), ("first_hitting", "128"), ("", "0")]
     for r in trap:
         assert 0 <= float(r["js_k4"]) <= 1 and 0 <= float(r["discriminator_auroc"]) <= 1
+    # compare_ar: the samples are also scored under the run's AR model
+    assert all(1.0 < float(r["ar_bits_per_base"]) < 2.5 for r in trap)
     for png in ("collapse.png", "marginal_trap.png"):
         assert (res / "probe" / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -298,7 +302,9 @@ def test_tiny_text_workflow(tmp_path):
     assert summary["prompt_source"] == str(LIMA) and summary["prompts"] == 5
     assert summary["masks"] == 16 and "eos_mass_mean" in summary["at_distance"]["1"]
     trap = list(csv.DictReader(open(res / "probe" / "marginal_trap.tsv"), delimiter="\t"))
-    assert [r["steps"] for r in trap] == ["32", "4", "0"]
+    assert [(r["sampler"], r["steps"]) for r in trap] == [
+        ("ancestral", "32"), ("ancestral", "4"), ("confidence", "32"), ("confidence", "4"),
+        ("remdm", "32"), ("remdm", "4"), ("first_hitting", "32"), ("", "0")]
     assert all(float(r["gen_perplexity"]) > 1 for r in trap)
     assert "Nothing to be done" in snakemake("-n", "-d", str(tmp_path)).stdout
     snakemake("-d", str(tmp_path), "--report", str(tmp_path / "report.html"))

@@ -58,7 +58,7 @@ def trap(args) -> None:
     set_threads(args)
     cfg = config(args)
     res = run_marginal_trap(args.checkpoint, args.data, cfg["marginal_trap"], cfg["evaluate"],
-                            args.ar_checkpoint)
+                            args.ar_checkpoint, cfg["sample"])
     res.pop("_samples")
     write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_json: ("json", res)},
                   args.plot and (lambda: plot_marginal_trap(res["rows"], res["modality"],

@@ -35,8 +35,11 @@ class Autoregressive:
 
     def log_probs(self, model, x_in, cond=None) -> torch.Tensor:
         """Next-token log-probabilities; zero mass on non-generable ids."""
-        logits = model(x_in, cond=cond).float()
-        logits = logits.masked_fill(~self.allowed.to(logits.device), float("-inf"))
+        return self.logp_from_logits(model(x_in, cond=cond))
+
+    def logp_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities from a backbone's logits: zero mass on non-generable ids."""
+        logits = logits.float().masked_fill(~self.allowed.to(logits.device), float("-inf"))
         return torch.log_softmax(logits, dim=-1)
 
     def token_nll(self, model, x0, loss_mask, t=None, generator=None, cond=None,

@@ -1,5 +1,8 @@
-"""Samplers: ancestral sampling for masked diffusion, left-to-right sampling for the AR
-baseline, and semi-autoregressive blocks for lengths beyond the context.
+"""The draws every sampler shares (float64 inverse-CDF categorical draws, temperature and
+nucleus), ancestral sampling for masked diffusion (with the per-row cache), left-to-right
+sampling for the AR baseline (with a KV cache) and semi-autoregressive blocks for lengths beyond
+the context. The other samplers are in :mod:`dnadiff.diffusion.parallel`; the registry every
+caller uses is :mod:`dnadiff.diffusion.samplers`.
 
 Ancestral sampling:
 
@@ -11,10 +14,6 @@ masked is revealed, so the output holds generable ids only.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 
 import torch
 
@@ -49,100 +48,111 @@ def sampling_probs(logp: torch.Tensor, temperature: float = 1.0, top_p: float = 
     return p
 
 
+def rows_of(cond, rows: torch.Tensor):
+    """The conditioning of the batch rows ``rows`` (labels or vectors per row are gathered; a
+    single label applies to every row)."""
+    if cond is None or not torch.is_tensor(cond) or cond.ndim == 0:
+        return cond
+    return cond[rows]
+
+
+class RowEvaluator:
+    """``logp(x, t)`` of the rows that need it, the others kept from their last evaluation
+    (the per-row cache); counts forward passes and row evaluations."""
+
+    def __init__(self, mdlm, model, cond=None):
+        self.mdlm, self.model, self.cond = mdlm, model, cond
+        self.logp, self.passes, self.rows = None, 0, 0
+
+    def __call__(self, x: torch.Tensor, t, need: torch.Tensor) -> torch.Tensor:
+        """``t``: one time for every row, or a tensor of one time per row."""
+        idx = need.nonzero().squeeze(1)
+        if idx.numel():
+            tt = (t[idx].to(x.device, torch.float32) if torch.is_tensor(t)
+                  else torch.full((idx.numel(),), t, device=x.device))
+            out = self.mdlm.log_probs(self.model, x[idx], tt, rows_of(self.cond, idx))
+            if self.logp is None:
+                self.logp = out.new_zeros(x.shape + out.shape[-1:])
+            self.logp[idx] = out
+            self.passes += 1
+            self.rows += idx.numel()
+        return self.logp
+
+    def info(self) -> dict:
+        return {"forward_passes": self.passes, "row_evaluations": self.rows}
+
+
 @torch.no_grad()
 def ancestral_sample(mdlm, model, x_init: torch.Tensor, steps: int, generator=None,
                      t_min: float = 1e-5, cond=None, cache: bool = True,
-                     temperature: float = 1.0, top_p: float = 1.0
+                     temperature: float = 1.0, top_p: float = 1.0, **_ignored
                      ) -> tuple[torch.Tensor, dict]:
     """Denoise ``x_init`` (mask ids where tokens are to be generated) in ``steps`` steps.
 
     Positions of ``x_init`` that are not ``mdlm.mask_id`` are kept (prefix/infill conditioning).
-    With ``cache`` and no time conditioning the denoiser output depends on x_t alone, so after a
-    step that revealed nothing the previous output is reused and the forward pass skipped; the
-    random draws are the same either way, so cached and uncached runs give identical sequences.
-    Returns the final tokens and ``{"forward_passes": n}``.
+    With ``cache`` and no time conditioning the denoiser output depends on x_t alone, so a row
+    that revealed nothing in a step keeps its previous output and only the rows that changed go
+    through the network (gathered, evaluated, scattered back); the random draws are the same
+    either way, so cached and uncached runs give identical sequences. Rows with nothing left to
+    reveal are not evaluated. Returns the final tokens and ``{"forward_passes": n,
+    "row_evaluations": rows}``.
     """
     x = x_init.clone()
     sched = mdlm.schedule
     ts = torch.linspace(1.0, t_min, steps + 1, dtype=torch.float64)
-    n_forward = 0
     use_cache = cache and not mdlm.time_conditioning
-    logp, changed = None, True
+    net = RowEvaluator(mdlm, model, cond)
+    stale = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
     for i in range(steps):
         masked = x == mdlm.mask_id
-        if not masked.any():
+        active = masked.any(1)
+        if not active.any():
             break
-        if changed or not use_cache:
-            t = torch.full((x.shape[0],), float(ts[i]), device=x.device)
-            logp = mdlm.log_probs(model, x, t, cond)
-            n_forward += 1
+        logp = net(x, float(ts[i]), active & stale if use_cache else active)
         alpha_t, alpha_s = sched.alpha(ts[i]), sched.alpha(ts[i + 1])
         last = i == steps - 1
         p_reveal = 1.0 if last else float((alpha_s - alpha_t) / (1.0 - alpha_t))
         u = torch.rand(x.shape, generator=generator, dtype=torch.float64).to(x.device)
         reveal = masked & (u < p_reveal)
-        changed = bool(reveal.any())
-        if changed:
+        stale = reveal.any(1)
+        if stale.any():
             probs = sampling_probs(logp[reveal], temperature, top_p)
             x[reveal] = categorical_float64(probs, generator)
-    return x, {"forward_passes": n_forward}
+    return x, net.info()
 
 
 @torch.no_grad()
 def autoregressive_sample(ar, model, x_init: torch.Tensor, generator=None, cond=None,
-                          temperature: float = 1.0, top_p: float = 1.0, **_ignored
-                          ) -> tuple[torch.Tensor, dict]:
+                          temperature: float = 1.0, top_p: float = 1.0, cache: bool = True,
+                          **_ignored) -> tuple[torch.Tensor, dict]:
     """Left-to-right sampling for the AR objective: fills the ``ar.mask_id`` positions of
-    ``x_init`` one position at a time (given positions are kept and used as context)."""
+    ``x_init`` one position at a time (given positions are kept and used as context).
+
+    With ``cache`` and a backbone that decodes incrementally (``model.decoder()``: the causal
+    DiT keeps the keys and values of the positions it has seen), each pass runs the network on
+    one new position only: O(L) instead of O(L^2), the same sequences either way; every
+    position up to the last one to generate then takes a (one-position) pass."""
     x = x_init.clone()
     n_forward = 0
-    for i in range(x.shape[1]):
+    todo_cols = (x == ar.mask_id).any(0).nonzero()
+    if not todo_cols.numel():
+        return x, {"forward_passes": 0, "row_evaluations": 0}
+    incremental = cache and getattr(model, "causal", False) and hasattr(model, "decoder")
+    decoder = model.decoder(x.shape[0], cond) if incremental else None
+    bos = torch.full_like(x[:, :1], ar.bos_id)
+    for i in range(int(todo_cols.max()) + 1):
         todo = x[:, i] == ar.mask_id
-        if not todo.any():
+        if decoder is not None:  # feed the token before position i, get position i's logits
+            logp = ar.logp_from_logits(decoder.step(bos if i == 0 else x[:, i - 1:i]))
+        elif todo.any():
+            logp = ar.log_probs(model, ar.shift_right(x[:, : i + 1]), cond)[:, i]
+        else:
             continue
-        logp = ar.log_probs(model, ar.shift_right(x[:, : i + 1]), cond)[:, i]
         n_forward += 1
-        x[todo, i] = categorical_float64(sampling_probs(logp[todo], temperature, top_p),
-                                         generator)
-    return x, {"forward_passes": n_forward}
-
-
-@dataclass(frozen=True)
-class Sampler:
-    """A sampler: ``fn(objective, model, x_init, *, steps, generator, cond, cache, temperature,
-    top_p) -> (tokens, {"forward_passes": n, ...})`` fills the mask positions of ``x_init``;
-    ``objectives``: the training objectives whose models it can sample."""
-
-    name: str
-    fn: Callable
-    objectives: tuple[str, ...]
-
-
-#: every sampler, one line each; every caller (sample, conditional, probes, bench) goes through
-#: :func:`block_sampler`
-SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
-    Sampler("ancestral", ancestral_sample, ("mdlm",)),
-    Sampler("autoregressive", autoregressive_sample, ("ar",)),
-)}
-
-
-def default_sampler(objective: str) -> str:
-    """The sampler a model of ``objective`` is sampled with unless another is asked for."""
-    return next(s.name for s in SAMPLERS.values() if objective in s.objectives)
-
-
-def block_sampler(name: str, objective, model, steps: int, cache: bool = True,
-                  temperature: float = 1.0, top_p: float = 1.0, cond=None) -> Callable:
-    """``fill(x_init, generator=None) -> (tokens, info)`` with sampler ``name`` (a key of
-    :data:`SAMPLERS`) for ``model`` trained with ``objective``."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r} (known: {', '.join(SAMPLERS)})")
-    sampler = SAMPLERS[name]
-    if objective.name not in sampler.objectives:
-        raise ValueError(f"sampler {name!r} cannot sample a model trained with the "
-                         f"{objective.name} objective; use {default_sampler(objective.name)!r}")
-    return partial(sampler.fn, objective, model, steps=steps, cache=cache,
-                   temperature=temperature, top_p=top_p, cond=cond)
+        if todo.any():
+            x[todo, i] = categorical_float64(sampling_probs(logp[todo], temperature, top_p),
+                                             generator)
+    return x, {"forward_passes": n_forward, "row_evaluations": n_forward * x.shape[0]}
 
 
 def semi_autoregressive(sample_block, x_init: torch.Tensor, window: int, stride: int
@@ -159,12 +169,13 @@ def semi_autoregressive(sample_block, x_init: torch.Tensor, window: int, stride:
     x = x_init.clone()
     total = x.shape[1]
     x[:, : min(window, total)], info = sample_block(x[:, : min(window, total)])
-    passes = info["forward_passes"]
+    totals = dict(info)
     pos = min(window, total)
     while pos < total:
         new = min(stride, total - pos)
         start = pos + new - window
         x[:, start: pos + new], info = sample_block(x[:, start: pos + new])
-        passes += info["forward_passes"]
+        for key, value in info.items():
+            totals[key] = totals.get(key, 0) + value
         pos += new
-    return x, {"forward_passes": passes}
+    return x, totals

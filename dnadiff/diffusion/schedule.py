@@ -29,6 +29,10 @@ class Schedule:
     def weight(self, t):
         raise NotImplementedError
 
+    def time_of(self, alpha):
+        """The time t at which ``alpha(t) = alpha`` (the schedule's inverse)."""
+        raise NotImplementedError
+
     def sigma(self, t):
         """Total noise level -log alpha_t (what a time-conditioned backbone sees)."""
         return -torch.log(self.alpha(t))
@@ -51,6 +55,9 @@ class LogLinearSchedule(Schedule):
         # -alpha'(t) / (1 - alpha(t)) = (1 - eps) / ((1 - eps) t) = 1 / t
         return 1.0 / t
 
+    def time_of(self, alpha):
+        return (1.0 - alpha) / (1.0 - self.eps)
+
 
 class CosineSchedule(Schedule):
     """alpha_t = 1 - (1 - eps)(1 - cos(pi t / 2)): masks slowly at first, fast near t = 1.
@@ -66,6 +73,9 @@ class CosineSchedule(Schedule):
     def weight(self, t):
         half = 0.5 * math.pi * t
         return 0.5 * math.pi * torch.sin(half) / (1.0 - torch.cos(half))
+
+    def time_of(self, alpha):
+        return torch.arccos(1.0 - (1.0 - alpha) / (1.0 - self.eps)) / (0.5 * math.pi)
 
 
 SCHEDULES = {cls.name: cls for cls in (LogLinearSchedule, CosineSchedule)}

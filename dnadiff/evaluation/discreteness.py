@@ -35,7 +35,7 @@ from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.prepared import PreparedData
 from dnadiff.data.windows import RandomWindows
-from dnadiff.diffusion.sampling import block_sampler
+from dnadiff.diffusion.samplers import block_sampler, sampler_options
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.evaluation import dna_scores, text_scores
 from dnadiff.evaluation.composition import entropy_bits
@@ -253,12 +253,23 @@ def trap_steps(length: int, divisors) -> list[tuple[int, int]]:
     return out
 
 
+def sweep_plan(length: int, trap_cfg: dict) -> list[tuple[str, int, int]]:
+    """(sampler, divisor, steps) of the sweep: each sampler at each budget, first_hitting (one
+    pass per position whatever the steps) at the largest only."""
+    budgets = trap_steps(length, trap_cfg["divisors"])
+    plan = []
+    for name in trap_cfg["samplers"]:
+        for divisor, steps in (budgets[:1] if name == "first_hitting" else budgets):
+            plan.append((name, divisor, steps))
+    return plan
+
+
 def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
-                      ar_checkpoint=None) -> dict:
-    """Sample ``num_samples`` sequences at each step count and score them, with a reference row
-    for real held-out windows (tokens_per_step 0): validation windows for DNA (the floor of the
-    k-mer figures against the test split), test windows for text (the AR scorer was selected on
-    validation)."""
+                      ar_checkpoint=None, sample_cfg: dict | None = None) -> dict:
+    """Sample ``num_samples`` sequences with each sampler at each step count and score them,
+    with a reference row for real held-out windows (tokens_per_step 0): validation windows for
+    DNA (the floor of the k-mer figures against the test split), test windows for text (the AR
+    scorer was selected on validation). Samplers take their options from ``sample_cfg``."""
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt)
     _require_mdlm(objective, checkpoint)
@@ -273,28 +284,35 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
     modality = tok.get("modality", "dna")
     _same_tokenizer(tok, PreparedData(data_dir), checkpoint)
     score, real = (text_scores.trap_scorer(ar_checkpoint, tok, eval_cfg, data_dir, length, n)
-                   if modality == "text" else dna_scores.trap_scorer(data_dir, eval_cfg, length, n))
+                   if modality == "text" else
+                   dna_scores.trap_scorer(data_dir, eval_cfg, length, n, ar_checkpoint, tok))
+    sample_cfg = sample_cfg or {}
     rows, samples = [], {}
-    for divisor, steps in trap_steps(length, trap_cfg["divisors"]):
+    for name, divisor, steps in sweep_plan(length, trap_cfg):
         gen = torch.Generator().manual_seed(trap_cfg["seed"])
-        fill = block_sampler("ancestral", objective, model, steps=steps, cache=True)
-        seqs, passes, t0 = [], 0, time.time()
+        fill = block_sampler(name, objective, model, steps=steps, cache=True,
+                             **sampler_options(name, sample_cfg))
+        seqs, passes, row_evals, t0 = [], 0, 0, time.time()
         for start in range(0, n, bs):
             b = min(bs, n - start)
             x0 = torch.full((b, length), objective.mask_id, dtype=torch.long, device=device)
             x, info = fill(x0, generator=gen)
             passes += info["forward_passes"]
+            row_evals += info["row_evaluations"]
             seqs += list(x.cpu().numpy())
         seconds = time.time() - t0
-        print(f"marginal trap: steps {steps} ({length / steps:g} tokens/step): {n} samples in "
-              f"{seconds:.1f} s", file=sys.stderr, flush=True)
-        samples[steps] = seqs
-        rows.append({"set": f"mdlm_steps{steps}", "steps": steps,
+        print(f"marginal trap: {name}, steps {steps} ({length / steps:g} tokens/step): {n} "
+              f"samples in {seconds:.1f} s", file=sys.stderr, flush=True)
+        label = f"mdlm_steps{steps}" if name == "ancestral" else f"{name}_steps{steps}"
+        samples[label] = seqs
+        rows.append({"set": label, "sampler": name, "steps": steps,
                      "tokens_per_step": length / steps, "divisor": divisor,
-                     "forward_passes": passes, "sample_seconds": round(seconds, 3),
-                     **score(seqs)})
-    rows.append({"set": "real_heldout", "steps": 0, "tokens_per_step": 0.0, "divisor": 0,
-                 "forward_passes": 0, "sample_seconds": 0.0, **score(real)})
+                     "forward_passes": passes, "passes_per_sequence": row_evals / n,
+                     "sample_seconds": round(seconds, 3),
+                     "seconds_per_sequence": round(seconds / n, 5), **score(seqs)})
+    rows.append({"set": "real_heldout", "sampler": "", "steps": 0, "tokens_per_step": 0.0,
+                 "divisor": 0, "forward_passes": 0, "passes_per_sequence": 0.0,
+                 "sample_seconds": 0.0, "seconds_per_sequence": 0.0, **score(real)})
     return {"checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
             "modality": modality, "length": length, "num_samples": n, "rows": rows,
             "_samples": samples}

@@ -17,6 +17,7 @@ samples): what a perfect generator would score at this sample size. Real *test* 
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 
 import numpy as np
@@ -36,6 +37,7 @@ from dnadiff.evaluation.composition import (
 )
 from dnadiff.evaluation.genes import biology_scores, two_sample_distance
 from dnadiff.evaluation.kmers import kmer_spectra, spectrum_js
+from dnadiff.evaluation.likelihood import ARScorer
 from dnadiff.evaluation.memorization import memorization
 from dnadiff.evaluation.two_sample import discriminator_auroc, frechet_distance
 from dnadiff.models.classifier import embed
@@ -270,13 +272,21 @@ def score_rows(res: dict) -> list[dict]:
 
 
 # -- the marginal trap ------------------------------------------------------------------------
-def trap_scorer(data_dir, eval_cfg: dict, length: int, n: int):
+def trap_scorer(data_dir, eval_cfg: dict, length: int, n: int, ar_checkpoint=None,
+                tok: dict | None = None):
     """``(score, floor)`` for the marginal trap of a DNA model: ``score(seqs)`` gives k-mer JS
     (``js_k{k}`` for k = 1..kmer_max_k and their mean ``js_mean``), ``gc_mean``, the
     gene-finder coding fraction and the share of sequences with an open frame of 600 bp or more
     (with standard errors) and, for 4 or more sequences, ``discriminator_auroc`` and
-    ``discriminator_auroc_sd``; ``floor``: the real held-out windows of its reference row."""
+    ``discriminator_auroc_sd``; with the run's AR model, ``ar_bits_per_base`` of the set under
+    it (lower: more like what the AR model learned); ``floor``: the real held-out windows of
+    its reference row."""
     held = HeldOut(PreparedData(data_dir), length, n, eval_cfg["kmer_max_k"], eval_cfg["seed"])
+    scorer = None
+    if ar_checkpoint is not None:
+        scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
+        if tok is not None:
+            scorer.check_vocabulary(tok, "the MDLM checkpoint")
 
     def score(seqs) -> dict:
         seqs = [np.asarray(s, dtype=np.int64) for s in seqs]
@@ -291,6 +301,9 @@ def trap_scorer(data_dir, eval_cfg: dict, length: int, n: int):
         if d is not None:
             out["discriminator_auroc"] = d["auroc_mean"]
             out["discriminator_auroc_sd"] = d["auroc_sd"]
+        if scorer is not None:
+            nats, count = scorer.nll(seqs)
+            out["ar_bits_per_base"] = float(nats.sum() / count.sum() / math.log(2))
         return out
 
     return score, held.floor

@@ -14,62 +14,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
-from dnadiff import runtime
-from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.prepared import PreparedData
 from dnadiff.data.windows import RandomWindows
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.evaluation.composition import entropy_bits
+from dnadiff.evaluation.likelihood import ARScorer
 from dnadiff.generation import read_text_samples
-
-
-class ARScorer:
-    """An AR checkpoint that scores token sequences (exact NLL, windows of its context)."""
-
-    def __init__(self, checkpoint, device: str | None = None, batch_size: int = 32):
-        ckpt = load_checkpoint(checkpoint)
-        self.model, self.objective, self.tok = model_from_checkpoint(ckpt)
-        if self.objective.name != "ar":
-            raise DnadiffError(f"{checkpoint}: generative perplexity needs an AR checkpoint "
-                               f"(this one was trained with {self.objective.name!r})")
-        self.device = device or runtime.device()
-        self.model.to(self.device)
-        self.window = ckpt["config"]["data"]["window"]
-        self.batch_size = batch_size
-        self.path = checkpoint
-
-    def check_vocabulary(self, tokenizer: dict, what: str) -> None:
-        """Refuse a tokenizer (dict) other than the AR model's; ``what`` names its owner."""
-        if list(tokenizer["tokens"]) != list(self.tok["tokens"]):
-            raise DnadiffError(f"{what} and the AR model {self.path} use different tokenizers "
-                               "(train both on the same prepared data)")
-
-    @torch.no_grad()
-    def nll(self, seqs) -> tuple[np.ndarray, np.ndarray]:
-        """Per-sequence (total nats, scored tokens); each sequence is read in consecutive
-        windows of the AR context (each window starts afresh)."""
-        pieces, owner = [], []
-        for i, s in enumerate(seqs):
-            s = np.asarray(s, dtype=np.int64)
-            for a in range(0, len(s), self.window):
-                pieces.append(s[a:a + self.window])
-                owner.append(i)
-        nats = np.zeros(len(seqs))
-        count = np.zeros(len(seqs))
-        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j]))
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b:b + self.batch_size]
-            # one length per forward pass: padding never reaches the model
-            for length in sorted({len(pieces[j]) for j in idx}):
-                group = [j for j in idx if len(pieces[j]) == length]
-                x = torch.from_numpy(np.stack([pieces[j] for j in group])).to(self.device)
-                nll, n, _ = self.objective.token_nll(self.model, x, torch.ones_like(x).bool())
-                for j, v, c in zip(group, nll.double().cpu().numpy(), n.cpu().numpy()):
-                    nats[owner[j]] += v
-                    count[owner[j]] += c
-        return nats, count
 
 
 def score_text_set(seqs, scorer: ARScorer | None) -> dict:

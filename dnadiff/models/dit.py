@@ -64,6 +64,53 @@ class DiTBlock(nn.Module):
         x = x + g2[:, None, :] * F.dropout(self.mlp(h), self.dropout, self.training)
         return x
 
+    def step(self, x, c, cos, sin, cache: dict):
+        """One new position ``x`` [B, 1, D] of a causal block, attending to the keys and values
+        of the positions before it (``cache``, extended in place)."""
+        B, _, D = x.shape
+        sh1, sc1, g1, sh2, sc2, g2 = self.ada(c).chunk(6, dim=-1)
+        h = modulate(self.norm1(x), sh1, sc1)
+        q, k, v = self.qkv(h).view(B, 1, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        cache["k"] = k if "k" not in cache else torch.cat([cache["k"], k], dim=2)
+        cache["v"] = v if "v" not in cache else torch.cat([cache["v"], v], dim=2)
+        a = F.scaled_dot_product_attention(q, cache["k"], cache["v"])
+        x = x + g1[:, None, :] * self.proj(a.transpose(1, 2).reshape(B, 1, D))
+        h = modulate(self.norm2(x), sh2, sc2)
+        return x + g2[:, None, :] * self.mlp(h)
+
+
+class KVDecoder:
+    """Left-to-right decoding of a causal DiT one position at a time: the keys and values of
+    every block and the last ``conv_kernel`` embeddings are kept, so each step costs one
+    position (the same logits as the full forward pass, up to rounding)."""
+
+    def __init__(self, model: DiT, batch: int, cond=None):
+        self.model, self.pos = model, 0
+        self.c = model.conditioning(batch, None, cond)
+        self.caches = [{} for _ in model.blocks]
+        k = model.conv_kernel
+        self.window = (model.embed.weight.new_zeros(batch, k, model.embed.embedding_dim)
+                       if model.conv is not None else None)
+        self.inv_freq = 1.0 / (10_000.0 ** (torch.arange(0, model.head_dim, 2,
+                                                         device=model.embed.weight.device
+                                                         ).float() / model.head_dim))
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits [B, V] of the next position, given its input token ``tokens`` [B, 1]."""
+        m = self.model
+        x = m.embed(tokens)
+        if self.window is not None:  # the causal convolution over the last k embeddings
+            self.window = torch.cat([self.window[:, 1:], x], dim=1)
+            x = x + m.conv(self.window.transpose(1, 2)).transpose(1, 2)
+        freqs = self.pos * self.inv_freq
+        cos, sin = freqs.cos()[None], freqs.sin()[None]
+        for blk, cache in zip(m.blocks, self.caches):
+            x = blk.step(x, self.c, cos, sin, cache)
+        self.pos += 1
+        return m.output(x, self.c)[:, 0]
+
 
 class DiT(Backbone):
     """The DiT denoiser (see the module docstring); ``from_config`` builds it from a config's
@@ -97,6 +144,12 @@ class DiT(Backbone):
                    mlp_ratio=m["mlp_ratio"], cond_dim=m["cond_dim"], dropout=m["dropout"],
                    time_conditioning=m["time_conditioning"] and not causal, causal=causal,
                    conv_kernel=m["conv_kernel"], num_classes=m["num_classes"])
+
+    def decoder(self, batch: int, cond=None) -> KVDecoder:
+        """Incremental (KV-cached) decoding of this causal DiT, for left-to-right sampling."""
+        if not self.causal:
+            raise ValueError("incremental decoding needs a causal DiT (the AR objective)")
+        return KVDecoder(self, batch, cond)
 
     def training_flops(self, length: int, batch: int = 1) -> int:
         """Matmul FLOPs of one training step (forward + backward = 3 x forward) on ``batch``

@@ -10,7 +10,7 @@ import torch
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.diffusion import build_objective
-from dnadiff.diffusion.sampling import block_sampler
+from dnadiff.diffusion.samplers import block_sampler
 from dnadiff.models import build_backbone
 from dnadiff.perf.common import machine_name, peak_memory
 from dnadiff.tokenizers import DNATokenizer
@@ -60,8 +60,9 @@ def expected_passes(schedule, steps: int, tokens: int, t_min: float = 1e-5
 def bench_sampler(length: int, steps: int, batches=(1,), seed: int = 0, checkpoint=None,
                   cfg: dict | None = None, device: str = "cpu") -> dict:
     """For each batch size: the uncached and the cached ancestral sampler from the same seed
-    (forward passes, seconds, sequences/s, identical output) and the expected passes of
-    :func:`expected_passes`; peak memory over the runs."""
+    (forward passes, network row evaluations, seconds, sequences/s, identical output) and the
+    expected passes of :func:`expected_passes` (of the batch, and per row for the per-row
+    cache); peak memory over the runs."""
     dev = runtime.device(device)
     model, objective, tok, source = model_for_bench(checkpoint, cfg, length)
     model = model.to(dev).eval()
@@ -83,11 +84,14 @@ def bench_sampler(length: int, steps: int, batches=(1,), seed: int = 0, checkpoi
             x, info = fill(x0, generator=gen)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
-            results[cache] = (x.cpu(), info["forward_passes"], time.perf_counter() - t0)
-        (xu, pu, tu), (xc, pc, tc) = results[False], results[True]
+            results[cache] = (x.cpu(), info["forward_passes"], time.perf_counter() - t0,
+                              info["row_evaluations"])
+        (xu, pu, tu, ru), (xc, pc, tc, rc) = results[False], results[True]
         exp_u, exp_c = expected_passes(objective.schedule, steps, batch * length)
+        # the per-row cache: each row as a batch of one
+        row_u, row_c = expected_passes(objective.schedule, steps, length)
         if objective.time_conditioning:
-            exp_c = exp_u  # no cache: the output depends on t
+            exp_c, row_c = exp_u, row_u  # no cache: the output depends on t
         out["runs"].append({
             "batch": batch, "uncached_forward_passes": pu, "cached_forward_passes": pc,
             "expected_uncached_passes": round(exp_u, 2), "expected_cached_passes": round(exp_c, 2),
@@ -97,6 +101,10 @@ def bench_sampler(length: int, steps: int, batches=(1,), seed: int = 0, checkpoi
             "uncached_sequences_per_second": round(batch / max(tu, 1e-9), 3),
             "cached_sequences_per_second": round(batch / max(tc, 1e-9), 3),
             "speedup": round(tu / max(tc, 1e-9), 3),
+            "uncached_row_evaluations": ru, "cached_row_evaluations": rc,
+            "expected_uncached_row_evaluations": round(batch * row_u, 2),
+            "expected_cached_row_evaluations": round(batch * row_c, 2),
+            "row_evaluation_ratio": round(ru / max(rc, 1), 3),
             "identical_sequences": bool(torch.equal(xu, xc))})
     out.update(peak_memory(dev))
     return out

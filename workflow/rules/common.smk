@@ -149,8 +149,11 @@ def probe_prompts():
 
 
 def trap_inputs(wildcards):
-    """The AR model scores text samples (generative perplexity); DNA needs none."""
-    return {"ar": f"results/{wildcards.run}/ar/model.pt"} if TEXT else {}
+    """The run's AR model: it scores text samples (generative perplexity), and DNA samples too
+    (bits per base) when it is trained (compare_ar)."""
+    if TEXT or config["compare_ar"]:
+        return {"ar": f"results/{wildcards.run}/ar/model.pt"}
+    return {}
 
 
 def final_outputs():

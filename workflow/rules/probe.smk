@@ -70,7 +70,7 @@ rule marginal_trap:
         mem_mb=8000,
         runtime=120,
     params:
-        cfg=config_json("run", "data", "marginal_trap", "evaluate"),
+        cfg=config_json("run", "data", "marginal_trap", "evaluate", "sample"),
         ar=lambda wc, input: (
             f"--ar-checkpoint {input.ar}" if "ar" in input.keys() else ""
         ),
