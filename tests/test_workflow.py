@@ -177,13 +177,16 @@ def test_tiny_workflow_downstream_table(tiny_run):
     rows = list(csv.DictReader(open(res / "downstream.tsv"), delimiter="\t"))
     assert [(r["task"], r["method"], r["runs"]) for r in rows] == [
         ("prom", "finetune", "2"), ("prom", "probe", "1"), ("prom", "kmer", "1"),
-        ("prom", "scratch", "2")]
+        ("prom", "kmer_one_k", "1"), ("prom", "scratch", "2"), ("prom", "cnn", "2")]
     for r in rows:
         assert float(r["accuracy_min"]) <= float(r["accuracy"]) <= float(r["accuracy_max"])
         assert 0 <= float(r["auroc"]) <= 1
     detail = json.loads((res / "downstream" / "prom.json").read_text())
     assert detail["task"]["counts"]["test"] == {"0": 30, "1": 30}  # max_per_split, stratified
     assert (res / "downstream.png").read_bytes()[:4] == b"\x89PNG"
+    assert detail["protocol"] == "quick" and detail["model"]["backbone"] == "dit"
+    # "prom" is no benchmark's task name: the comparison says it has nothing to compare
+    assert "no task here has published figures" in (res / "downstream_published.md").read_text()
 
 
 def test_tiny_workflow_scores_samples_and_baselines(tiny_run):

@@ -28,10 +28,11 @@ def register(sub) -> None:
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--oracle", help="also save the best fine-tuned classifier here")
     q = verb(ds, "table", "one table and plot over tasks", table, config=False, threads=False,
-             out=("out_tsv", "plot"))
+             out=("out_tsv", "plot", "comparison"))
     q.add_argument("--inputs", nargs="+", required=True, help="result JSON of each task")
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot")
+    q.add_argument("--comparison", help="Markdown: our methods beside the published figures")
 
     p = sub.add_parser("conditional", help="class-conditional MDLM with classifier-free guidance")
     cd = p.add_subparsers(dest="what", required=True)
@@ -72,7 +73,7 @@ def table(args) -> None:
     """``dnadiff downstream table``."""
     from dnadiff.downstream import downstream_table
 
-    downstream_table(args.inputs, args.out_tsv, args.plot)
+    downstream_table(args.inputs, args.out_tsv, args.plot, args.comparison)
 
 
 def _conditional_config(args) -> dict:

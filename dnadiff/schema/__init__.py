@@ -37,3 +37,10 @@ def task_type_keys() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
         "x-keys-by-type"]
     return {t: (tuple(k.get("required", ())), tuple(k.get("optional", ())))
             for t, k in table.items()}
+
+
+def downstream_protocols() -> dict[str, dict]:
+    """name -> the finetune keys a named downstream protocol sets (the schema's one table,
+    ``x-protocols`` of ``downstream.protocol``)."""
+    return copy.deepcopy(_schema()["properties"]["downstream"]["properties"]["protocol"][
+        "x-protocols"])

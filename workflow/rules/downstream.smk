@@ -47,6 +47,11 @@ rule downstream_table:
             caption="../report/downstream.rst",
             category="Downstream classification",
         ),
+        comparison=report(
+            "results/{run}/downstream_published.md",
+            caption="../report/downstream_published.rst",
+            category="Downstream classification",
+        ),
     log:
         "logs/downstream_table/{run}.log",
     conda:
@@ -56,4 +61,4 @@ rule downstream_table:
         runtime=10,
     shell:
         "dnadiff downstream table --inputs {input:q} --out-tsv {output.tsv:q}"
-        " --plot {output.plot:q} > {log:q} 2>&1"
+        " --plot {output.plot:q} --comparison {output.comparison:q} > {log:q} 2>&1"

@@ -1,0 +1,227 @@
+"""One task, every method (:func:`run_task`), and the files of the CLI verbs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+
+import numpy as np
+import torch
+
+from dnadiff import io, runtime
+from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_classifier
+from dnadiff.config import validate_config
+from dnadiff.downstream.baselines import fit_kmer, fit_logistic, kmer_matrix
+from dnadiff.downstream.fit import (
+    classification_metrics,
+    fit_classifier,
+    recipe,
+    split_validation,
+)
+from dnadiff.downstream.published import write_comparison
+from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.evaluation.plots import plot_downstream
+from dnadiff.models import build_backbone
+from dnadiff.models.classifier import SequenceClassifier, embed, predict_proba
+from dnadiff.models.cnn import BenchmarkCNN
+from dnadiff.tasks import load_task, task_keys, task_summary
+
+log = logging.getLogger(__name__)
+
+METHODS = ("finetune", "probe", "kmer", "kmer_one_k", "scratch", "cnn")
+
+
+# -- one task -------------------------------------------------------------------------------------
+def _summarize(rows: list[dict]) -> list[dict]:
+    out = []
+    for method in METHODS:
+        rs = [r for r in rows if r["method"] == method]
+        if not rs:
+            continue
+        s = {"task": rs[0]["task"], "method": method, "runs": len(rs)}
+        for m in ("accuracy", "mcc", "auroc"):
+            v = np.array([r[m] for r in rs], dtype=np.float64)
+            s[m] = float(v.mean())
+            s[f"{m}_min"], s[f"{m}_max"] = float(v.min()), float(v.max())
+        out.append(s)
+    return out
+
+
+def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=None) -> dict:
+    """All methods on one task; returns {"task", "protocol", "recipes" (what each trained
+    method ran), "rows" (one per run, with what was selected on validation), "summary"}."""
+    dev = runtime.device(device)
+    tok = ckpt["tokenizer"]
+    cfg = validate_config(ckpt["config"], "checkpoint config")  # fills keys added since
+    complement = tok.get("complement")
+    num_classes = len(task.classes)
+    methods = ds_cfg["methods"]
+    ft = ds_cfg["finetune"]
+    rows, oracle = [], None
+
+    def score(method, seed, probs, extra):
+        row = {"task": task.name, "method": method, "seed": seed,
+               **classification_metrics(task.test.labels, probs), **extra}
+        rows.append(row)
+        log.info("%s %s seed %s: accuracy %.4f MCC %.4f AUROC %.4f", task.name, method, seed,
+                 row["accuracy"], row["mcc"], row["auroc"])
+
+    def splits(seed, rule):
+        if rule == "task" and task.validation is not None:
+            return task.train, task.validation
+        return split_validation(task.train, ds_cfg["validation_fraction"], seed)
+
+    input_len = max(len(s) for part in (task.train, task.validation, task.test)
+                    if part is not None for s in part.seqs)
+
+    def classifier(method, seed):
+        torch.manual_seed(seed)
+        if method == "cnn":
+            return BenchmarkCNN(len(tok["tokens"]), input_len, num_classes)
+        if method == "finetune":
+            backbone, _, _ = model_from_checkpoint(ckpt, rc_conjoin=False)
+        else:
+            backbone = build_backbone(dict(cfg["model"], rc_conjoin=False, num_classes=None),
+                                      len(tok["tokens"]), complement=complement)
+        model = SequenceClassifier(backbone, num_classes, ft["dropout"])
+        if ft["rc_conjoin"]:
+            if complement is None:
+                raise DnadiffError("downstream.finetune.rc_conjoin needs a tokenizer with a "
+                                   "complement map")
+            backbone.set_rc_conjoin(complement, backbone.vocab_size)
+        return model
+
+    recipes = {}
+    for method in ("finetune", "scratch", "cnn"):
+        if method not in methods:
+            continue
+        r = recipe(ds_cfg, method, 1)  # its validation rule decides the size of train
+        r = recipe(ds_cfg, method, len(splits(r["seeds"][0], r["validation"])[0].seqs))
+        recipes[method] = r
+        for seed in r["seeds"]:
+            tr, va = splits(seed, r["validation"])
+            best, by_lr = None, {}
+            for lr in r["lr_grid"]:
+                label = f"{task.name} {method} seed {seed} lr {lr:g}"
+                model, rec = fit_classifier(classifier(method, seed), tr, va, {**r, "lr": lr},
+                                            seed, complement, dev, label)
+                rec["lr"] = lr
+                by_lr[f"{lr:g}"] = rec["val_accuracy"]
+                if best is None or rec["val_accuracy"] > best[1]["val_accuracy"]:
+                    best = (model, rec)
+            model, rec = best
+            if len(by_lr) > 1:
+                rec["lr_grid_val_accuracy"] = by_lr
+            score(method, seed, predict_proba(model.to(dev), task.test.seqs), rec)
+            model.cpu()
+            if method == "finetune" and (oracle is None or
+                                         rec["val_accuracy"] > oracle[1]["val_accuracy"]):
+                oracle = (model, rec, seed)
+    selection = recipe(ds_cfg, "finetune", 1)
+    tr, va = splits(selection["seeds"][0], selection["validation"])
+    if "probe" in methods:
+        backbone, _, _ = model_from_checkpoint(ckpt, rc_conjoin=False)
+        backbone = backbone.to(dev)
+        t0 = time.time()
+        feats = [embed(backbone, s.seqs, device=dev) for s in (tr, va, task.test)]
+        clf, rec = fit_logistic(feats[0], tr.labels, feats[1], va.labels)
+        rec["seconds"] = round(time.time() - t0, 1)
+        score("probe", None, clf.predict_proba(feats[2]), rec)
+    if "kmer" in methods:
+        t0 = time.time()
+        clf, rec, one_k = fit_kmer(tr, va, ds_cfg["kmer_max_k"], seed=selection["seeds"][0])
+        test = kmer_matrix(task.test.seqs, ds_cfg["kmer_max_k"]).tocsc()
+        rec["seconds"] = round(time.time() - t0, 1)
+        a, b = rec["columns"]
+        score("kmer", None, clf.predict_proba(test[:, a:b]), rec)
+        if one_k is not None:
+            a, b = one_k[1]["columns"]
+            score("kmer_one_k", None, one_k[0].predict_proba(test[:, a:b]), one_k[1])
+    if oracle_out is not None:
+        if oracle is None:
+            raise DnadiffError("an oracle classifier needs the finetune method "
+                               "(downstream.methods)")
+        save_classifier(oracle_out, oracle[0], ckpt, task, {**oracle[1], "seed": oracle[2]})
+    return {"task": task_summary(task), "model": pretrained_summary(ckpt),
+            "protocol": ds_cfg["protocol"], "recipes": recipes, "rows": rows,
+            "summary": _summarize(rows)}
+
+
+def pretrained_summary(ckpt: dict) -> dict:
+    """The pretrained model of the finetune and probe rows: backbone, size, pretraining."""
+    cfg = ckpt["config"]
+    params = sum(int(t.numel()) for t in ckpt["state_dict"].values())
+    tokens = int(ckpt.get("step", 0)) * cfg["train"]["batch_size"] * cfg["data"]["window"]
+    return {"backbone": cfg["model"]["backbone"], "parameters": f"{params / 1e6:.2f}M",
+            "pretraining": f"{ckpt.get('step', 0)} steps, {tokens / 1e6:.1f}M tokens"}
+
+
+# -- files in, files out (the CLI verbs) ------------------------------------------------------
+SUMMARY_COLUMNS = ["task", "method", "runs", "accuracy", "accuracy_min", "accuracy_max", "mcc",
+                   "mcc_min", "mcc_max", "auroc", "auroc_min", "auroc_max"]
+
+
+def task_spec(cfg: dict, name: str, genome_fasta=None, annotation=None) -> dict:
+    """The config's task ``name`` with the run's genome, annotation and splits filled in."""
+    specs = {t["name"]: t for t in cfg["downstream"]["tasks"]}
+    if name not in specs:
+        raise DnadiffError(f"no downstream task {name!r} in the config (tasks: "
+                           f"{', '.join(specs) or 'none'})")
+    spec = copy.deepcopy(specs[name])
+    if spec["type"] == "annotation":
+        spec["fasta"] = spec["fasta"] or genome_fasta
+        spec["annotation"] = spec["annotation"] or annotation
+        if not spec["fasta"] or not spec["annotation"]:
+            raise DnadiffError(f"task {name!r}: an annotation task needs a genome and an "
+                               "annotation (task keys 'fasta' and 'annotation', or the run's)")
+        splits = cfg["data"]["splits"]
+        if spec["validation_contigs"] is None:
+            spec["validation_contigs"] = list(splits["validation"])
+        if spec["test_contigs"] is None:
+            spec["test_contigs"] = list(splits["test"])
+    elif spec["type"] == "coordinates":
+        spec["reference"] = spec["reference"] or genome_fasta
+    # the schema fills every task key; a reader sees only those of its type
+    keep = task_keys(spec["type"])
+    return {k: v for k, v in spec.items() if k in keep}
+
+
+def run_downstream(cfg: dict, task_name: str, checkpoint, out_json, out_tsv, oracle_out=None,
+                   genome_fasta=None, annotation=None) -> dict:
+    """The ``downstream run`` verb: every method on one task, written as JSON and a summary TSV
+    (with the oracle classifier, when asked, all or nothing)."""
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt["config"].get("objective") == "ar":
+        raise InputFileError(checkpoint, "downstream tasks need an MDLM checkpoint (this is AR)")
+    task = load_task(task_spec(cfg, task_name, genome_fasta, annotation))
+    log.info("task %s: %s", task.name, task.source)
+    with io.all_or_nothing():  # the oracle, the JSON and the TSV together or none
+        res = run_task(task, ckpt, cfg["downstream"], cfg["downstream"]["device"], oracle_out)
+        res["checkpoint"] = str(checkpoint)
+        io.write_json(out_json, res)
+        io.write_tsv(out_tsv, res["summary"], SUMMARY_COLUMNS)
+    return res
+
+
+def downstream_table(json_files, out_tsv, plot=None, comparison=None) -> list[dict]:
+    """One table (and a bar plot of test accuracy and MCC) over the tasks' result files, and
+    (``comparison``, Markdown) our methods beside the published figures of each task."""
+    rows, runs, results = [], [], []
+    for f in json_files:
+        try:
+            with open(f) as fh:
+                res = json.load(fh)
+            rows += res["summary"]
+            runs += res["rows"]
+            results.append(res)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputFileError(f, f"not a downstream result file ({exc})") from None
+    with io.all_or_nothing():
+        io.write_tsv(out_tsv, rows, SUMMARY_COLUMNS)
+        if plot:
+            plot_downstream(rows, runs, plot)
+        if comparison:
+            write_comparison(results, comparison)
+    return rows
