@@ -3,6 +3,11 @@
 A checkpoint from the internet must not be able to run code, so it holds tensors and plain
 Python containers only, and is always read with ``torch.load(..., weights_only=True)``.
 
+An exported model (``dnadiff export``, :mod:`dnadiff.export`) is a folder of the same parts
+without a pickle: ``model.safetensors`` (the weights; the EMA weights under ``ema.``) and
+``config.json`` (everything else). :func:`load_checkpoint` reads either and returns the same
+dict, after checking every tensor's name and shape against the model the config builds.
+
 The classifier checkpoint (``save_classifier`` / ``load_classifier``, format
 ``dnadiff-classifier``): a fine-tuned :class:`~dnadiff.models.classifier.SequenceClassifier`
 with its pretrained model's config and tokenizer, classes, input length and training record.
@@ -11,6 +16,7 @@ with its pretrained model's config and tokenizer, classes, input length and trai
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from pathlib import Path
 
@@ -30,6 +36,10 @@ log = logging.getLogger(__name__)
 FORMAT = "dnadiff-checkpoint"
 VERSION = 1
 CLASSIFIER_FORMAT = "dnadiff-classifier"
+#: the files of an exported model folder, and the prefix of its EMA tensors
+WEIGHTS_FILE, META_FILE, EMA_PREFIX = "model.safetensors", "config.json", "ema."
+#: checkpoint entries that hold tensors (saved in WEIGHTS_FILE under these prefixes)
+TENSOR_PARTS = {"state_dict": "", "ema_state_dict": EMA_PREFIX}
 
 
 def _cpu_state(state: dict) -> dict:
@@ -81,7 +91,7 @@ def load_checkpoint(path) -> dict:
     if not path.exists():
         raise InputFileError(path, "checkpoint not found")
     if path.is_dir():
-        raise InputFileError(path, "is a directory, expected a checkpoint file")
+        return _load_folder(path)
     problem = sniff_torch_file(path)
     if problem:
         raise InputFileError(path, problem)
@@ -100,6 +110,82 @@ def load_checkpoint(path) -> dict:
     _check_parts(path, ckpt)
     ckpt["_path"] = str(path)  # for error messages of later readers (not saved)
     return ckpt
+
+
+def _load_folder(path: Path) -> dict:
+    """An exported model folder (``dnadiff export``) as the dict :func:`load_checkpoint`
+    returns for the ``.pt`` file it came from; every problem one line naming the file."""
+    meta_path, weights_path = path / META_FILE, path / WEIGHTS_FILE
+    if not (meta_path.exists() or weights_path.exists()):
+        raise InputFileError(path, f"is a directory without {WEIGHTS_FILE} and {META_FILE}: "
+                                   "expected a checkpoint file or a folder written by "
+                                   "dnadiff export")
+    for f in (meta_path, weights_path):
+        if not f.is_file():
+            raise InputFileError(f, f"not found: a model folder holds {WEIGHTS_FILE} and "
+                                    f"{META_FILE} (dnadiff export writes them)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputFileError(meta_path, f"corrupt: not JSON ({str(exc)[:160]})") from None
+    except OSError as exc:
+        raise InputFileError(meta_path, f"cannot be read ({exc.strerror})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputFileError(meta_path, f"not the config.json of a dnadiff model (no "
+                                        f"format={FORMAT!r}; dnadiff export writes them)")
+    if meta.get("version") != VERSION:
+        raise InputFileError(meta_path, f"model version {meta.get('version')} is not supported "
+                                        f"(this dnadiff reads version {VERSION})")
+    meta.pop("export", None)
+    try:
+        from safetensors.torch import load_file
+
+        tensors = load_file(weights_path, device="cpu")
+    except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file is "corrupt"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputFileError(weights_path, f"corrupt (truncated?) safetensors file: "
+                                           f"{first[:200]}") from None
+    ckpt = {k: v for k, v in meta.items() if k not in TENSOR_PARTS}
+    ckpt["state_dict"] = {}
+    for name, tensor in tensors.items():
+        part = "ema_state_dict" if name.startswith(EMA_PREFIX) else "state_dict"
+        ckpt.setdefault(part, {})[name[len(TENSOR_PARTS[part]):]] = tensor
+    _check_parts(path, ckpt)
+    check_weights(ckpt, meta_path, weights_path)
+    ckpt["_path"] = str(path)
+    return ckpt
+
+
+def check_weights(ckpt: dict, config_file, weights_file) -> None:
+    """Every tensor of ``ckpt`` has the name and shape the model of its config has (and
+    none is missing); reorder them as the model's ``state_dict`` orders them. A mismatch is
+    one :class:`InputFileError` naming ``weights_file`` and the first mismatching tensor."""
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            model, _, _ = _build(ckpt, config_file)
+    except InputFileError:
+        raise
+    except Exception:  # noqa: BLE001 - a backbone that cannot be built on "meta": build it
+        model, _, _ = _build(ckpt, config_file)
+    expected = model.state_dict()
+    for part, prefix in TENSOR_PARTS.items():
+        state = ckpt.get(part)
+        if state is None:
+            continue
+        for key, want in expected.items():
+            if key not in state:
+                raise InputFileError(weights_file, f"has no tensor {prefix + key!r} that the "
+                                                   f"model {config_file} describes needs")
+            if tuple(state[key].shape) != tuple(want.shape):
+                raise InputFileError(weights_file, f"tensor {prefix + key!r} has shape "
+                                                   f"{list(state[key].shape)}, the model "
+                                                   f"{config_file} describes "
+                                                   f"{list(want.shape)}")
+        extra = [k for k in state if k not in expected]
+        if extra:
+            raise InputFileError(weights_file, f"has a tensor {prefix + extra[0]!r} that the "
+                                               f"model {config_file} describes does not have")
+        ckpt[part] = {k: state[k] for k in expected}
 
 
 def _check_parts(path: Path, ckpt: dict) -> None:
@@ -155,6 +241,20 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
     trained with ``scan_impl: cuda`` loads with ``auto`` where the mamba-ssm kernels are missing.
     """
     where = ckpt.get("_path", "checkpoint")
+    model, objective, tok = _build(ckpt, where, rc_conjoin)
+    state = ckpt.get("ema_state_dict") if use_ema else None
+    try:
+        model.load_state_dict(state if state is not None else ckpt["state_dict"])
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:240]
+        raise InputFileError(where, "the weights do not fit the model its config describes "
+                                    f"({detail})") from None
+    model.eval()
+    return model, objective, tok
+
+
+def _build(ckpt: dict, where, rc_conjoin: bool | None = None):
+    """(backbone with fresh weights, objective, tokenizer dict) of a checkpoint's config."""
     try:
         cfg = validate_config(ckpt["config"], f"{where}: its config")  # fills keys added since
     except DnadiffError as exc:
@@ -170,14 +270,6 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
     objective = build_objective(cfg, tok)
     model = build_backbone(model_cfg, len(tok["tokens"]),
                            causal=objective.causal, complement=tok.get("complement"))
-    state = ckpt.get("ema_state_dict") if use_ema else None
-    try:
-        model.load_state_dict(state if state is not None else ckpt["state_dict"])
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())[:240]
-        raise InputFileError(where, "the weights do not fit the model its config describes "
-                                    f"({detail})") from None
-    model.eval()
     return model, objective, tok
 
 

@@ -20,7 +20,7 @@ LAYERS = [
     ("dnadiff.models",),
     ("dnadiff.data",),
     ("dnadiff.diffusion",),
-    ("dnadiff.checkpoint",),
+    ("dnadiff.checkpoint", "dnadiff.export"),
     ("dnadiff.training",),
     ("dnadiff.generation",),
     ("dnadiff.tasks",),

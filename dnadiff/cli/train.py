@@ -1,4 +1,4 @@
-"""Stage 2, training: ``train``."""
+"""Stage 2, training: ``train``, and ``export`` of the model it writes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dnadiff.cli.common import config, set_threads, verb
 
 
 def register(sub) -> None:
-    """Add ``train`` to the parser."""
+    """Add ``train`` and ``export`` to the parser."""
     p = verb(sub, "train", "train an MDLM on prepared data", train,
              out=("checkpoint", "metrics", "plot"))
     p.add_argument("--data", required=True, help="prepared data directory")
@@ -17,6 +17,12 @@ def register(sub) -> None:
     p.add_argument("--metrics", required=True, help="output metrics.csv")
     p.add_argument("--plot", help="output training-curve PNG")
     p.add_argument("--workdir", required=True, help="scratch directory for training state")
+
+    p = verb(sub, "export", "write a checkpoint as a shareable folder: model.safetensors, "
+                            "config.json, README.md (model card)", export, config=False,
+             threads=False)
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.pt or exported folder)")
+    p.add_argument("--out", required=True, help="output folder (new, empty or a dnadiff output)")
 
 
 def train(args) -> None:
@@ -34,3 +40,10 @@ def train(args) -> None:
         plot_training(io.written(args.metrics), args.plot,
                       reference_bits=split_entropy_bits(args.data))
     print(json.dumps(metrics))
+
+
+def export(args) -> None:
+    """``dnadiff export``."""
+    from dnadiff.export import export_checkpoint
+
+    print(json.dumps(export_checkpoint(args.checkpoint, args.out)))
