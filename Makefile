@@ -17,7 +17,7 @@ TORCH ?= torch==2.13.0
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run report test lint dry-run clean gpu-proof
+.PHONY: install run report test lint catalog-test dry-run clean gpu-proof
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check dnadiff tests
 	$(BIN)/snakefmt --check workflow
 	$(BIN)/snakemake --lint
+
+# The Snakemake workflow catalog's test pattern: the .test config run whole, then its report.
+catalog-test: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --directory .test
+	$(BIN)/snakemake --directory .test --report report.html
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n
