@@ -483,7 +483,7 @@ def test_comparison_table_renders_our_rows_beside_the_published(pretrained, tmp_
     assert len(rows) == 4
     md = (tmp_path / "cmp.md").read_text()
     kmer = next(s for s in res["summary"] if s["method"] == "kmer")
-    assert f"| tf0 | mcc | ours (dit) | kmer | {kmer['mcc']:.3f} |" in md
+    assert f"| tf0 | mcc | ours | kmer | {kmer['mcc']:.3f} |" in md
     assert "| tf0 | mcc | DNABERT-2 | published | 0.720 | 117M |" in md  # 71.99 in Table 4
     assert "quick (not the benchmark's protocol)" in md
     assert "mine" not in md and "DNABERT-2 paper" in md

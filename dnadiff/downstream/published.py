@@ -14,9 +14,8 @@ from dnadiff import io
 _DNABERT2 = ("DNABERT-2 paper (Zhou et al. 2023), Table 4, as the image "
              "figures/Performance.png of the MAGICS-LAB/DNABERT_2 repository "
              "(commit d87d29f)")
-_GUE_PROTOCOL = ("official train/dev/test; DNABERT-2's script: lr 3e-5, warmup 30-50 steps, "
-                 "3 epochs (tf), 4 (prom_core), 10 (prom_300_tata), 5 capped at 1,000 steps "
-                 "(mouse), model picked on dev")
+_GUE_PROTOCOL = ("official splits; DNABERT-2's fine-tuning script (lr 2e-5 or 3e-5 by script "
+                 "version, 3-10 epochs by task, best on dev)")
 _GB_REPO = ("ML-Bioinfo-CEITEC/genomic_benchmarks, experiments/README.md (commit 605d853): "
             "its PyTorch CNN notebooks")
 _MDLM = "MDLM paper (Sahoo et al. 2024, arXiv 2406.07524), Table 7"
@@ -84,17 +83,18 @@ def comparison_rows(results: list[dict]) -> list[dict]:
             continue
         bench, metric, published = found
         model = res.get("model", {})
-        ours = f"ours ({model.get('backbone', '?')})"
         protocol = res.get("protocol", "quick")
         if protocol != bench:
             protocol += " (not the benchmark's protocol)"
         for s in summary:
             pretrained = s["method"] in ("finetune", "probe")
+            network = pretrained or s["method"] == "scratch"  # our backbone, pretrained or not
             rows.append({
-                "task": task, "benchmark": bench, "metric": metric, "model": ours,
+                "task": task, "benchmark": bench, "metric": metric,
+                "model": f"ours ({model.get('backbone', '?')})" if network else "ours",
                 "method": s["method"], "value": s[metric], "value_min": s[f"{metric}_min"],
                 "value_max": s[f"{metric}_max"], "runs": s["runs"],
-                "parameters": model.get("parameters", "") if pretrained else "",
+                "parameters": model.get("parameters", "") if network else "",
                 "pretraining": model.get("pretraining", "") if pretrained else "none",
                 "protocol": protocol, "source": "this run"})
         for name, params, pre, value, source, proto in published:
