@@ -178,8 +178,11 @@ def final_outputs():
         outputs.append(f"{run}/likelihood_comparison.tsv")
     outputs += [f"{run}/sample_scores.tsv", f"{run}/sample_scores.png"]
     if config["downstream"]["tasks"]:
-        outputs += [f"{run}/downstream.tsv", f"{run}/downstream.png",
-                    f"{run}/downstream_published.md"]
+        outputs += [
+            f"{run}/downstream.tsv",
+            f"{run}/downstream.png",
+            f"{run}/downstream_published.md",
+        ]
     if config["conditional"]["task"]:
         outputs += [
             f"{run}/conditional/oracle_agreement.tsv",
