@@ -8,13 +8,13 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from test_checkpoint import make_model
 
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from dnadiff.config import validate_config
 from dnadiff.errors import InputFileError
 from dnadiff.export import export_checkpoint
 from dnadiff.generation import sample_to_fasta
-from dnadiff.models import build_backbone
 from dnadiff.tokenizers import DNATokenizer
 
 from conftest import run_cli
@@ -27,15 +27,6 @@ def small_config():
                             "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16},
                             "sample": {"num_samples": 5, "batch_size": 2, "steps": 6,
                                        "seed": 11}})
-
-
-def make_model(cfg, seed=0):
-    torch.manual_seed(seed)
-    model = build_backbone(cfg["model"], 7)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return model.eval()
 
 
 @pytest.fixture
