@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -233,3 +234,47 @@ def test_odd_head_dim_rejected():
     with pytest.raises(DnadiffError, match="model"):
         validate_config({"run": "t", "model": {"dim": 24, "heads": 8}})
     assert validate_config({"run": "t", "model": {"dim": 24, "heads": 6}})["model"]["heads"] == 6
+
+
+def _overlay(name: str) -> dict:
+    """config/<name> merged over config/config.yaml the way `snakemake --configfile` merges
+    it (nested mappings updated key by key, everything else replaced), then validated."""
+    from snakemake.utils import update_config
+
+    root = Path(__file__).resolve().parents[1] / "config"
+    if not (root / "config.yaml").exists():
+        pytest.skip("config/config.yaml not present")
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load((root / name).read_text()))
+    return validate_config(cfg, name)
+
+
+@pytest.mark.parametrize("name", ["yeast-hour.yaml", "yeast-gpu.yaml", "text.yaml", "gue.yaml",
+                                  "hg38.yaml"])
+def test_overlay_configs_validate(name):
+    assert _overlay(name)["run"] != "yeast-s288c"  # each overlay writes to its own results
+
+
+def test_overlays_keep_their_recipes_over_the_laptop_default():
+    """The laptop default is cut to ~15 minutes (one head at lr 4e-3, one downstream seed on at
+    most 2,000 windows per split, a 3-budget sweep of 32 samples); the hour-long config restores
+    the earlier default, and the GPU, text and cluster configs do not inherit the cuts to their
+    learning rate or sampler sweep."""
+    base = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    assert (base["model"]["heads"], base["train"]["lr"], base["train"]["steps"]) == (1, 0.004, 600)
+    assert base["downstream"]["finetune"]["seeds"] == [0]
+    assert {t["max_per_split"] for t in base["downstream"]["tasks"]} == {2000}
+    hour = _overlay("yeast-hour.yaml")
+    assert (hour["model"]["heads"], hour["train"]["lr"], hour["train"]["steps"]) == (4, 0.002, 600)
+    assert hour["downstream"]["finetune"]["seeds"] == [0, 1, 2]
+    assert hour["downstream"]["finetune"]["steps"] == 200
+    assert {t["max_per_split"] for t in hour["downstream"]["tasks"]} == {None}
+    assert (hour["conditional"]["steps"], hour["conditional"]["sampling_steps"]) == (400, None)
+    assert (base["evaluate"]["t_draws"], hour["evaluate"]["t_draws"]) == (2, 4)
+    assert hour["marginal_trap"]["divisors"] == [1, 2, 4, 8, 16]
+    assert hour["marginal_trap"]["num_samples"] == 64
+    for name in ("yeast-gpu.yaml", "text.yaml"):
+        assert _overlay(name)["train"]["lr"] == 0.002
+        assert _overlay(name)["model"]["heads"] == 4
+    for name in ("text.yaml", "hg38.yaml"):
+        assert _overlay(name)["marginal_trap"]["divisors"] == [1, 2, 4, 8, 16]
