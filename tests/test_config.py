@@ -261,7 +261,8 @@ def test_overlays_keep_their_recipes_over_the_laptop_default():
     the earlier default, and the GPU, text and cluster configs do not inherit the cuts to their
     learning rate or sampler sweep."""
     base = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
-    assert (base["model"]["heads"], base["train"]["lr"], base["train"]["steps"]) == (1, 0.004, 600)
+    assert (base["model"]["heads"], base["train"]["lr"], base["train"]["steps"]) == (1, 0.004, 500)
+    assert (base["sample"]["steps"], _overlay("yeast-hour.yaml")["sample"]["steps"]) == (64, 128)
     assert base["downstream"]["finetune"]["seeds"] == [0]
     assert {t["max_per_split"] for t in base["downstream"]["tasks"]} == {2000}
     hour = _overlay("yeast-hour.yaml")
