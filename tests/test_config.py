@@ -274,8 +274,12 @@ def test_overlays_keep_their_recipes_over_the_laptop_default():
     assert (base["evaluate"]["t_draws"], hour["evaluate"]["t_draws"]) == (2, 4)
     assert hour["marginal_trap"]["divisors"] == [1, 2, 4, 8, 16]
     assert hour["marginal_trap"]["num_samples"] == 64
-    for name in ("yeast-gpu.yaml", "text.yaml"):
+    for name in ("yeast-gpu.yaml", "text.yaml", "gue.yaml"):
         assert _overlay(name)["train"]["lr"] == 0.002
         assert _overlay(name)["model"]["heads"] == 4
-    for name in ("text.yaml", "hg38.yaml"):
+    gue = _overlay("gue.yaml")
+    assert (gue["conditional"]["sampling_steps"], gue["downstream"]["finetune"]["seeds"]) == (
+        None, [0, 1, 2])
+    assert _overlay("yeast-gpu.yaml")["downstream"]["finetune"]["seeds"] == [0, 1, 2]
+    for name in ("text.yaml", "hg38.yaml", "gue.yaml", "yeast-gpu.yaml"):
         assert _overlay(name)["marginal_trap"]["divisors"] == [1, 2, 4, 8, 16]
