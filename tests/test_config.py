@@ -257,7 +257,7 @@ def test_overlay_configs_validate(name):
 
 def test_overlays_keep_their_recipes_over_the_laptop_default():
     """The laptop default is cut to ~15 minutes (one head at lr 4e-3, one downstream seed on at
-    most 2,000 windows per split, a 3-budget sweep of 32 samples); the hour-long config restores
+    most 2,000 windows per split, a 3-budget sweep of 16 samples); the hour-long config restores
     the earlier default, and the GPU, text and cluster configs do not inherit the cuts to their
     learning rate or sampler sweep."""
     base = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
