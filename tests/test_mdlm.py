@@ -282,3 +282,56 @@ def test_nelbo_of_true_conditional_equals_entropy():
     est_u, se_u = nelbo_estimate(m, uniform, x0, seed=7)
     assert abs(est_u - math.log(4)) < 3 * se_u, (est_u, se_u)
     assert est_u > est  # same masks (common random numbers): the true model is better
+
+
+class PairCopyConditional(torch.nn.Module):
+    """The true conditional of a source whose tokens come in equal pairs (x_2k = x_2k+1, each
+    pair uniform over the four bases): a masked token is its partner's token when the partner is
+    visible, else uniform. Its entropy rate is ln(4)/2, and its MDLM NELBO is
+    (1 - eps)^2 ln(4)/2: at time t a token is scored with probability (1 - eps) t and then pays
+    ln 4 only when its partner is masked too (probability (1 - eps) t again), weight 1/t."""
+
+    def forward(self, tokens, sigma=None, cond=None):
+        partner = tokens.view(tokens.shape[0], -1, 2).flip(-1).reshape(tokens.shape)
+        logits = torch.full((*tokens.shape, V), -1e4)
+        logits[..., :4] = 0.0
+        seen = partner != MASK
+        one_hot = torch.nn.functional.one_hot(partner.clamp_max(3), V).bool() & seen[..., None]
+        return torch.where(one_hot, torch.zeros_like(logits), logits.masked_fill(
+            seen[..., None] & ~one_hot, -1e4))
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0, 3.0])
+def test_train_time_power_keeps_the_nelbo_in_expectation(power):
+    """Importance-weighted times (t = (1 - eps) u^p + eps, weight p u^(p-1)) estimate the same
+    NELBO as uniform times, on a source whose per-time loss depends strongly on t (it grows
+    linearly in t), so unweighted low times would come out far lower."""
+    m = MDLM(LogLinearSchedule(EPS), mask_id=MASK, generable_ids=[0, 1, 2, 3], vocab_size=V,
+             train_time_power=power)
+    g = torch.Generator().manual_seed(11)
+    B, L = 4096, 64
+    x0 = torch.randint(0, 4, (B, L // 2), generator=g).repeat_interleave(2, dim=1)
+    exact = (1 - EPS) ** 2 * math.log(4) / 2
+    sums, ts = [], []
+    for _ in range(4):
+        nll_sum, n_tok, t = m.token_nll(PairCopyConditional(), x0, torch.ones_like(x0).bool(),
+                                        generator=g, time_power=power)
+        sums.append(nll_sum / n_tok)
+        ts.append(t)
+    per_window, t = torch.cat(sums).double(), torch.cat(ts).double()
+    se = per_window.std().item() / math.sqrt(len(per_window))
+    assert abs(per_window.mean().item() - exact) < 4 * se, (per_window.mean(), exact, se)
+    # the times follow t = (1 - eps) u^p + eps: the share below (1 - eps) 0.25^p + eps is 1/4
+    share = (t < (1 - EPS) * 0.25 ** power + EPS).double().mean().item()
+    assert share == pytest.approx(0.25, abs=1e-3)
+    # and the training loss uses them
+    assert m.loss(PairCopyConditional(), x0[:512], torch.ones_like(x0[:512]).bool(),
+                  generator=g).item() == pytest.approx(exact, rel=0.1)
+
+
+def test_train_time_power_rejects_bad_values():
+    with pytest.raises(ValueError, match="train_time_power must be >= 1"):
+        MDLM(LogLinearSchedule(EPS), MASK, [0, 1, 2, 3], V, train_time_power=0.5)
+    with pytest.raises(ValueError, match="continuous-time objective only"):
+        MDLM(LogLinearSchedule(EPS), MASK, [0, 1, 2, 3], V, train_time_power=2.0,
+             train_discrete_T=10)

@@ -19,7 +19,8 @@ def build_objective(cfg: dict, tokenizer: dict):
         return MDLM(build_schedule(cfg["diffusion"]), tokenizer["mask_id"],
                     tokenizer["generable_ids"], vocab,
                     time_conditioning=cfg["model"]["time_conditioning"],
-                    train_discrete_T=cfg["diffusion"]["train_discrete_T"])
+                    train_discrete_T=cfg["diffusion"]["train_discrete_T"],
+                    train_time_power=cfg["diffusion"].get("train_time_power", 1.0))
     if cfg["objective"] == "ar":
         return Autoregressive(tokenizer["mask_id"], tokenizer["generable_ids"], vocab)
     raise ValueError(f"unknown objective {cfg['objective']!r} (known: mdlm, ar)")

@@ -7,7 +7,10 @@ continuous-time NELBO.
   (zero-masking), and unmasked positions carry their token over (they contribute zero loss).
 - NELBO per token = sum over masked positions of weight(t) * -log p(x0 | x_t), divided by the
   number of scored tokens (masked or not), with max(count, 1) so an all-padding batch gives 0.
-- Time sampling is stratified: u_i ~ U[i/n, (i+1)/n), t = (1 - eps) u + eps.
+- Time sampling is stratified: u_i ~ U[i/n, (i+1)/n), t = (1 - eps) u + eps. Training may draw
+  t = (1 - eps) u^p + eps instead (``train_time_power`` p > 1: more windows at low masking
+  rates, where the denoiser sees most context) with the importance weight p u^(p-1), so the
+  training loss is the same NELBO in expectation (only its variance changes).
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ class MDLM:
     stochastic = True
 
     def __init__(self, schedule, mask_id: int, generable_ids, vocab_size: int,
-                 time_conditioning: bool = False, train_discrete_T: int | None = None):
+                 time_conditioning: bool = False, train_discrete_T: int | None = None,
+                 train_time_power: float = 1.0):
+        if train_time_power < 1.0:
+            raise ValueError(f"train_time_power must be >= 1 (got {train_time_power})")
+        if train_time_power != 1.0 and train_discrete_T:
+            raise ValueError("train_time_power applies to the continuous-time objective only "
+                             "(unset train_discrete_T or set train_time_power to 1)")
+        self.train_time_power = float(train_time_power)
         self.schedule = schedule
         self.train_discrete_T = train_discrete_T  # None: the continuous-time objective
         self.mask_id = mask_id
@@ -67,14 +77,24 @@ class MDLM:
 
     # -- loss ----------------------------------------------------------------------------
     def token_nll(self, model, x0, loss_mask, t=None, generator=None, cond=None,
-                  discrete_T: int | None = None):
+                  discrete_T: int | None = None, time_power: float = 1.0):
         """Per-window weighted NLL sums and scored-token counts.
 
         Returns ``(nll_sum[B], n_tokens[B], t[B])`` where ``nll_sum`` is
         sum over masked positions of weight(t) * -log p(x0 | x_t) (nats). With ``discrete_T``
-        the times lie on the grid i/T and the weights are those of the T-step NELBO.
+        the times lie on the grid i/T and the weights are those of the T-step NELBO. With
+        ``time_power`` p > 1 (and no ``t`` given) the times are t = (1 - eps) u^p + eps for
+        stratified u and each window's sum carries the importance weight p u^(p-1): the same
+        expectation as uniform times.
         """
-        if t is None:
+        ratio = None
+        if t is None and time_power != 1.0:
+            n = x0.shape[0]
+            u = (torch.arange(n, dtype=torch.float64)
+                 + torch.rand(n, generator=generator, dtype=torch.float64)) / n
+            t = self.time_from_uniform(u ** time_power).to(x0.device)
+            ratio = (time_power * u ** (time_power - 1.0)).float().to(x0.device)
+        elif t is None:
             t = self.sample_t(x0.shape[0], generator=generator, device=x0.device,
                               discrete_T=discrete_T)
         x_t, masked = self.corrupt(x0, t, loss_mask, generator=generator)
@@ -86,11 +106,15 @@ class MDLM:
         weight = (self.schedule.discrete_weight(t, discrete_T) if discrete_T
                   else self.schedule.weight(t))
         nll_sum = nll.sum(-1) * weight
+        if ratio is not None:
+            nll_sum = nll_sum * ratio
         return nll_sum, loss_mask.sum(-1), t
 
     def loss(self, model, x0, loss_mask, generator=None, cond=None):
         """Batch NELBO in nats per scored token (never NaN: divides by max(count, 1)); the
-        T-step objective when the objective was built with ``train_discrete_T``."""
+        T-step objective when the objective was built with ``train_discrete_T``; times drawn
+        with ``train_time_power`` (importance-weighted, the same NELBO in expectation)."""
         nll_sum, n_tok, _ = self.token_nll(model, x0, loss_mask, generator=generator, cond=cond,
-                                           discrete_T=self.train_discrete_T)
+                                           discrete_T=self.train_discrete_T,
+                                           time_power=self.train_time_power)
         return nll_sum.sum() / n_tok.sum().clamp_min(1)
