@@ -380,3 +380,32 @@ def test_gpu_proof_skips_what_the_budget_cannot_fit(tmp_path, shared_data):
     st.run("broken", lambda: 1 / 0)
     assert st.results["broken"]["status"] == "failed" and "ZeroDivisionError" in \
         st.results["broken"]["error"]
+
+
+def test_quality_vs_compute_table_and_plot(tmp_path):
+    """The README's quality-against-compute table (resources/figures): MDLM and AR at three or
+    more CPU budgets each, with the Markov and real references, and it draws; a table without
+    the needed columns is refused with the file named."""
+    from pathlib import Path
+
+    from dnadiff.evaluation.plots import read_quality_vs_compute
+
+    table = Path(__file__).resolve().parents[1] / "resources/figures/quality_vs_compute.tsv"
+    rows = read_quality_vs_compute(table)
+    for model in ("mdlm", "ar"):
+        cpu = [r for r in rows if r["model"] == model and "CPU" in r["device"]]
+        assert len({r["train_flops"] for r in cpu}) >= 3, model
+        assert all(1.8 < r["bits"] < 1.96 and 0 <= r["coding_fraction"] <= 1 for r in cpu)
+    refs = {r["label"] for r in rows if r["model"] == "reference"}
+    assert any("Markov" in label for label in refs) and any("real" in label for label in refs)
+    out = bench("compute-plot", "--table", str(table), "--out", str(tmp_path / "q.png"))
+    assert out["rows"] == len(rows)
+    assert (tmp_path / "q.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("model\tlabel\nmdlm\tx\n")
+    proc = subprocess.run([sys.executable, "-m", "dnadiff", "bench", "compute-plot", "--table",
+                           str(bad), "--out", str(tmp_path / "b.png")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "bad.tsv" in proc.stderr and "no column" in proc.stderr
+    assert not (tmp_path / "b.png").exists()

@@ -1,4 +1,5 @@
-"""Speed figures: ``bench sampler | tokenize | loader | train | all | backbones`` (JSON)."""
+"""Speed figures: ``bench sampler | tokenize | loader | train | all | backbones`` (JSON), and
+the quality-against-compute plot (``bench compute-plot``)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,14 @@ def register(sub) -> None:
                    help="GPU: also run mamba/caduceus with the pure-PyTorch scan and report "
                         "the largest logit difference to the mamba-ssm kernels")
 
+    q = verb(bn, "compute-plot",
+             "the quality-against-compute table (TSV: model, label, device, train_flops, bits, "
+             "coding_fraction, ...) drawn as a PNG",
+             compute_plot, config=False, threads=False)
+    q.add_argument("--table", required=True, help="the TSV (e.g. "
+                                                  "resources/figures/quality_vs_compute.tsv)")
+    q.add_argument("--out", required=True, help="the PNG to write")
+
 
 def _print(result) -> None:
     print(json.dumps(result, indent=1))
@@ -178,6 +187,18 @@ def proof(args) -> None:
     if failed:
         raise DnadiffError(f"bench proof: stage(s) {', '.join(failed)} failed; see "
                            f"{args.out}/summary.json")
+
+
+def compute_plot(args) -> None:
+    """``dnadiff bench compute-plot``."""
+    from dnadiff.evaluation.plots import plot_quality_vs_compute, read_quality_vs_compute
+
+    try:
+        rows = read_quality_vs_compute(args.table)
+    except (OSError, ValueError) as exc:
+        raise DnadiffError(f"bench compute-plot: {exc}") from None
+    plot_quality_vs_compute(rows, args.out)
+    _print({"table": args.table, "plot": args.out, "rows": len(rows)})
 
 
 def backbones(args) -> None:

@@ -228,3 +228,54 @@ def plot_marginal_trap(rows: list[dict], modality: str, out) -> None:
         ax.legend(fontsize=7)
     fig.suptitle("Samplers against the marginal trap: quality for forward passes")
     _save(fig, out)
+
+
+def read_quality_vs_compute(path) -> list[dict]:
+    """Rows of a quality-against-compute table (TSV): ``model`` (mdlm, ar, or reference),
+    ``label``, ``device``, ``train_flops`` (empty for references), ``bits`` and
+    ``coding_fraction`` with ``_se`` columns; empty cells become None."""
+    rows = []
+    with open(path) as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            out = {}
+            for key, value in row.items():
+                if key in ("model", "label", "device"):
+                    out[key] = value
+                else:
+                    out[key] = float(value) if value not in ("", "-", None) else None
+            rows.append(out)
+    missing = {"model", "label", "device", "train_flops", "bits", "coding_fraction"} - set(
+        rows[0] if rows else {})
+    if missing:
+        raise ValueError(f"{path}: no column(s) {', '.join(sorted(missing))}")
+    return rows
+
+
+def plot_quality_vs_compute(rows: list[dict], out) -> None:
+    """Held-out bits per base and the samples' coding fraction against training FLOPs, one line
+    per model and device, the reference rows (Markov chains, real windows) as horizontal
+    lines."""
+    metrics = [("bits", "held-out bits per base (test)"),
+               ("coding_fraction", "samples: gene-finder coding fraction")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    runs = [r for r in rows if r["model"] != "reference" and r["train_flops"]]
+    groups = list(dict.fromkeys((r["model"], r["device"]) for r in runs))
+    for ax, (m, title) in zip(axes, metrics):
+        for model, device in groups:
+            mine = sorted((r for r in runs if (r["model"], r["device"]) == (model, device)
+                           and r.get(m) is not None), key=lambda r: r["train_flops"])
+            if not mine:
+                continue
+            se = [r.get(m + "_se") or 0.0 for r in mine]
+            ax.errorbar([r["train_flops"] for r in mine], [r[m] for r in mine], yerr=se,
+                        fmt="o-" if len(mine) > 1 else "s", capsize=3,
+                        label=f"{model.upper()} ({device})")
+        for i, ref in enumerate(r for r in rows if r["model"] == "reference"
+                                and r.get(m) is not None):
+            ax.axhline(ref[m], color=f"C{7 + i % 3}", ls="--", lw=1, label=ref["label"])
+        ax.set_xscale("log")
+        ax.set_xlabel("training FLOPs")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle("What compute buys: MDLM and AR of the same size on yeast")
+    _save(fig, out)
