@@ -284,3 +284,7 @@ def test_overlays_keep_their_recipes_over_the_laptop_default():
     assert _overlay("yeast-gpu.yaml")["downstream"]["finetune"]["seeds"] == [0, 1, 2]
     for name in ("text.yaml", "hg38.yaml", "gue.yaml", "yeast-gpu.yaml"):
         assert _overlay(name)["marginal_trap"]["divisors"] == [1, 2, 4, 8, 16]
+    # the laptop's importance-weighted times stay in the laptop default
+    assert base["diffusion"]["train_time_power"] == 2
+    for name in ("yeast-hour.yaml", "text.yaml", "hg38.yaml", "gue.yaml", "yeast-gpu.yaml"):
+        assert _overlay(name)["diffusion"]["train_time_power"] == 1
