@@ -35,8 +35,17 @@ run: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --report report.html
 
+# tests/test_slurm.py runs beside the rest (its jobs mostly wait on SLURM's scheduler and time
+# limits), its output shown after the rest's; `pytest -q` alone runs everything in one process.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@slurm_log=$$(mktemp); \
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_slurm.py >$$slurm_log 2>&1 & \
+	slurm_pid=$$!; \
+	$(BIN)/python -m pytest -q --ignore=tests/test_slurm.py; rest=$$?; \
+	wait $$slurm_pid; slurm=$$?; \
+	echo "== tests/test_slurm.py (run beside the rest)"; cat $$slurm_log; rm -f $$slurm_log; \
+	echo "make test: the rest exited $$rest, tests/test_slurm.py exited $$slurm"; \
+	[ $$rest -eq 0 ] && [ $$slurm -eq 0 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check dnadiff tests

@@ -626,14 +626,14 @@ def test_kill_9_during_prepare_then_rerun(tmp_path, seed):
 @hostile("accepted")
 @pytest.mark.parametrize("seed", [0, 1])
 def test_kill_9_during_sample_then_rerun(world, tmp_path, seed):
-    args = ["sample", "--config-json", cfg(sample={"num_samples": 400, "steps": 32,
+    args = ["sample", "--config-json", cfg(sample={"num_samples": 120, "steps": 32,
                                                    "batch_size": 4}),
             "--checkpoint", world["model"], "--out", tmp_path / "s.fa"]
     proc = popen_cli(*args, log=tmp_path / "log")
     if _kill_at(proc, random.Random(seed).uniform(2.0, 5.0)):
         assert not (tmp_path / "s.fa").exists()
     assert_ok(run_cli(*args))
-    assert (tmp_path / "s.fa").read_text().count(">") == 400
+    assert (tmp_path / "s.fa").read_text().count(">") == 120
     no_temporaries(tmp_path)
 
 
