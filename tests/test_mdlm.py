@@ -293,12 +293,10 @@ class PairCopyConditional(torch.nn.Module):
 
     def forward(self, tokens, sigma=None, cond=None):
         partner = tokens.view(tokens.shape[0], -1, 2).flip(-1).reshape(tokens.shape)
-        logits = torch.full((*tokens.shape, V), -1e4)
-        logits[..., :4] = 0.0
-        seen = partner != MASK
-        one_hot = torch.nn.functional.one_hot(partner.clamp_max(3), V).bool() & seen[..., None]
-        return torch.where(one_hot, torch.zeros_like(logits), logits.masked_fill(
-            seen[..., None] & ~one_hot, -1e4))
+        uniform = torch.full((V,), -1e4)
+        uniform[:4] = 0.0
+        known = (torch.nn.functional.one_hot(partner.clamp_max(3), V).float() - 1.0) * 1e4
+        return torch.where((partner != MASK)[..., None], known, uniform)
 
 
 @pytest.mark.parametrize("power", [1.0, 2.0, 3.0])

@@ -49,9 +49,13 @@ class MDLM:
                  ) -> torch.Tensor:
         """Stratified times: one draw in each of n equal strata of [0, 1), mapped to [eps, 1);
         with ``discrete_T``, mapped to the grid {1/T, 2/T, ..., 1} instead."""
-        u = (torch.arange(n, dtype=torch.float64)
-             + torch.rand(n, generator=generator, dtype=torch.float64)) / n
-        return self.time_from_uniform(u, discrete_T).to(device)
+        return self.time_from_uniform(self.stratified_uniform(n, generator), discrete_T).to(device)
+
+    @staticmethod
+    def stratified_uniform(n: int, generator=None) -> torch.Tensor:
+        """One float64 draw in each of n equal strata of [0, 1)."""
+        return (torch.arange(n, dtype=torch.float64)
+                + torch.rand(n, generator=generator, dtype=torch.float64)) / n
 
     def time_from_uniform(self, u: torch.Tensor, discrete_T: int | None = None) -> torch.Tensor:
         if discrete_T:
@@ -89,9 +93,7 @@ class MDLM:
         """
         ratio = None
         if t is None and time_power != 1.0:
-            n = x0.shape[0]
-            u = (torch.arange(n, dtype=torch.float64)
-                 + torch.rand(n, generator=generator, dtype=torch.float64)) / n
+            u = self.stratified_uniform(x0.shape[0], generator)
             t = self.time_from_uniform(u ** time_power).to(x0.device)
             ratio = (time_power * u ** (time_power - 1.0)).float().to(x0.device)
         elif t is None:

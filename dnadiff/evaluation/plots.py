@@ -234,20 +234,25 @@ def read_quality_vs_compute(path) -> list[dict]:
     """Rows of a quality-against-compute table (TSV): ``model`` (mdlm, ar, or reference),
     ``label``, ``device``, ``train_flops`` (empty for references), ``bits`` and
     ``coding_fraction`` with ``_se`` columns; empty cells become None."""
+    text = ("model", "label", "device")
     rows = []
     with open(path) as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
+        reader = csv.DictReader(fh, delimiter="\t")
+        missing = {*text, "train_flops", "bits", "coding_fraction"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: no column(s) {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
             out = {}
             for key, value in row.items():
-                if key in ("model", "label", "device"):
-                    out[key] = value
-                else:
-                    out[key] = float(value) if value not in ("", "-", None) else None
+                if key in text or value in ("", "-", None):
+                    out[key] = value if key in text else None
+                    continue
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    raise ValueError(f"{path}, line {line}: {key} is {value!r}, not a number "
+                                     "(or empty / -)") from None
             rows.append(out)
-    missing = {"model", "label", "device", "train_flops", "bits", "coding_fraction"} - set(
-        rows[0] if rows else {})
-    if missing:
-        raise ValueError(f"{path}: no column(s) {', '.join(sorted(missing))}")
     return rows
 
 
