@@ -87,7 +87,7 @@ def export_checkpoint(checkpoint, out) -> dict:
     meta["export"] = {"dnadiff": version, "source": Path(checkpoint).name,
                       "weights": WEIGHTS_FILE, "ema": ckpt.get("ema_state_dict") is not None,
                       "ema_prefix": EMA_PREFIX}
-    with atomic_path(out, is_dir=True) as tmp:
+    with atomic_path(out, is_dir=True, kind="model export") as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE),
                   metadata={"format": "pt", "dnadiff_format": ckpt["format"]})
         umask = os.umask(0)

@@ -137,3 +137,7 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("reliability suite (tests/test_hostile.py)")
     terminalreporter.write_line(" | ".join(_HOSTILE))
     terminalreporter.write_line(" | ".join(str(v) for v in _HOSTILE.values()))
+
+
+# the reliability suite's shared fixtures (tests/hostile_kit.py), for every tests/test_hostile*.py
+from hostile_kit import small_fs, world  # noqa: E402, F401, I001

@@ -27,129 +27,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hostile_kit import (
+    assert_ok,
+    assert_rejected,
+    cfg,
+    copy_data,
+    genome_records,
+    hostile,
+    listing,
+    no_temporaries,
+    popen_cli,
+    train_args,
+)
 
 from dnadiff.config import validate_config
 
 from conftest import REPO, random_dna, run_cli, write_fasta
-
-hostile = pytest.mark.hostile
-
-
-class LeftoverError(AssertionError):
-    """A failure that left files behind (counted as "partial outputs left")."""
-
-
-# ---------------------------------------------------------------------------------- helpers
-def listing(*folders) -> set[str]:
-    """Every path under ``folders`` (hidden ones too), as strings."""
-    out = set()
-    for folder in folders:
-        folder = Path(folder)
-        if folder.exists():
-            out |= {str(p) for p in folder.rglob("*")} | {str(folder)}
-    return out
-
-
-def assert_rejected(proc, before: set[str], folders, *needles) -> str:
-    """Exit 2, one ``dnadiff: error:`` line holding every needle, no traceback, and the
-    folders hold exactly what they held before."""
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("dnadiff: error:")]
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
-    assert len(lines) == 1, proc.stderr[-3000:]
-    for needle in needles:
-        assert str(needle).lower() in lines[0].lower(), (needle, lines[0])
-    after = listing(*folders)
-    if after != before:
-        raise LeftoverError(f"left behind: {sorted(after - before)}; removed: "
-                            f"{sorted(before - after)}")
-    return lines[0]
-
-
-def assert_ok(proc) -> None:
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
-def no_temporaries(*folders) -> None:
-    stray = [p for p in listing(*folders) if ".tmp-" in Path(p).name or ".old-" in Path(p).name
-             or Path(p).name.endswith(".tmp")]
-    if stray:
-        raise LeftoverError(f"temporaries left: {stray}")
-
-
-TINY = {"run": "h", "data": {"window": 32, "splits": {"validation": ["v"], "test": ["t"]}},
-        "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 16},
-        "train": {"steps": 6, "batch_size": 4, "val_every": 3, "val_windows": 2, "log_every": 3,
-                  "warmup_steps": 1},
-        "sample": {"num_samples": 2, "steps": 4, "batch_size": 2},
-        "evaluate": {"max_windows": 4}}
-
-
-def cfg(**sections) -> str:
-    out = json.loads(json.dumps(TINY))
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            out.setdefault(key, {}).update(value)
-        else:
-            out[key] = value
-    return json.dumps(out)
-
-
-def genome_records(seed: int = 0):
-    return [("a", random_dna(3000, seed)), ("b", random_dna(3000, seed + 1)),
-            ("v", random_dna(1000, seed + 2)), ("t", random_dna(1000, seed + 3))]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A genome, its prepared data and a trained tiny model (shared, never modified)."""
-    root = tmp_path_factory.mktemp("hostile")
-    fa = write_fasta(root / "g.fa", genome_records())
-    assert_ok(run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir",
-                      root / "data"))
-    assert_ok(run_cli("train", "--config-json", cfg(), "--data", root / "data", "--checkpoint",
-                      root / "m.pt", "--metrics", root / "m.csv", "--workdir", root / "state"))
-    return {"fasta": fa, "data": root / "data", "model": root / "m.pt", "root": root}
-
-
-def train_args(data, out: Path, config=None):
-    return ["train", "--config-json", config or cfg(), "--data", data, "--checkpoint",
-            out / "model.pt", "--metrics", out / "metrics.csv", "--workdir", out / "state"]
-
-
-def copy_data(world, dst: Path) -> Path:
-    shutil.copytree(world["data"], dst)
-    return dst
-
-
-@pytest.fixture
-def small_fs(tmp_path):
-    """``make(size, read_only)`` mounts a tmpfs of ``size`` (read-only if asked) and returns
-    its folder; skipped where this process may not mount (not root, no CAP_SYS_ADMIN)."""
-    mounted = []
-
-    def make(size: str, read_only: bool = False) -> Path:
-        where = tmp_path / f"fs{len(mounted)}"
-        where.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                               str(where)], capture_output=True, text=True)
-        if proc.returncode:
-            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not root'}): "
-                        "full and read-only disk cases need root")
-        mounted.append(where)
-        if read_only:
-            subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
-        return where
-
-    yield make
-    for where in mounted:
-        subprocess.run(["umount", "-l", str(where)], capture_output=True)
-
-
-def popen_cli(*args, log: Path):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "dnadiff", *map(str, args)], env=env,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
 # ------------------------------------------------------- 1. never delete what is not ours
@@ -158,9 +51,9 @@ def test_workdir_holding_user_files_is_refused_and_kept(world, tmp_path):
     project = tmp_path / "project"
     (project / "notes").mkdir(parents=True)
     (project / "notes" / "thesis.tex").write_text("months of work")
-    copy_data(world, project / "data")
+    copy_data(world, tmp_path / "data")
     before = listing(tmp_path)
-    args = train_args(project / "data", tmp_path)
+    args = train_args(tmp_path / "data", tmp_path)
     args[-1] = project  # --workdir: the user's project folder
     line = assert_rejected(run_cli(*args), before, [tmp_path], project, "did not create")
     assert "never deletes" in line
@@ -188,11 +81,25 @@ def test_prepare_into_a_user_folder_is_refused_and_kept(world, tmp_path):
 @hostile("accepted")
 def test_prepare_replaces_its_own_earlier_output(world, tmp_path):
     out = copy_data(world, tmp_path / "data")
-    (out / ".dnadiff-output").unlink(missing_ok=True)  # as written by an earlier version
     assert_ok(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
                       "--outdir", out))
     assert (out / ".dnadiff-output").exists() and (out / "index.json").exists()
     no_temporaries(tmp_path)
+
+
+@hostile("rejected")
+@pytest.mark.parametrize("marker", [None, "written by dnadiff; this folder may be replaced\n"])
+def test_prepared_data_of_an_earlier_version_is_refused_with_the_command_to_move_it(
+        world, tmp_path, marker):
+    """Ownership by marker only: an earlier version's data (no marker, or the old plain-text
+    marker that lists no files) is never replaced; the error gives the command to move it."""
+    out = copy_data(world, tmp_path / "data")
+    (out / ".dnadiff-output").unlink()
+    if marker:
+        (out / ".dnadiff-output").write_text(marker)
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
+                            "--outdir", out), before, [tmp_path], out, "mv ", ".old")
 
 
 # ------------------------------------------------------- 2. NaN and infinity
@@ -367,7 +274,11 @@ def test_damaged_training_state_is_set_aside_and_training_starts_afresh(
     assert "resuming" not in proc.stderr
     assert torch.load(tmp_path / "model.pt", weights_only=True)["metrics"][
         "resumed_from_step"] == 0
-    assert not list(state.rglob("*.ckpt")) and not list(state.rglob("*.corrupt"))
+    # the damaged state is kept where the warning said it was set aside (never run, never
+    # deleted: the user may want to look at it); nothing else of the run's state stays
+    aside = state / "last.ckpt.corrupt"
+    assert str(aside) in proc.stderr and aside.is_file()
+    assert not list(state.rglob("*.ckpt"))
     no_temporaries(tmp_path)
 
 

@@ -16,6 +16,7 @@ import sys
 
 from dnadiff import __version__, io
 from dnadiff.cli import bench, data, downstream, evaluate, probe, sample, train
+from dnadiff.cli.common import check_paths
 from dnadiff.errors import user_message
 
 #: the stages, in the order of the flow (and of ``dnadiff --help``)
@@ -50,7 +51,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def run(args) -> None:
     """Check the verb's output paths, then run its handler."""
-    io.preflight(*(getattr(args, dest) for dest in getattr(args, "outputs", ())))
+    check_paths(args)
     args.handler(args)
 
 

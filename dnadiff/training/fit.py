@@ -31,6 +31,7 @@ from dnadiff.io import atomic_open
 from dnadiff.training.module import DenoiserModule
 from dnadiff.training.state import (
     SaveState,
+    attempts,
     candidates,
     clear_state,
     discard_state,
@@ -201,7 +202,7 @@ def _fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
         # exactly: with accumulation only the validation-time checkpoints are used.
         plugins.append(SLURMEnvironment(auto_requeue=plan["accumulate"] == 1,
                                         requeue_signal=signal.SIGUSR1))
-    attempt = sum(1 for _ in workdir.glob("attempt_*"))
+    attempt = len(attempts(workdir))
     trainer = L.Trainer(
         accelerator=accel, devices=tc["devices"], num_nodes=tc["num_nodes"],
         strategy=tc["strategy"],
@@ -271,7 +272,8 @@ def _fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
     with io.all_or_nothing():  # the model and its metrics together, or neither
         save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, step, metrics,
                         ema_state=ema_state)
-        _tidy_metrics(sorted(workdir.glob("attempt_*/metrics.csv")), metrics_out)
+        _tidy_metrics([a / "metrics.csv" for a in attempts(workdir)
+                       if (a / "metrics.csv").is_file()], metrics_out)
         io.after_publish(lambda: clear_state(workdir))
     return metrics
 

@@ -9,6 +9,8 @@ import copy
 import json
 import logging
 import os
+import re
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -73,42 +75,77 @@ def fingerprint(cfg: dict, train_ds, data_id: str) -> str:
 
 
 #: marks a folder as dnadiff's training state: only such a folder (or an empty or new one) is
-#: used as --workdir, and only the entries below are ever removed from it
+#: used as --workdir, and only the entries :func:`our_entries` names are ever removed from it
 STATE_MARKER = ".dnadiff-train-state"
-_STATE_ENTRIES = ("checkpoints", "run.json", "launch.json", "hpc_ckpt_*.ckpt", "attempt_*",
-                  "*.corrupt")
+_ATTEMPT = re.compile(r"attempt_\d+")
+_HPC = re.compile(r"hpc_ckpt_\d+\.ckpt")
+
+
+def attempts(workdir: Path) -> list[Path]:
+    """The attempt folders (``attempt_N``, the CSV logger's) of a training-state folder, in
+    the order of N."""
+    found = [p for p in workdir.glob("attempt_*") if _ATTEMPT.fullmatch(p.name) and p.is_dir()
+             and not p.is_symlink()]
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+
+def our_entries(workdir: Path, keep_logs: bool = False) -> list[Path]:
+    """What dnadiff itself writes in a training-state folder, by exact name: run.json,
+    launch.json, checkpoints/last.ckpt, hpc_ckpt_N.ckpt, attempt_N/ (only the checkpoints
+    inside with ``keep_logs``). A file set aside as ``*.corrupt`` is kept for the user to look
+    at, and anything else is not ours."""
+    found = [workdir / n for n in ("run.json", "launch.json") if (workdir / n).is_file()]
+    found += [p for p in workdir.glob("hpc_ckpt_*.ckpt") if _HPC.fullmatch(p.name)]
+    ckpts = workdir / "checkpoints"
+    if ckpts.is_dir() and not ckpts.is_symlink():
+        found += [p for p in ckpts.iterdir() if p.name == "last.ckpt"
+                  or p.name.startswith(".last.ckpt.tmp-")]
+    for attempt in attempts(workdir):
+        found += [attempt / "checkpoints"] if keep_logs else [attempt]
+    return [p for p in found if p.exists() or p.is_symlink()]
+
+
+def _remove_entries(entries) -> None:
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _owned_workdir(workdir: Path) -> bool:
-    """Whether ``workdir`` may hold our training state: new, empty, marked as ours, or the
-    state of an earlier dnadiff version (its run.json holds a training fingerprint)."""
+    """Whether ``workdir`` may hold our training state: new, empty or marked as ours (by the
+    marker only, never by the shape of its contents)."""
     if not workdir.exists():
         return True
     if not workdir.is_dir():
         raise DnadiffError(f"{workdir}: --workdir is a file; expected a folder for the "
                            "training state")
-    if (workdir / STATE_MARKER).exists() or not any(workdir.iterdir()):
-        return True
-    try:
-        return "config" in json.loads((workdir / "run.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return False
+    return (workdir / STATE_MARKER).exists() or not any(workdir.iterdir())
+
+
+def _refuse_workdir(workdir: Path) -> DnadiffError:
+    if (workdir / "run.json").is_file():
+        return DnadiffError(f"{workdir}: --workdir has no {STATE_MARKER} marker (a training "
+                            "state of an earlier dnadiff version, or not dnadiff's); dnadiff "
+                            "never deletes what it did not create: move it aside (mv "
+                            f"{shlex.quote(str(workdir))} {shlex.quote(str(workdir) + '.old')}) "
+                            "or give a new folder")
+    return DnadiffError(f"{workdir}: --workdir holds files that dnadiff did not create; give "
+                        "a new or empty folder for the training state (dnadiff never "
+                        "deletes what it did not create)")
 
 
 def _reset_workdir(workdir: Path) -> None:
     """Remove our own entries from the training-state folder (nothing else) and mark it."""
     if not _owned_workdir(workdir):
-        raise DnadiffError(f"{workdir}: --workdir holds files that dnadiff did not create; give "
-                           "a new or empty folder for the training state (dnadiff never "
-                           "deletes what it did not create)")
+        raise _refuse_workdir(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        for pattern in _STATE_ENTRIES:
-            for entry in workdir.glob(pattern):
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+        _remove_entries(our_entries(workdir))
+        ckpts = workdir / "checkpoints"
+        if ckpts.is_dir() and not ckpts.is_symlink() and not any(ckpts.iterdir()):
+            ckpts.rmdir()
         (workdir / STATE_MARKER).write_text("dnadiff training state: resumable checkpoints of "
                                             "an unfinished run (safe to delete)\n")
     except OSError as exc:
@@ -141,6 +178,10 @@ def _readable_state(workdir: Path) -> tuple[Path | None, int]:
         except Exception as exc:  # noqa: BLE001 - anything unreadable is set aside, not run
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
             aside = workdir / f"{path.name}.corrupt"
+            n = 1
+            while aside.exists():  # never over an earlier one: each is kept for the user
+                n += 1
+                aside = workdir / f"{path.name}.{n}.corrupt"
             log.warning("%s: unreadable or unsafe training state (%s); set aside as %s, not "
                         "resumed", path, reason, aside)
             with contextlib.suppress(OSError):
@@ -183,9 +224,7 @@ def prepare_workdir(workdir: Path, fingerprint: str, resume: bool, devices: int
             time.sleep(0.5)
     ckpt, step = None, 0
     if not _owned_workdir(workdir):
-        raise DnadiffError(f"{workdir}: --workdir holds files that dnadiff did not create; give "
-                           "a new or empty folder for the training state (dnadiff never "
-                           "deletes what it did not create)")
+        raise _refuse_workdir(workdir)
     if resume and stamp.exists() and stamp.read_text() == fingerprint:
         ckpt, step = _readable_state(workdir)
     if ckpt is None:
@@ -199,26 +238,27 @@ def prepare_workdir(workdir: Path, fingerprint: str, resume: bool, devices: int
 
 def clear_state(workdir: Path) -> None:
     """After a finished run: its training checkpoints are no longer needed (a later run
-    starts afresh rather than resuming a finished one); the attempt logs stay."""
-    shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
-    for pattern in ("hpc_ckpt_*.ckpt", "*.corrupt", "attempt_*/checkpoints"):
-        for p in workdir.glob(pattern):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-    (workdir / "run.json").unlink(missing_ok=True)
+    starts afresh rather than resuming a finished one); the attempt logs stay, and so do
+    states set aside as ``*.corrupt``."""
+    with contextlib.suppress(OSError):
+        _remove_entries(p for p in our_entries(workdir, keep_logs=True)
+                        if p.name != "launch.json")
+    ckpts = workdir / "checkpoints"
+    with contextlib.suppress(OSError):
+        if ckpts.is_dir() and not ckpts.is_symlink() and not any(ckpts.iterdir()):
+            ckpts.rmdir()
 
 
 def discard_state(workdir: Path, remove_folder: bool) -> None:
     """A run that failed before saving anything resumable leaves no training-state folder
     behind (only our own entries are removed; the folder only if this run made it)."""
-    for pattern in _STATE_ENTRIES + (STATE_MARKER,):
-        for entry in workdir.glob(pattern):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        _remove_entries(our_entries(workdir))
+        ckpts = workdir / "checkpoints"
+        if ckpts.is_dir() and not ckpts.is_symlink() and not any(ckpts.iterdir()):
+            ckpts.rmdir()
+        if not any(p.name != STATE_MARKER for p in workdir.iterdir()):
+            (workdir / STATE_MARKER).unlink(missing_ok=True)
     if remove_folder:
         with contextlib.suppress(OSError):
             workdir.rmdir()
