@@ -105,6 +105,10 @@ def _remove_empty(folders) -> None:
 
 def _check_target(path: Path, is_dir: bool, kind: str | None) -> None:
     if is_dir:
+        if path.is_symlink():
+            raise OutputError(path, "is a symbolic link; give the folder itself (an output "
+                                    "folder is replaced whole, and dnadiff never removes a link "
+                                    "it did not create)")
         if path.exists() and not path.is_dir():
             raise OutputError(path, "exists and is a file; expected a folder (or a new path)")
         if path.is_dir():

@@ -210,3 +210,15 @@ def test_config_never_writes_over_its_own_config_file(tmp_path):
     assert_rejected(run_cli("config", "--config", conf, "--out", conf), before, [tmp_path],
                     "--out", "--config")
     assert conf.read_text() == "run: mine\n"
+
+
+@hostile("rejected")
+def test_prepare_refuses_an_outdir_that_is_a_symbolic_link(world, tmp_path):
+    data = copy_data(world, tmp_path / "data")
+    link = tmp_path / "link"
+    link.symlink_to(data)
+    kept = contents(data)
+    before = listing(tmp_path)
+    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
+                            "--outdir", link), before, [tmp_path], link, "symbolic link")
+    assert link.is_symlink() and contents(data) == kept
