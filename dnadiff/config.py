@@ -18,7 +18,15 @@ import yaml
 
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.models.registry import BACKBONES
-from dnadiff.schema import load_schema, task_type_keys
+from dnadiff.schema import TASK_COMMON_KEYS, load_schema, task_type_keys
+
+try:
+    from re import _parser as _re_parser  # Python >= 3.11
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _re_parser
+
+#: nesting of mappings and lists a config may have (the schema's ``x-max-depth``)
+MAX_DEPTH = int(load_schema()["x-max-depth"])
 
 
 def _validator(schema):
@@ -50,6 +58,9 @@ def _describe(error) -> str:
     if error.validator == "type":
         return (f"key {path!r}: {error.instance!r} has the wrong type "
                 f"(expected {error.validator_value})")
+    why = error.schema.get("x-bound") if isinstance(error.schema, dict) else None
+    if why and error.validator in ("maximum", "exclusiveMaximum"):
+        return f"key {path!r}: {error.message}: {why}"
     return f"key {path!r}: {error.message}"
 
 
@@ -76,11 +87,24 @@ def _check_downstream(cfg: dict, source: str) -> None:
     task."""
     names = []
     keys = task_type_keys()
+    props = load_schema()["properties"]["downstream"]["properties"]["tasks"]["items"][
+        "properties"]
     for i, task in enumerate(cfg["downstream"]["tasks"]):
-        for key in keys[task["type"]][0]:
+        required, optional = keys[task["type"]]
+        for key in required:
             if key not in task:
                 raise DnadiffError(f"{source}: key 'downstream.tasks.{i}' ({task['name']}): a "
                                    f"{task['type']} task needs '{key}'")
+        # another type's key would be ignored: refused, unless it holds its default (which a
+        # filled-in config, e.g. Snakemake's, writes into every task)
+        own = set(TASK_COMMON_KEYS) | set(required) | set(optional)
+        for key in task:
+            if key not in own and task[key] != props[key].get("default", ...):
+                users = [t for t, (req, opt) in keys.items() if key in req + opt]
+                raise DnadiffError(f"{source}: key 'downstream.tasks.{i}.{key}' "
+                                   f"({task['name']}): a {task['type']} task has no '{key}' "
+                                   f"(it is a key of {', '.join(users)} tasks); allowed "
+                                   f"here: {', '.join(sorted(own))}")
         names.append(task["name"])
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -151,6 +175,97 @@ def _check_finite(value, source: str, path: str = "") -> None:
             _check_finite(sub, source, f"{path}.{i}")
 
 
+def _check_depth(value, source: str) -> None:
+    """Refuse mappings and lists nested more than :data:`MAX_DEPTH` levels deep, without
+    recursion (a container shared by several parents is walked again only when reached
+    deeper than before, so at most MAX_DEPTH times)."""
+    deepest: dict[int, int] = {}
+    todo = [(value, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if not isinstance(node, (dict, list)) or deepest.get(id(node), -1) >= depth:
+            continue
+        if depth >= MAX_DEPTH:
+            raise DnadiffError(f"{source}: the configuration is nested more than {MAX_DEPTH} "
+                               "levels deep (its deepest key is 5 levels down)")
+        deepest[id(node)] = depth
+        todo.extend((sub, depth + 1) for sub in (node.values() if isinstance(node, dict)
+                                                 else node))
+
+
+#: what makes Python's backtracking regex engine take exponential time (see data.exclude)
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
+def regex_hazard(pattern: str) -> str | None:
+    """Why matching ``pattern`` can take exponential time in the length of the text (a
+    backreference, or a repeated group holding a variable quantifier or an alternation), or
+    ``None``. ``pattern`` must compile."""
+    def walk(items, repeated: bool) -> str | None:
+        for op, av in items:
+            op = str(op)
+            found = None
+            if op.startswith("GROUPREF"):
+                return "a backreference"
+            if op in _REPEATS:
+                low, high, body = av
+                if repeated and low != high:
+                    return "a quantifier inside a repeated group"
+                found = walk(body, repeated or high > 1)
+            elif op == "BRANCH":
+                if repeated:
+                    return "an alternation inside a repeated group"
+                for branch in av[1]:
+                    found = found or walk(branch, repeated)
+            elif op == "SUBPATTERN":
+                found = walk(av[-1], repeated)
+            elif op == "ATOMIC_GROUP":
+                found = walk(av, repeated)
+            elif op in ("ASSERT", "ASSERT_NOT"):
+                found = walk(av[1], repeated)
+            if found:
+                return found
+        return None
+
+    return walk(_re_parser.parse(pattern), False)
+
+
+def _check_exclude(patterns, source: str) -> None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise DnadiffError(f"{source}: key 'data.exclude': {pattern!r} is not a regular "
+                               f"expression ({exc})") from None
+        hazard = regex_hazard(pattern)
+        if hazard:
+            raise DnadiffError(f"{source}: key 'data.exclude': {pattern!r} has {hazard}, which "
+                               "can take exponential time to match a contig name (e.g. "
+                               "'(a+)+'): write it without nesting, e.g. 'a+' or '[ab]+'")
+
+
+def _check_sampling(cfg: dict, source: str) -> None:
+    """Sampler and training options that contradict each other."""
+    sample, diffusion = cfg["sample"], cfg["diffusion"]
+    given = [k for k in ("k", "threshold", "entropy_bound") if sample[k] is not None]
+    if len(given) > 1:
+        keys = " and ".join(repr(f"sample.{k}") for k in given)
+        raise DnadiffError(f"{source}: keys {keys}: the "
+                           "confidence sampler takes one of them (k per step, a threshold or "
+                           "an entropy bound), not several")
+    if sample["remdm_t_on"] <= sample["remdm_t_off"]:
+        raise DnadiffError(f"{source}: keys 'sample.remdm_t_on' ({sample['remdm_t_on']:g}) and "
+                           f"'sample.remdm_t_off' ({sample['remdm_t_off']:g}): the remasking "
+                           "loop runs from t_on down to t_off, so t_on must be larger (else "
+                           "nothing is ever remasked)")
+    if diffusion["train_discrete_T"] is not None and diffusion["train_time_power"] != 1:
+        raise DnadiffError(f"{source}: keys 'diffusion.train_discrete_T' "
+                           f"({diffusion['train_discrete_T']}) and 'diffusion.train_time_power' "
+                           f"({diffusion['train_time_power']:g}): discrete-time training draws "
+                           "its times on the T-step grid; the time power is for continuous "
+                           "time only (set it to 1, or train_discrete_T to null)")
+
+
 def _coerce_integers(value, schema: dict):
     """Integer keys given as integer-valued floats (``steps: 5.0``, which JSON Schema counts
     as integers) become ints, so no later arithmetic sees a float."""
@@ -170,6 +285,7 @@ def _coerce_integers(value, schema: dict):
 def validate_config(cfg: dict | None, source: str = "config") -> dict:
     """Validate ``cfg`` and return a deep copy with every default filled in."""
     schema = load_schema()
+    _check_depth(cfg, source)  # before anything walks it recursively (deepcopy)
     cfg = copy.deepcopy(cfg) if cfg is not None else {}
     if not isinstance(cfg, dict):
         raise DnadiffError(f"{source}: the configuration must be a mapping of keys to values")
@@ -196,12 +312,8 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         if "-" not in sample["template"]:
             raise DnadiffError(f"{source}: key 'sample.template' has no '-' position to "
                                "generate")
-    for pattern in cfg["data"]["exclude"]:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise DnadiffError(f"{source}: key 'data.exclude': {pattern!r} is not a regular "
-                               f"expression ({exc})") from None
+    _check_exclude(cfg["data"]["exclude"], source)
+    _check_sampling(cfg, source)
     _check_text(cfg, source)
     _check_probes(cfg, source)
     fixed = len(sample["prefix"]) + len(sample["suffix"])
@@ -210,6 +322,22 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         raise DnadiffError(f"{source}: keys 'sample.prefix' and 'sample.suffix' ({fixed} "
                            f"tokens) leave nothing to generate in 'sample.length' ({length})")
     return cfg
+
+
+class _AliasError(Exception):
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: ``*name`` (and merge keys ``<<: *name``) copy a
+    whole value, and nested copies of copies expand exponentially (the "billion laughs")."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasError(self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 def load_config(path=None, overrides: str | None = None) -> dict:
@@ -224,21 +352,34 @@ def load_config(path=None, overrides: str | None = None) -> dict:
         if path.is_dir():
             raise InputFileError(path, "is a directory, expected a YAML config file")
         try:
-            cfg = yaml.safe_load(path.read_text()) or {}
+            cfg = yaml.load(path.read_text(), Loader=_ConfigLoader) or {}
+        except _AliasError as exc:
+            raise InputFileError(path, f"line {exc.line}: YAML aliases (*name) are not allowed "
+                                       "in a config (each one copies a whole value, so a few "
+                                       "lines can expand without bound): write the value "
+                                       "out") from None
         except yaml.YAMLError as exc:
             raise InputFileError(path, f"invalid YAML ({str(exc).splitlines()[0]})") from None
+        except RecursionError:
+            raise InputFileError(path, f"the configuration is nested more than {MAX_DEPTH} "
+                                       "levels deep") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputFileError(path, f"cannot be read ({exc})") from None
         if not isinstance(cfg, dict):
             raise InputFileError(path, "the configuration must be a mapping of keys to values")
+        _check_depth(cfg, source)
     if overrides:
         try:
             extra = json.loads(overrides)
         except json.JSONDecodeError as exc:
             raise DnadiffError(f"--config-json: invalid JSON ({exc})") from None
+        except RecursionError:
+            raise DnadiffError(f"--config-json: nested more than {MAX_DEPTH} levels deep"
+                               ) from None
         if not isinstance(extra, dict):
             raise DnadiffError("--config-json: must be a JSON object (a mapping of keys to "
                                f"values), got {type(extra).__name__}")
+        _check_depth(extra, "--config-json")
         cfg = deep_merge(cfg, extra)
         source = f"{source} + --config-json" if path else "--config-json"
     return validate_config(cfg, source)

@@ -13,9 +13,11 @@ token ids.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -50,6 +52,53 @@ def build_template(tokenizer, text: str, tok: dict) -> torch.Tensor:
     return torch.where(gen, torch.full_like(fixed, tok["mask_id"]), fixed)
 
 
+#: bytes a sample being made holds per position at least: its token ids (int64) and the
+#: sampler's copy of them, and a mask (bool); sample.length's bound in the schema says the same
+BYTES_PER_POSITION = 17
+
+
+def sampling_memory(batch: int, length: int, window: int, vocab: int) -> int:
+    """A lower bound of the bytes one batch of samples holds at once: :data:`BYTES_PER_POSITION`
+    per position of each sample, and the float32 log-probabilities and float64 probabilities
+    of one block (the network's activations come on top)."""
+    return batch * (length * BYTES_PER_POSITION + min(length, window) * vocab * 12)
+
+
+def machine_memory() -> int | None:
+    """Bytes of memory this process may use: the physical memory, or a cgroup's limit (a
+    container, a SLURM job) below it; ``None`` where neither can be read."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = None
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text)) if total else int(text)
+    return total
+
+
+def _size(n: int) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def check_memory(batch: int, length: int, window: int, vocab: int) -> None:
+    """Refuse a batch of samples that cannot fit this machine's memory (one line naming what
+    it needs) rather than be killed for it part way."""
+    need, have = sampling_memory(batch, length, window, vocab), machine_memory()
+    if have is not None and need > have:
+        raise DnadiffError(f"config keys 'sample.length' and 'sample.batch_size': {batch} "
+                           f"sample(s) of {length} positions at once need at least {_size(need)} "
+                           f"of memory, more than this machine's {_size(have)}: lower "
+                           "sample.batch_size or sample.length")
+
+
 def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
              ckpt: dict | None = None):
     """Yield (name, fields, token ids) per sample; deterministic given the checkpoint and
@@ -80,7 +129,20 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     if len(prefix) + len(suffix) >= length:
         raise DnadiffError("config keys 'sample.prefix'/'sample.suffix' leave nothing to "
                            f"generate in {length} positions")
+    if objective.name == "ar":
+        after = len(suffix)
+        if template is not None:  # fixed characters after the first generated one
+            gaps = (template == tok["mask_id"]).nonzero()
+            after = int((template[int(gaps[0]):] != tok["mask_id"]).sum())
+        if after:
+            key = "sample.suffix" if len(suffix) else "sample.template"
+            raise DnadiffError(f"config key {key!r}: {checkpoint} is an autoregressive model, "
+                               "which generates left to right and cannot condition on what "
+                               f"comes after ({after} fixed position(s) after the generated "
+                               "ones would be pasted on, not infilled): use an MDLM "
+                               "checkpoint to infill, or 'sample.prefix' alone")
     n, bs, seed = sc["num_samples"], sc["batch_size"], sc["seed"]
+    check_memory(min(n, bs), length, window, len(tok["tokens"]))
     gen = torch.Generator().manual_seed(seed)
     allowed = torch.zeros(len(tok["tokens"]), dtype=torch.bool)
     allowed[tok["generable_ids"]] = True

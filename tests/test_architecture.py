@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dnadiff"
 #: the stages, lowest first: a module may import its own stage and those below it
 LAYERS = [
     ("dnadiff.errors", "dnadiff.schema"),
+    ("dnadiff.ownership",),
     ("dnadiff.io", "dnadiff.runtime", "dnadiff.tokenizers", "dnadiff.models.registry"),
     ("dnadiff.config",),
     ("dnadiff.models",),

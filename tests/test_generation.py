@@ -471,21 +471,27 @@ def test_ar_checkpoint_needs_autoregressive_sampler(ar_ckpt, tmp_path):
         sample_to_fasta(path, out, cfg["sample"], "gen")
     assert "'autoregressive'" in str(ei.value)
     assert not out.exists()
-    sc = {**cfg["sample"], "sampler": "autoregressive", "prefix": "ACGTA", "suffix": "TTT"}
+    # left to right, an AR model cannot condition on a suffix: refused, nothing written
+    with pytest.raises(DnadiffError, match="sample.suffix") as ei:
+        sample_to_fasta(path, out, {**cfg["sample"], "sampler": "autoregressive",
+                                    "prefix": "ACGTA", "suffix": "TTT"}, "gen")
+    assert "autoregressive" in str(ei.value) and "3 fixed position(s)" in str(ei.value)
+    assert not out.exists()
+    sc = {**cfg["sample"], "sampler": "autoregressive", "prefix": "ACGTA"}
     assert sample_to_fasta(path, out, sc, "gen") == 3
     for i, (name, f, raw, seq) in enumerate(read_fasta(out)):
         assert f["sampler"] == "autoregressive"
         assert f["steps"] == "24"  # one position at a time
-        assert f["forward_passes"] == str(24 - 3)  # KV cache: each position up to the suffix
+        assert f["forward_passes"] == "24"  # KV cache: one pass per position
         assert len(seq) == 24 and set(seq) <= set("ACGT")
-        assert seq.startswith("ACGTA") and seq.endswith("TTT")
+        assert seq.startswith("ACGTA") and f["suffix_len"] == "0"
     # longer than the window: AR blocks of 24 (stride 12), each decoded position by position
-    # up to its last masked column: 24 + 24 + 24 + 21 (the last block ends with the suffix)
+    # up to its last masked column: 24 + 24 + 24 + 24
     out2 = tmp_path / "ar_long.fa"
     sample_to_fasta(path, out2, {**sc, "length": 60}, "gen")
     for name, f, raw, seq in read_fasta(out2):
-        assert len(seq) == 60 and seq.startswith("ACGTA") and seq.endswith("TTT")
-        assert f["semi_ar_stride"] == "12" and f["forward_passes"] == str(24 * 3 + 21)
+        assert len(seq) == 60 and seq.startswith("ACGTA")
+        assert f["semi_ar_stride"] == "12" and f["forward_passes"] == str(24 * 4)
 
 
 def test_mdlm_checkpoint_refuses_autoregressive_sampler(mdlm_ckpt, tmp_path):

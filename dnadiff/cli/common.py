@@ -7,7 +7,7 @@ and matplotlib each take seconds to import).
 
 from __future__ import annotations
 
-from dnadiff import io
+from dnadiff import io, ownership
 from dnadiff.config import load_config
 from dnadiff.errors import DnadiffError
 
@@ -56,7 +56,7 @@ def check_paths(args) -> None:
     files = getattr(args, "outputs", ())
     io.preflight(*(getattr(args, dest, None) for dest in files))
     named = lambda dests: {option(d): getattr(args, d, None) for d in dests}  # noqa: E731
-    io.check_paths(named(getattr(args, "inputs", ())),
+    ownership.check_paths(named(getattr(args, "inputs", ())),
                    named((*files, *getattr(args, "output_dirs", ()))))
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 
+from dnadiff.data.exclude import exclude_matcher
 from dnadiff.data.fasta import read_sequences
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_path
@@ -104,12 +104,12 @@ def prepare_genome(fasta, outdir, validation=(), test=(), split_bed=None, exclud
     tok = DNATokenizer()
     outdir = Path(outdir)
     contigs, excluded = [], []
-    patterns = [re.compile(p) for p in exclude]
+    excluded_by = exclude_matcher(exclude)  # bounded in time (see data.exclude)
     with atomic_path(outdir, is_dir=True, kind="prepared data") as tmp:
         (tmp / "tokens").mkdir()
         counts = {s: np.zeros(tok.vocab_size, dtype=np.int64) for s in SPLITS}
         for name, _seq, ids in read_sequences(fasta, tok):
-            if any(p.search(name) for p in patterns):
+            if excluded_by(name):
                 excluded.append(name)
                 continue
             i = len(contigs)
