@@ -16,13 +16,14 @@ with its pretrained model's config and tokenizer, classes, input length and trai
 from __future__ import annotations
 
 import copy
-import json
 import logging
+import re
 from pathlib import Path
 
 import torch
 
 from dnadiff.config import validate_config
+from dnadiff.data.prepared import json_depth, load_json_file, tokenizer_problem
 from dnadiff.diffusion import build_objective
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_path
@@ -40,6 +41,12 @@ CLASSIFIER_FORMAT = "dnadiff-classifier"
 WEIGHTS_FILE, META_FILE, EMA_PREFIX = "model.safetensors", "config.json", "ema."
 #: checkpoint entries that hold tensors (saved in WEIGHTS_FILE under these prefixes)
 TENSOR_PARTS = {"state_dict": "", "ema_state_dict": EMA_PREFIX}
+#: the deepest nesting of containers a checkpoint's config, tokenizer, metrics or data record
+#: may have (a run config has 4 levels); deeper is refused before anything walks it
+MAX_DEPTH = 32
+#: why a pickle that asks for more than tensors and plain containers is refused
+UNSAFE = ("holds Python objects other than tensors{what}; refusing to unpickle it (dnadiff "
+          "only loads weights-only checkpoints, which cannot run code)")
 
 
 def _cpu_state(state: dict) -> dict:
@@ -48,11 +55,16 @@ def _cpu_state(state: dict) -> dict:
 
 
 def save_checkpoint(path, model, config: dict, tokenizer: dict, step: int,
-                    metrics: dict | None = None, ema_state: dict | None = None) -> None:
-    """Write weights (+ EMA weights when given), the full config and the tokenizer."""
+                    metrics: dict | None = None, ema_state: dict | None = None,
+                    data: dict | None = None) -> None:
+    """Write weights (+ EMA weights when given), the full config and the tokenizer; ``data``:
+    where the training data came from (:meth:`dnadiff.data.prepared.PreparedData.provenance`),
+    which the model card of an export reports."""
     payload = {"format": FORMAT, "version": VERSION, "config": config, "tokenizer": tokenizer,
                "step": int(step), "metrics": metrics or {},
                "state_dict": _cpu_state(model.state_dict())}
+    if data is not None:
+        payload["data"] = data
     if ema_state is not None:
         payload["ema_state_dict"] = _cpu_state(ema_state)
     with atomic_path(path) as tmp:
@@ -98,9 +110,7 @@ def load_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file is "corrupt"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(path, "corrupt (truncated?) or unsafe checkpoint: torch.load "
-                                   f"with weights_only=True says {first[:200]}") from None
+        raise InputFileError(path, _load_failure(exc, "checkpoint")) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise InputFileError(path, "not a dnadiff checkpoint (a PyTorch file without "
                                    f"format={FORMAT!r}; dnadiff train writes them)")
@@ -110,6 +120,27 @@ def load_checkpoint(path) -> dict:
     _check_parts(path, ckpt)
     ckpt["_path"] = str(path)  # for error messages of later readers (not saved)
     return ckpt
+
+
+def _load_failure(exc: BaseException, what: str) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one complete sentence."""
+    text = str(exc)
+    wanted = re.search(r"GLOBAL\s+([A-Za-z_][\w.]{0,80})", text)
+    if wanted or "unsupported global" in text.lower():  # a pickle asking for code
+        return "unsafe " + what + ": it " + UNSAFE.format(
+            what=f" (it asks for {wanted.group(1)})" if wanted else "")
+    if "weights only load failed" in text.lower():  # not a pickle torch can read at all
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]{1,120})", text)
+        return (f"corrupt (truncated?) {what}: torch.load with weights_only=True cannot read it"
+                + (f" ({detail.group(1).strip()})" if detail else ""))
+    if isinstance(exc, RecursionError):
+        return f"corrupt {what}: containers nested too deeply to be read"
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    first = " ".join(first.split())
+    if len(first) > 160:
+        first = first[:160].rsplit(" ", 1)[0] + " ..."
+    return (f"corrupt (truncated?) {what}: torch.load with weights_only=True cannot read it "
+            f"({type(exc).__name__}: {first})")
 
 
 def _load_folder(path: Path) -> dict:
@@ -124,12 +155,10 @@ def _load_folder(path: Path) -> dict:
         if not f.is_file():
             raise InputFileError(f, f"not found: a model folder holds {WEIGHTS_FILE} and "
                                     f"{META_FILE} (dnadiff export writes them)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputFileError(meta_path, f"corrupt: not JSON ({str(exc)[:160]})") from None
-    except OSError as exc:
-        raise InputFileError(meta_path, f"cannot be read ({exc.strerror})") from None
+    meta = load_json_file(meta_path, META_FILE)
+    if isinstance(meta, (dict, list)) and json_depth(meta, MAX_DEPTH):
+        raise InputFileError(meta_path, f"nests containers deeper than {MAX_DEPTH} levels: not "
+                                        "the config.json of a dnadiff model")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputFileError(meta_path, f"not the config.json of a dnadiff model (no "
                                         f"format={FORMAT!r}; dnadiff export writes them)")
@@ -150,7 +179,7 @@ def _load_folder(path: Path) -> dict:
     for name, tensor in tensors.items():
         part = "ema_state_dict" if name.startswith(EMA_PREFIX) else "state_dict"
         ckpt.setdefault(part, {})[name[len(TENSOR_PARTS[part]):]] = tensor
-    _check_parts(path, ckpt)
+    _check_parts(meta_path, ckpt, weights_path)
     check_weights(ckpt, meta_path, weights_path)
     ckpt["_path"] = str(path)
     return ckpt
@@ -181,6 +210,14 @@ def check_weights(ckpt: dict, config_file, weights_file) -> None:
                                                    f"{list(state[key].shape)}, the model "
                                                    f"{config_file} describes "
                                                    f"{list(want.shape)}")
+            got = state[key].dtype
+            if (got.is_floating_point, got == torch.bool, got.is_complex) != \
+                    (want.dtype.is_floating_point, want.dtype == torch.bool,
+                     want.dtype.is_complex):
+                raise InputFileError(weights_file, f"tensor {prefix + key!r} holds "
+                                                   f"{str(got).replace('torch.', '')} values, "
+                                                   f"the model {config_file} describes "
+                                                   f"{str(want.dtype).replace('torch.', '')}")
         extra = [k for k in state if k not in expected]
         if extra:
             raise InputFileError(weights_file, f"has a tensor {prefix + extra[0]!r} that the "
@@ -188,31 +225,52 @@ def check_weights(ckpt: dict, config_file, weights_file) -> None:
         ckpt[part] = {k: state[k] for k in expected}
 
 
-def _check_parts(path: Path, ckpt: dict) -> None:
-    """The parts every reader relies on: a config, a tokenizer and finite weights."""
+def _scalar(value) -> bool:
+    """A metric value: text, a flag, nothing or a number (an export writes NaN as nothing)."""
+    return value is None or isinstance(value, (str, bool, int, float))
+
+
+def _record_problem(ckpt: dict) -> str | None:
+    """Why the step, metrics or data record of a checkpoint is unusable, or ``None``."""
+    step = ckpt.get("step")
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+        shown = f"a {type(step).__name__}" if not isinstance(step, (int, float)) else step
+        return (f"'step' is {'missing' if step is None else shown}, not a non-negative whole "
+                "number")
+    metrics = ckpt.get("metrics", {})
+    if not isinstance(metrics, dict):
+        return f"'metrics' is a {type(metrics).__name__}, not a mapping of names to values"
+    for k, v in metrics.items():
+        if not isinstance(k, str) or not (_scalar(v) or (isinstance(v, list) and all(
+                _scalar(x) for x in v))):
+            return (f"metric {str(k)[:40]!r} is a {type(v).__name__}: metrics are numbers, "
+                    "text or lists of them")
+    data = ckpt.get("data")
+    if data is not None and not (isinstance(data, dict) and all(
+            isinstance(k, str) for k in data) and isinstance(data.get("source"), (str, type(None)))
+            and isinstance(data.get("index_sha256"), (str, type(None)))):
+        return "'data' (where the training data came from) is not a mapping with a 'source'"
+    return None
+
+
+def _check_parts(path: Path, ckpt: dict, weights_file=None) -> None:
+    """The parts every reader relies on: a config, a tokenizer, a step, metrics and finite
+    weights (errors about the weights name ``weights_file`` when they come from one)."""
     for key, kind in (("config", dict), ("tokenizer", dict), ("state_dict", dict)):
         if not isinstance(ckpt.get(key), kind):
             raise InputFileError(path, f"checkpoint has no {key!r} ({kind.__name__}): "
                                        "incomplete or not written by dnadiff")
+    for key in ("config", "tokenizer", "metrics", "data"):
+        if isinstance(ckpt.get(key), (dict, list)) and json_depth(ckpt[key], MAX_DEPTH):
+            raise InputFileError(path, f"checkpoint {key!r} nests containers deeper than "
+                                       f"{MAX_DEPTH} levels: not written by dnadiff")
+    problem = _record_problem(ckpt)
+    if problem:
+        raise InputFileError(path, f"checkpoint {problem}: damaged or not written by dnadiff")
     tok = ckpt["tokenizer"]
-    tokens = tok.get("tokens")
-    if not (isinstance(tokens, list) and tokens and all(isinstance(t, str) for t in tokens)):
-        raise InputFileError(path, "checkpoint tokenizer has no list of tokens")
-    n = len(tokens)
-    for key in ("mask_id", "pad_id"):
-        if not (isinstance(tok.get(key), int) and 0 <= tok[key] < n):
-            raise InputFileError(path, f"checkpoint tokenizer: {key!r} is "
-                                       f"{tok.get(key)!r}, not a token id below {n}")
-    gen = tok.get("generable_ids")
-    if not (isinstance(gen, list) and gen and all(isinstance(i, int) and 0 <= i < n
-                                                  for i in gen)):
-        raise InputFileError(path, "checkpoint tokenizer: 'generable_ids' must be a non-empty "
-                                   f"list of token ids below {n}")
-    comp = tok.get("complement")
-    if comp is not None and not (isinstance(comp, list) and len(comp) == n and all(
-            isinstance(i, int) and 0 <= i < n for i in comp)):
-        raise InputFileError(path, f"checkpoint tokenizer: 'complement' must map each of the "
-                                   f"{n} tokens to a token id")
+    problem = tokenizer_problem(tok)
+    if problem:
+        raise InputFileError(path, f"checkpoint {problem}")
     try:
         tokenizer_from_dict(tok)
     except Exception as exc:  # noqa: BLE001 - any broken entry is the file's problem
@@ -223,13 +281,15 @@ def _check_parts(path: Path, ckpt: dict) -> None:
         if state is None:
             continue
         if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-            raise InputFileError(path, f"checkpoint {name!r} is not a mapping of tensors")
+            raise InputFileError(weights_file or path, f"checkpoint {name!r} is not a mapping "
+                                                       "of tensors")
         bad = [k for k, v in state.items() if v.is_floating_point() and
                not torch.isfinite(v).all()]
         if bad:
-            raise InputFileError(path, f"checkpoint weights are not finite (NaN or infinity in "
-                                       f"{len(bad)} tensor(s), e.g. {bad[0]!r}): the training "
-                                       "diverged; train again with a lower train.lr")
+            raise InputFileError(weights_file or path,
+                                 f"checkpoint weights are not finite (NaN or infinity in "
+                                 f"{len(bad)} tensor(s), e.g. {bad[0]!r}): the training "
+                                 "diverged; train again with a lower train.lr")
 
 
 def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | None = None):
@@ -295,11 +355,13 @@ def load_classifier(path) -> tuple[SequenceClassifier, dict]:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "classifier checkpoint not found")
+    problem = sniff_torch_file(path)
+    if problem:
+        raise InputFileError(path, problem)
     try:
         c = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file
-        raise InputFileError(path, f"corrupt or unsafe classifier checkpoint ({exc})"[:300]
-                             ) from None
+        raise InputFileError(path, _load_failure(exc, "classifier checkpoint")) from None
     if not isinstance(c, dict) or c.get("format") != CLASSIFIER_FORMAT:
         raise InputFileError(path, "not a dnadiff classifier checkpoint")
     cfg = validate_config(c["config"], f"{path} config")

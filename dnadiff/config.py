@@ -59,6 +59,9 @@ def _describe(error) -> str:
         return (f"key {path!r}: {error.instance!r} has the wrong type "
                 f"(expected {error.validator_value})")
     why = error.schema.get("x-bound") if isinstance(error.schema, dict) else None
+    if error.validator == "maxItems":  # the count, not the whole list
+        return (f"key {path!r}: {len(error.instance)} items, more than the maximum of "
+                f"{error.validator_value}" + (f": {why}" if why else ""))
     if why and error.validator in ("maximum", "exclusiveMaximum"):
         return f"key {path!r}: {error.message}: {why}"
     return f"key {path!r}: {error.message}"

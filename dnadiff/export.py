@@ -9,11 +9,14 @@ as the dict it returns for the ``.pt`` file, so every verb that takes ``--checkp
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
+import re
+import shlex
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from dnadiff import __version__
 from dnadiff.checkpoint import (
@@ -25,7 +28,7 @@ from dnadiff.checkpoint import (
     load_checkpoint,
 )
 from dnadiff.config import validate_config
-from dnadiff.errors import DnadiffError
+from dnadiff.errors import DnadiffError, OutputError
 from dnadiff.io import atomic_path
 
 CARD_FILE = "README.md"
@@ -87,17 +90,37 @@ def export_checkpoint(checkpoint, out) -> dict:
     meta["export"] = {"dnadiff": version, "source": Path(checkpoint).name,
                       "weights": WEIGHTS_FILE, "ema": ckpt.get("ema_state_dict") is not None,
                       "ema_prefix": EMA_PREFIX}
+    card = model_card(ckpt, version)
     with atomic_path(out, is_dir=True, kind="model export") as tmp:
-        save_file(tensors, str(tmp / WEIGHTS_FILE),
-                  metadata={"format": "pt", "dnadiff_format": ckpt["format"]})
+        _save_weights(save_file, tensors, tmp / WEIGHTS_FILE, out, ckpt["format"])
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp / WEIGHTS_FILE, 0o666 & ~umask)  # safetensors writes it private (0600)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n",
                                      encoding="utf-8")
-        (tmp / CARD_FILE).write_text(model_card(ckpt, version), encoding="utf-8")
+        (tmp / CARD_FILE).write_text(card, encoding="utf-8")
     return {"out": str(out), "step": ckpt["step"], "tensors": len(tensors),
             "ema": meta["export"]["ema"], "parameters": count_parameters(ckpt)}
+
+
+def _save_weights(save_file, tensors: dict, where: Path, out, fmt: str) -> None:
+    """``safetensors.torch.save_file``, its failures (a full disk: "os error 28") as the
+    ``OSError`` (naming the temporary file) or :class:`OutputError` (naming ``out``) that
+    :func:`dnadiff.io.atomic_path` turns into one line after removing the partial folder."""
+    try:
+        save_file(tensors, str(where), metadata={"format": "pt", "dnadiff_format": fmt})
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors reports I/O failures as its own type
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        code = re.search(r"os error (\d+)", str(exc))
+        if code:
+            number = int(code.group(1))
+            raise OSError(number, os.strerror(number), str(where)) from None
+        first = " ".join((str(exc).splitlines() or [""])[0].split())[:160]
+        raise OutputError(out, f"cannot be written (safetensors: {first or 'write failed'})"
+                          ) from None
 
 
 def count_parameters(ckpt: dict) -> int:
@@ -105,38 +128,137 @@ def count_parameters(ckpt: dict) -> int:
     return sum(v.numel() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
+_MD_SPECIAL = re.compile(r"[\\`*\[\]|~]|(?<!\w)_|_(?!\w)")
+
+
+def _md(value) -> str:
+    """``value`` (from a file: anything) as inert Markdown text on one line: HTML tags and
+    entities escaped, Markdown's emphasis, code, link and table characters backslashed."""
+    text = " ".join(str(value).split())
+    text = html.escape(text, quote=False)
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return "n/a" if value is None else str(value)
+    if isinstance(value, list):
+        return ", ".join(_fmt(v) for v in value)
+    return "n/a" if value is None else _md(value)
 
 
-def _data_lines(cfg: dict) -> list[str]:
+def _sh(value) -> str:
+    """``value`` as one shell word on one line: ``shlex.quote``, or bash's ``$'...'`` with
+    escapes when it holds a line break or another control character (which would end the
+    line, and with it the code block of the card)."""
+    text = str(value)
+    if all(ch.isprintable() for ch in text):
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "$'" + "".join(out) + "'"
+
+
+def _one_line(value) -> str:
+    """``value`` on one line, for a comment of the bash block."""
+    return " ".join(str(value).split()).replace("`", "'")
+
+
+def _provenance(ckpt: dict, cfg: dict) -> dict:
+    """What the checkpoint records about its training data: ``source`` (the file the data was
+    prepared from, or None), ``digest`` (of its index.json), ``held`` (held-out contig names
+    per split, or None) and ``named``: whether that file is the one the workflow fetches for
+    the config's reference genome (or corpus), so that the config's name for it is true."""
+    data = ckpt.get("data") if isinstance(ckpt.get("data"), dict) else {}
+    source = data.get("source") if isinstance(data.get("source"), str) else None
+    digest = data.get("index_sha256")
+    digest = digest if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest) \
+        else None
+    held = data.get("held_out")
+    held = held if isinstance(held, dict) and all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in held.values()) \
+        else None
+    named = False
+    if source:
+        if cfg.get("modality") == "text":
+            expected = f"resources/text/{cfg['text']['name']}.txt"
+        else:
+            expected = f"resources/genomes/{cfg['reference']['name']}/genome.fa"
+        path = PurePosixPath(source.replace("\\", "/"))
+        named = path.as_posix() == expected or path.as_posix().endswith("/" + expected)
+    return {"source": source, "digest": digest, "held": held, "named": named}
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    shown = ", ".join(_md(n) for n in names[:most]) or "none"
+    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def _data_lines(cfg: dict, prov: dict) -> list[str]:
     window = cfg["data"]["window"]
+    if prov["source"] is None:
+        what = "corpus" if cfg.get("modality") == "text" else "reference genome"
+        lines = [f"- {what}: unknown (this checkpoint does not record the data it was "
+                 "trained on)"]
+    elif cfg.get("modality") == "text":
+        t = cfg["text"]
+        lines = [f"- corpus: **{_md(t['name'])}** ({_md(t['source'])}), prepared from "
+                 f"{_md(prov['source'])}" if prov["named"] else
+                 f"- corpus: the text file {_md(prov['source'])} (not a corpus dnadiff "
+                 "fetched by name)"]
+    else:
+        ref = cfg["reference"]
+        lines = [f"- reference genome: **{_md(ref['name'])}** ({_md(ref['source'])}), prepared "
+                 f"from {_md(prov['source'])}" if prov["named"] else
+                 f"- reference genome: the FASTA file {_md(prov['source'])} (not a genome "
+                 "dnadiff fetched by name)"]
+    if prov["digest"]:
+        lines.append(f"- prepared data: index.json sha256 {prov['digest']}")
     if cfg.get("modality") == "text":
         t = cfg["text"]
-        return [f"- corpus: **{t['name']}** (`{t['source']}`), {t['tokenizer']} tokenizer",
-                f"- window: {window} tokens; held out: the last {t['validation_fraction']:g} "
-                f"(validation) and {t['test_fraction']:g} (test) of the documents"]
-    ref, sp = cfg["reference"], cfg["data"]["splits"]
-    held = ", ".join(f"{k}: {', '.join(v) or 'none'}" for k, v in sp.items()
-                     if k in ("validation", "test"))
-    return [f"- reference genome: **{ref['name']}** (`{ref['source']}`)",
-            f"- window: {window} bases; held-out sequences ({held})"
-            + (f"; regions from `{sp['bed']}`" if sp.get("bed") else "")]
-
-
-def _reproduce(cfg: dict, version: str) -> str:
-    if cfg.get("modality") == "text":
-        fetch = (f"dnadiff fetch-text --source {cfg['text']['source']} --out corpus.txt "
-                 "--cache-dir downloads\n"
-                 "dnadiff prepare --config run.json --text corpus.txt --outdir data")
+        lines.append(f"- window: {window} tokens, {_md(t['tokenizer'])} tokenizer")
+        return lines
+    held = prov["held"]
+    if held is None:
+        lines.append(f"- window: {window} bases; held-out sequences: unknown (not recorded)")
     else:
-        fetch = (f"dnadiff fetch-reference --source {cfg['reference']['source']} "
+        lines.append(f"- window: {window} bases; held-out sequences ("
+                     + "; ".join(f"{_md(k)}: {_names(v)}" for k, v in held.items()) + ")"
+                     + (f"; regions from {_md(cfg['data']['splits']['bed'])}"
+                        if prov["named"] and cfg["data"]["splits"].get("bed") else ""))
+    return lines
+
+
+def _reproduce(cfg: dict, version: str, prov: dict) -> str:
+    text = cfg.get("modality") == "text"
+    flag, name = ("--text", "YOUR_CORPUS.txt") if text else ("--fasta", "YOUR_GENOME.fa")
+    if prov["named"] and text:
+        fetch = (f"dnadiff fetch-text --source {_sh(cfg['text']['source'])} "
+                 "--out corpus.txt --cache-dir downloads\n"
+                 "dnadiff prepare --config run.json --text corpus.txt --outdir data")
+    elif prov["named"]:
+        fetch = (f"dnadiff fetch-reference --source {_sh(cfg['reference']['source'])} "
                  "--outdir genome --cache-dir downloads\n"
                  "dnadiff prepare --config run.json --fasta genome/genome.fa --outdir data")
+    elif prov["source"]:
+        digest = f" (its index.json had sha256 {prov['digest']})" if prov["digest"] else ""
+        fetch = (f"# the data was prepared from this file{digest}\n"
+                 f"dnadiff prepare --config run.json {flag} {_sh(prov['source'])} "
+                 "--outdir data")
+    else:
+        fetch = ("# this checkpoint does not record the data it was trained on: give the file "
+                 "it was prepared from\n"
+                 f"dnadiff prepare --config run.json {flag} {name} --outdir data")
     return ("```bash\n"
-            f"# dnadiff {version}\n"
+            f"# dnadiff {_one_line(version)}\n"
             "python -c \"import json,sys; json.dump(json.load(open('config.json'))['config'], "
             "sys.stdout)\" > run.json\n"
             f"{fetch}\n"
@@ -144,7 +266,8 @@ def _reproduce(cfg: dict, version: str) -> str:
             "--metrics metrics.csv --workdir train_state\n"
             "dnadiff export --checkpoint model.pt --out exported\n"
             "```\n"
-            "or the whole workflow: `snakemake --cores 8 --configfile run.json`.\n")
+            + ("or the whole workflow: `snakemake --cores 8 --configfile run.json`.\n"
+               if prov["named"] else ""))
 
 
 def model_card(ckpt: dict, version: str) -> str:
@@ -156,19 +279,21 @@ def model_card(ckpt: dict, version: str) -> str:
             "ar": "autoregressive language model"}.get(cfg.get("objective"), "language model")
     modality = "text" if cfg.get("modality") == "text" else "DNA"
     ema = ckpt.get("ema_state_dict") is not None
-    rows = "\n".join(f"| `{k}` | {_fmt(v)} | {METRIC_WORDS.get(k, '')} |"
+    rows = "\n".join(f"| {_md(k)} | {_fmt(v)} | {METRIC_WORDS.get(k, '')} |"
                      for k, v in metrics.items()) or "| (none recorded) | | |"
-    tokens = ", ".join(tok["tokens"][:8]) + (", ..." if len(tok["tokens"]) > 8 else "")
+    tokens = ", ".join(_md(t) for t in tok["tokens"][:8]) + (
+        ", ..." if len(tok["tokens"]) > 8 else "")
     weights = f"`{WEIGHTS_FILE}`" + (f"; the EMA weights (used by default) under "
                                      f"`{EMA_PREFIX}`" if ema else "")
     tags = "text" if modality == "text" else "dna, genomics"
-    data = "\n".join(_data_lines(cfg))
+    prov = _provenance(ckpt, cfg)
+    data = "\n".join(_data_lines(cfg, prov))
     return f"""---
 library_name: dnadiff
 tags: [dnadiff, {tags}, {cfg.get('objective')}]
 ---
 
-# {cfg['run']}: a {modality} {kind}
+# {_md(cfg['run'])}: a {modality} {kind}
 
 Trained with dnadiff ({cfg.get('objective')} objective) and exported with dnadiff {version}.
 Step {ckpt['step']}; {count_parameters(ckpt):,} parameters.
@@ -194,7 +319,7 @@ The metrics this checkpoint carries (recorded when it was trained):
 
 ## Reproduce
 
-{_reproduce(cfg, version)}
+{_reproduce(cfg, version, prov)}
 ## Load
 
 ```bash

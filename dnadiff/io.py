@@ -280,7 +280,8 @@ def atomic_path(path, is_dir: bool = False, now: bool = False, kind=None):
 def preflight(*paths) -> None:
     """Fail now rather than after hours of work when an output file cannot be written: each
     path must not be a folder and its folder must take a new file. Folders made for them are
-    removed again if the verb fails."""
+    removed again if the verb fails (outside a verb's transaction: at once, since each output
+    makes its own folders when it is written)."""
     for p in [Path(p) for p in paths if p]:
         _check_target(p, False, None)
         made = _make_parents(p)
@@ -295,6 +296,8 @@ def preflight(*paths) -> None:
         except OSError as exc:
             _remove_empty(made)
             raise OutputError(p, f"cannot be written ({write_failure(exc)})") from None
+        if tx is None:
+            _remove_empty(made)
 
 
 def _about(exc: BaseException, tmp: Path, path: Path) -> bool:

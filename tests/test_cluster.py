@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,13 +27,32 @@ SNAKEFILE = ROOT / "workflow" / "Snakefile"
 YEAST = ROOT.parent / "shared" / "data" / "genomes" / "yeast_s288c.fa.gz"
 
 
-def snakemake(*args, cwd=ROOT, check=True, background=False):
+def outside_checkout(workdir) -> Path:
+    """``workdir``, checked to lie outside the checkout: after `make run` the checkout holds a
+    finished ``results/`` (and ``.snakemake/``), and a dry run there would plan nothing."""
+    workdir = Path(workdir).resolve()
+    assert not workdir.is_relative_to(ROOT.resolve()), (
+        f"{workdir}: a workflow test must run in a folder of its own, not in the checkout")
+    return workdir
+
+
+def default_workdir(folder: Path) -> Path:
+    """A working directory with a copy of the repository's ``config/``: the checkout's
+    settings without its state."""
+    shutil.copytree(ROOT / "config", folder / "config")
+    return folder
+
+
+def snakemake(*args, workdir, check=True, background=False):
+    """The repository's Snakefile run in ``workdir`` (``--directory`` and the process's current
+    folder both), never in the checkout."""
+    workdir = outside_checkout(workdir)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), *args]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
     if background:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+        return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -58,9 +78,10 @@ def _train_cfg(shell: str) -> dict:
 
 
 # -- profiles --------------------------------------------------------------------------------------
-def test_slurm_profile_dry_run_gives_the_gpu_jobs_their_resources():
+def test_slurm_profile_dry_run_gives_the_gpu_jobs_their_resources(tmp_path):
     proc = snakemake("-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
-                     "--default-resources", "slurm_account=lab42", "slurm_partition=short")
+                     "--default-resources", "slurm_account=lab42", "slurm_partition=short",
+                     workdir=default_workdir(tmp_path))
     jobs = dry_run_jobs(proc.stdout + proc.stderr)
     train = jobs["train"][0]
     r = train["resources"]
@@ -78,8 +99,9 @@ def test_slurm_profile_dry_run_gives_the_gpu_jobs_their_resources():
     assert "gpu" not in prep
 
 
-def test_multinode_profile_matches_lightning_to_the_allocation():
-    proc = snakemake("-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm-multinode"))
+def test_multinode_profile_matches_lightning_to_the_allocation(tmp_path):
+    proc = snakemake("-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm-multinode"),
+                     workdir=default_workdir(tmp_path))
     train = dry_run_jobs(proc.stdout + proc.stderr)["train"][0]
     r = train["resources"]
     assert (r["nodes"], r["tasks_per_node"], r["gres"], r["mpi"]) == ("2", "4", "gpu:4", "srun")
@@ -139,7 +161,8 @@ def run_train(cfg, data, out: Path, wait=True):
            "--metrics", str(out / "m.csv"), "--workdir", str(out / "state")]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     log = open(out / "train.log", "a")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            cwd=outside_checkout(out))
     if wait:
         assert proc.wait() == 0, (out / "train.log").read_text()[-3000:]
     return proc
@@ -267,8 +290,8 @@ def test_workflow_rule_resumes_after_kill_9(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(RESUME.format(source=YEAST))
     target = "results/rs/mdlm/model.pt"
-    snakemake("-d", str(tmp_path), "--cores", "2", "--until", "prepare")
-    smk = snakemake("-d", str(tmp_path), "--cores", "2", target, background=True)
+    snakemake("--cores", "2", "--until", "prepare", workdir=tmp_path)
+    smk = snakemake("--cores", "2", target, workdir=tmp_path, background=True)
     state = tmp_path / "results" / "rs" / "mdlm" / "train_state"
     _wait_for_checkpoint(state, smk)
     # kill -9 the training process itself (not Snakemake)
@@ -282,7 +305,7 @@ def test_workflow_rule_resumes_after_kill_9(tmp_path):
     assert smk.returncode != 0
     assert not (tmp_path / target).exists()
     assert (state / "checkpoints" / "last.ckpt").exists()  # outside the declared outputs
-    snakemake("-d", str(tmp_path), "--cores", "2", target)
+    snakemake("--cores", "2", target, workdir=tmp_path)
     log = (tmp_path / "logs" / "train" / "rs.mdlm.log").read_text()
     resumed = int(re.search(r"resuming from .* \(step (\d+) of 300\)", log).group(1))
     assert resumed >= 25
@@ -315,8 +338,8 @@ def test_hg38_config_is_the_papers_setup_and_dry_runs(tmp_path):
     for name in ("chr1_KI270706v1_random", "chrUn_GL000195v1", "chr6_GL000250v2_alt", "chrM"):
         assert any(re.search(p, name) for p in cfg["data"]["exclude"]), name
     assert not any(re.search(p, "chr21") for p in cfg["data"]["exclude"])
-    proc = snakemake("-n", "--configfile", str(ROOT / "config" / "hg38.yaml"), "-d",
-                     str(tmp_path))
+    proc = snakemake("-n", "--configfile", str(ROOT / "config" / "hg38.yaml"),
+                     workdir=default_workdir(tmp_path))  # config.yaml, then hg38.yaml over it
     out = proc.stdout + proc.stderr
     for rule in ("fetch_reference", "prepare", "train", "evaluate_likelihood", "sample"):
         assert f"rule {rule}:" in out

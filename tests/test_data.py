@@ -196,9 +196,12 @@ def test_prepare_gzip_equals_plain(tmp_path, genome_fa):
 def test_prepare_overwrites_existing_output(tmp_path, genome_fa):
     out = tmp_path / "prep"
     prepare_genome(genome_fa, out, ["chrB"], ["chrC"])
-    (out / "stale.txt").write_text("old")
-    prepare_genome(genome_fa, out, [], ["chrC"])
-    assert not (out / "stale.txt").exists()
+    prepare_genome(genome_fa, out, [], ["chrC"])  # its own output: replaced
+    assert json.loads((out / "index.json").read_text())["split_sizes"]["train"] == 300
+    (out / "stale.txt").write_text("old")  # a file dnadiff did not write: refused, kept
+    with pytest.raises(DnadiffError, match=r"did not write \(stale\.txt\)"):
+        prepare_genome(genome_fa, out, ["chrB"], ["chrC"])
+    assert (out / "stale.txt").read_text() == "old"
     assert json.loads((out / "index.json").read_text())["split_sizes"]["train"] == 300
 
 

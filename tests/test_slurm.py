@@ -71,6 +71,9 @@ def env():
 def snakemake(workdir, *args, profile=None, check=True, background=False, timeout=900):
     """Snakemake in `workdir`; with a profile, through SLURM. Output goes to workdir/smk.log
     (appended), which is also returned."""
+    workdir = Path(workdir).resolve()
+    assert not workdir.is_relative_to(ROOT.resolve()), (
+        f"{workdir}: a workflow test must run in a folder of its own, not in the checkout")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir)]
     if profile:
         cmd += ["--profile", str(profile), *ACCOUNT, *FAST]
@@ -80,7 +83,7 @@ def snakemake(workdir, *args, profile=None, check=True, background=False, timeou
     log = open(Path(workdir) / "smk.log", "a")
     log.write(f"\n$ {' '.join(cmd)}\n")
     log.flush()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env(), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     if background:
         return proc

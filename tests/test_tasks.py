@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,8 @@ def test_gue_without_dev_and_mixed_lengths_allowed(tmp_path):
     ("train", "", r"train\.csv: is empty"),
     ("train", "sequence,label\n", r"train\.csv: has no data rows"),
     ("test", "seq,label\nACGTAC,0\n",
-     r"test\.csv: line 1: header is 'seq,label', expected 'sequence,label'"),
+     r"test\.csv: line 1: not the header line of a 2-column table: it has no column "
+     r"sequence; expected exactly the columns sequence, label"),
     ("test", csv_rows([("ACGTAC", "0"), ("ACGRAC", "2")]),
      r"test\.csv: line 3: character 'R' at position 4 is not A, C, G, T or N"),
     ("dev", csv_rows([("ACGTAC", "0"), ("AC-TAC", "2")]),
@@ -300,8 +302,8 @@ def test_genomic_benchmarks_tsv_gets_a_non_standard_split(tmp_path):
     assert task.test.names == load_task(spec).test.names
     assert task.test.names != load_task({**spec, "seed": 3}).test.names
     write(tsv, "sequence\tlabel\nACGT\t0\n")
-    with pytest.raises(InputFileError, match=r"t\.tsv: line 1: header is .*expected "
-                                             r"'seq<TAB>label'"):
+    with pytest.raises(InputFileError, match=r"t\.tsv: line 1: .*has no column seq; "
+                                             r"expected exactly the columns seq, label"):
         load_task(spec)
 
 
@@ -428,7 +430,8 @@ def test_coordinates_errors(tmp_path):
     root = make_coords(tmp_path / "c3")
     csv_path = root / "train" / "negative.csv"
     write(csv_path, "id,chrom,start,end,strand\n0,1,0,10,+\n")
-    with pytest.raises(InputFileError, match=re.escape(str(csv_path)) + ": line 1: header"):
+    with pytest.raises(InputFileError, match=re.escape(str(csv_path))
+                       + ": line 1: not the header line of a 5-column table"):
         load_task({"name": "c", "type": "coordinates", "path": root, "reference": ref})
     write(csv_path, "id,region,start,end,strand\n0,1,10,x,+\n")
     with pytest.raises(InputFileError, match=r"negative\.csv: line 2: end 'x' is not an int"):
@@ -659,11 +662,38 @@ def test_real_yeast_promoters(shared_data):
     assert not {n.split(":")[0] for n in task.train.names} & {"chr15", "chr16"}
 
 
-def test_real_coordinates_on_bgzip_reference_in_read_only_folder(shared_data, tmp_path):
-    """The hg38 chr2 piece is bgzip-compressed and lives in a read-only folder: pyfaidx indexes
-    it in a temporary folder and nothing is written next to it."""
-    ref = shared_data / "genomes/human_hg38_chr2_1-2333275.fa.gz"
+@pytest.fixture
+def read_only_copy(tmp_path):
+    """``copy(src)``: ``src`` copied into a folder of its own that is then made read-only (mode
+    r-x), so that a test never writes beside the original (``../shared`` may be writable). The
+    reader honours the mode bits even for root, who could still write there."""
+    folders = []
+
+    def copy(src: Path) -> Path:
+        folder = tmp_path / f"read_only{len(folders)}"
+        folder.mkdir()
+        dst = folder / src.name
+        shutil.copyfile(src, dst)
+        folder.chmod(0o555)
+        folders.append(folder)
+        return dst
+
+    yield copy
+    for folder in folders:
+        folder.chmod(0o755)  # let pytest remove it
+
+
+def test_real_coordinates_on_bgzip_reference_in_read_only_folder(shared_data, tmp_path,
+                                                                  read_only_copy):
+    """The hg38 chr2 piece is bgzip-compressed; in a read-only folder pyfaidx indexes it in a
+    temporary folder and nothing is written next to it. The test makes its own read-only copy:
+    ``../shared`` may be writable, and nothing may be written there."""
+    shared = shared_data / "genomes/human_hg38_chr2_1-2333275.fa.gz"
+    shared_before = sorted(p.name for p in shared.parent.iterdir())
+    ref = read_only_copy(shared)
+    assert not ref.parent.stat().st_mode & 0o222  # read-only by its mode bits
     before = sorted(p.name for p in ref.parent.iterdir())
+    assert before == [ref.name]
     header = "id,region,start,end,strand\n"
     write(tmp_path / "c/train/a.csv", header + "0,2,10000,10010,+\n1,chr2,10005,10015,-\n")
     write(tmp_path / "c/train/b.csv", header + "0,chr2,1000000,1000010,+\n")
@@ -677,3 +707,4 @@ def test_real_coordinates_on_bgzip_reference_in_read_only_folder(shared_data, tm
     assert dec(task.train.seqs[1]) == rc(seq[10005:10015]).upper()
     assert dec(task.test.seqs[1]) == "N" * 10
     assert sorted(p.name for p in ref.parent.iterdir()) == before
+    assert sorted(p.name for p in shared.parent.iterdir()) == shared_before

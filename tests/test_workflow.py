@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,35 +39,75 @@ marginal_trap: {{num_samples: 8, batch_size: 8, divisors: [1, 16]}}
 GUE = ROOT.parent / "shared" / "data" / "benchmarks" / "gue" / "prom_core_notata"
 
 
-def snakemake(*args, cwd=ROOT, check=True):
+def outside_checkout(workdir) -> Path:
+    """``workdir``, checked to lie outside the checkout: after `make run` the checkout holds a
+    finished ``results/`` (and ``.snakemake/``), and a dry run there would plan nothing."""
+    workdir = Path(workdir).resolve()
+    assert not workdir.is_relative_to(ROOT.resolve()), (
+        f"{workdir}: a workflow test must run in a folder of its own, not in the checkout")
+    return workdir
+
+
+def default_workdir(folder: Path) -> Path:
+    """A working directory with a copy of the repository's ``config/`` (the default config and
+    the files it names), so that the workflow sees the checkout's settings but not its state."""
+    shutil.copytree(ROOT / "config", folder / "config")
+    return folder
+
+
+def snakemake(*args, workdir, check=True):
+    """The repository's Snakefile run in ``workdir`` (``--directory`` and the process's current
+    folder both), never in the checkout."""
+    workdir = outside_checkout(workdir)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run([*SNAKEMAKE, "-s", str(SNAKEFILE), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run([*SNAKEMAKE, "-s", str(SNAKEFILE), "-d", str(workdir), *args],
+                          cwd=workdir, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-3000:]}")
     return proc
 
 
-def test_lint_is_clean():
-    proc = snakemake("--lint", check=False)
+def test_lint_is_clean(tmp_path):
+    proc = snakemake("--lint", workdir=default_workdir(tmp_path), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
 
 
-def test_default_config_dry_run_lists_every_stage():
-    out = snakemake("-n", "--quiet", "rules").stdout
+def test_default_config_dry_run_lists_every_stage(tmp_path):
+    out = snakemake("-n", "--quiet", "rules", workdir=default_workdir(tmp_path)).stdout
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
                  "evaluate_samples", "all"):
         assert rule in out
     assert "compare_likelihood" not in out  # compare_ar is off by default
 
 
+def test_dry_runs_see_their_own_folder_not_the_checkout(tmp_path):
+    """`make run` then `make test` in one clone: the finished run in the checkout must not
+    reach the tests. A finished run in the test's own folder is what makes a dry run plan
+    nothing, and a fresh folder plans every stage, whatever the checkout holds."""
+    with pytest.raises(AssertionError, match="not in the checkout"):
+        snakemake("-n", workdir=ROOT)
+    with pytest.raises(AssertionError, match="not in the checkout"):
+        outside_checkout(ROOT / "results")
+    finished = default_workdir(tmp_path / "finished")
+    summary = snakemake("--summary", workdir=finished).stdout.splitlines()[1:]
+    outputs = [finished / line.split("\t")[0] for line in summary if line.strip()]
+    assert any(p.name == "model.pt" for p in outputs)
+    for path in outputs:  # a finished run, faked in the test's own folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    assert "Nothing to be done" in snakemake("-n", workdir=finished).stdout
+    fresh = snakemake("-n", "--quiet", "rules", workdir=default_workdir(tmp_path / "fresh"))
+    assert "train" in fresh.stdout and "Nothing to be done" not in fresh.stdout
+
+
 def test_config_checks_beyond_the_schema_stop_the_workflow(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(
         "run: x\nmodality: text\nmodel: {backbone: caduceus}\n")
-    proc = snakemake("-n", "-d", str(tmp_path), check=False)
+    proc = snakemake("-n", workdir=tmp_path, check=False)
     assert proc.returncode != 0
     assert "no reverse complement" in proc.stdout + proc.stderr
 
@@ -74,7 +115,7 @@ def test_config_checks_beyond_the_schema_stop_the_workflow(tmp_path):
 def test_misspelled_config_key_stops_the_workflow(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("run: x\ntrain: {stpes: 3}\n")
-    proc = snakemake("-n", "-d", str(tmp_path), check=False)
+    proc = snakemake("-n", workdir=tmp_path, check=False)
     assert proc.returncode != 0
     assert "stpes" in proc.stdout + proc.stderr
 
@@ -87,7 +128,7 @@ def tiny_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("workflow")
     (work / "config").mkdir()
     (work / "config" / "config.yaml").write_text(TINY.format(source=YEAST, gue=GUE))
-    snakemake("-d", str(work), "--cores", "2")
+    snakemake("--cores", "2", workdir=work)
     return work, work / "results" / "tiny"
 
 
@@ -220,8 +261,8 @@ def test_tiny_workflow_conditional_generation(tiny_run):
 
 def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
     work, _ = tiny_run
-    assert "Nothing to be done" in snakemake("-n", "-d", str(work)).stdout
-    snakemake("-d", str(work), "--report", str(work / "report.html"))
+    assert "Nothing to be done" in snakemake("-n", workdir=work).stdout
+    snakemake("--report", str(work / "report.html"), workdir=work)
     html = (work / "report.html").read_text(errors="replace")
     assert len(html) > 10_000
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
@@ -279,7 +320,7 @@ def test_tiny_text_workflow(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(TINY_TEXT.format(source=SHAKESPEARE,
                                                                       prompts=LIMA))
-    snakemake("-d", str(tmp_path), "--cores", "2")
+    snakemake("--cores", "2", workdir=tmp_path)
     res = tmp_path / "results" / "tinytext"
     index = json.loads((res / "data" / "index.json").read_text())
     assert index["tokenizer"]["name"] == "bpe" and len(index["tokenizer"]["tokens"]) == 300
@@ -309,8 +350,8 @@ def test_tiny_text_workflow(tmp_path):
         ("ancestral", "32"), ("ancestral", "4"), ("confidence", "32"), ("confidence", "4"),
         ("remdm", "32"), ("remdm", "4"), ("first_hitting", "32"), ("", "0")]
     assert all(float(r["gen_perplexity"]) > 1 for r in trap)
-    assert "Nothing to be done" in snakemake("-n", "-d", str(tmp_path)).stdout
-    snakemake("-d", str(tmp_path), "--report", str(tmp_path / "report.html"))
+    assert "Nothing to be done" in snakemake("-n", workdir=tmp_path).stdout
+    snakemake("--report", str(tmp_path / "report.html"), workdir=tmp_path)
     assert "marginal_trap" in (tmp_path / "report.html").read_text(errors="replace")
 
 
@@ -343,7 +384,7 @@ def test_workflow_trains_each_backbone(tmp_path, backbone, mixer, compare_ar):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(SMALL.format(
         source=YEAST, backbone=backbone, mixer=mixer, compare_ar=str(compare_ar).lower()))
-    snakemake("-d", str(tmp_path), "--cores", "2")
+    snakemake("--cores", "2", workdir=tmp_path)
     res = tmp_path / "results" / "small"
     objectives = ["mdlm", "ar"] if compare_ar else ["mdlm"]
     for objective in objectives:

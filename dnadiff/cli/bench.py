@@ -116,11 +116,13 @@ def register(sub) -> None:
 
     q = verb(bn, "compute-plot",
              "the quality-against-compute table (TSV: model, label, device, train_flops, bits, "
-             "coding_fraction, ...) drawn as a PNG",
+             "coding_fraction, ...) drawn as a PNG, SVG or PDF",
              compute_plot, config=False, threads=False, out=("out",), inputs=("table",))
     q.add_argument("--table", required=True, help="the TSV (e.g. "
                                                   "resources/figures/quality_vs_compute.tsv)")
-    q.add_argument("--out", required=True, help="the PNG to write")
+    q.add_argument("--out", required=True, help="the plot to write: .png, .svg or .pdf (the "
+                                                "extension names the format)")
+    q.set_defaults(all_or_nothing=True)  # one output: a refused table leaves no folder made
 
 
 def _print(result) -> None:
@@ -192,12 +194,14 @@ def proof(args) -> None:
 
 def compute_plot(args) -> None:
     """``dnadiff bench compute-plot``."""
-    from dnadiff.evaluation.plots import plot_quality_vs_compute, read_quality_vs_compute
+    from dnadiff.evaluation.plots import (
+        plot_format,
+        plot_quality_vs_compute,
+        read_quality_vs_compute,
+    )
 
-    try:
-        rows = read_quality_vs_compute(args.table)
-    except (OSError, ValueError) as exc:
-        raise DnadiffError(f"bench compute-plot: {exc}") from None
+    plot_format(args.out)  # before any work: the extension names a format we write
+    rows = read_quality_vs_compute(args.table)  # a bad table: one line naming it, no plot
     plot_quality_vs_compute(rows, args.out)
     _print({"table": args.table, "plot": args.out, "rows": len(rows)})
 

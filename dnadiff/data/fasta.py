@@ -2,13 +2,17 @@
 
 Every problem is reported as ``InputFileError`` naming the file and, where it applies, the record
 and position: empty files, protein or other non-nucleotide text, duplicate record names,
-unreadable or truncated gzip files.
+unreadable or truncated gzip files, and compressed or archived files of another format (bzip2,
+xz, zstd, zip, ...), named by what their first bytes say, whatever the file's name says. No message
+quotes binary bytes. Line breaks may be LF, CRLF or a lone CR.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
+import re
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -26,8 +30,57 @@ GZIP_MAGIC = b"\x1f\x8b"
 PROTEIN_ONLY = set("EFILPQZJXO")
 
 
+#: magic bytes of compressed or archived files that are not read, and what to call them
+FOREIGN_MAGIC = (
+    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first (unxz -k)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first (unzstd)"),
+    (b"PK\x03\x04", "a zip archive", "extract the file from it first (unzip)"),
+    (b"PK\x05\x06", "an empty zip archive", "extract the file from it first (unzip)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract the file from it first (7z x)"),
+    (b"\x04\x22\x4d\x18", "lz4-compressed", "decompress it first (unlz4)"),
+    (b"\x1f\x9d", "compress(1)-compressed (.Z)", "decompress it first (uncompress)"),
+    (b"\x5d\x00\x00", "lzma-compressed", "decompress it first (unlzma)"),
+)
+#: a bzip2 stream: "BZh", the block size 1-9, then a block's or the end of stream's magic
+BZIP2 = re.compile(rb"BZh[1-9](?:\x31\x41\x59\x26\x53\x59|\x17\x72\x45\x38\x50\x90)")
+#: bytes looked at to recognise a format (a tar header's "ustar" sits at offset 257)
+MAGIC_BYTES = 512
+
+
+def foreign_format(head: bytes) -> tuple[str, str] | None:
+    """``(what the file is, what to do)`` when ``head`` (a file's first bytes) starts a compressed
+    or archived format that is not read (bzip2, xz, zstd, zip, 7-Zip, lz4, lzma, .Z, tar);
+    ``None`` otherwise (plain data, or gzip, which is read)."""
+    if BZIP2.match(head):
+        return "bzip2-compressed", "decompress it first (bunzip2 -k)"
+    for magic, what, todo in FOREIGN_MAGIC:
+        if head.startswith(magic):
+            return what, todo
+    if head[257:262] == b"ustar":
+        return "a tar archive", "extract the file from it first (tar -xf)"
+    return None
+
+
+def _refuse_foreign(path: Path, head: bytes, inside_gzip: bool = False) -> None:
+    found = foreign_format(head)
+    if found is None:
+        return
+    what, todo = found
+    if inside_gzip:
+        raise InputFileError(path, f"is gzip-compressed, and the data inside is {what}, which "
+                                   f"is not supported: {todo}")
+    named = "".join(path.suffixes[-1:])
+    named = f" (although named {named})" if named.lower() in (".gz", ".gzip", ".bgz") else ""
+    raise InputFileError(path, f"is {what}{named}, which is not supported (only plain or "
+                               f"gzip-compressed files are read): {todo}")
+
+
 def open_binary(path) -> io.BufferedIOBase:
-    """Open a file for reading, transparently decompressing gzip (detected by magic bytes)."""
+    """Open a file for reading, transparently decompressing gzip (detected by magic bytes).
+
+    Other compressed or archived formats (bzip2, xz, zstd, zip, ...; also inside gzip) are
+    refused with ``InputFileError`` naming the format, whatever the file's name says.
+    """
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "file not found")
@@ -35,33 +88,76 @@ def open_binary(path) -> io.BufferedIOBase:
         raise InputFileError(path, "is a directory, expected a sequence file")
     try:
         fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        head = fh.read(MAGIC_BYTES)
+        fh.seek(0)
     except OSError as exc:
         raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
-    magic = fh.read(2)
-    fh.seek(0)
-    if magic == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=fh, mode="rb")
-    return fh
+    try:
+        _refuse_foreign(path, head)
+        if not head.startswith(GZIP_MAGIC):
+            return fh
+        gz = gzip.GzipFile(fileobj=fh, mode="rb")
+        try:
+            inner = gz.read(MAGIC_BYTES)
+            gz.seek(0)
+        except (EOFError, gzip.BadGzipFile, zlib.error):
+            # damaged gzip: the caller's reader reports it, in its own words, as it reads
+            fh.seek(0)
+            return gzip.GzipFile(fileobj=fh, mode="rb")
+        _refuse_foreign(path, inner, inside_gzip=True)
+        return gz
+    except BaseException:
+        fh.close()
+        raise
+
+
+#: bytes read at a time to find the first non-blank line
+SNIFF_BYTES = 1 << 16
+#: byte-order marks: the FASTA and GenBank readers take plain ASCII (or UTF-8 without a BOM)
+BOMS = ((b"\xef\xbb\xbf", "UTF-8"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+#: control characters that never occur in a text file (tab, line breaks, form feed do)
+BINARY_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 
 
 def sniff_format(path) -> str:
-    """'fasta' or 'genbank' from the first non-blank line; errors on empty or unknown files."""
+    """'fasta' or 'genbank' from the first non-blank line; errors on empty or unknown files.
+
+    Only the first non-blank bytes are read (a file without line breaks is not read whole);
+    the message for an unknown file quotes its first line only when that line is text.
+    """
     with open_binary(path) as fh:
         try:
-            for raw in fh:
-                line = raw.strip()
-                if not line:
-                    continue
-                if line.startswith(b">"):
-                    return "fasta"
-                if line.startswith(b"LOCUS"):
-                    return "genbank"
-                snippet = line[:40].decode("utf-8", errors="replace")
-                raise InputFileError(
-                    path, f"not a FASTA or GenBank file (first line starts {snippet!r})")
+            head = b""
+            while len(head) < 256:
+                chunk = fh.read(SNIFF_BYTES)
+                if not chunk:
+                    break
+                head = (head + chunk).lstrip()
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
-    raise InputFileError(path, "is empty: no sequence records")
+    if not head:
+        raise InputFileError(path, "is empty: no sequence records")
+    line = re.split(rb"[\r\n]", head[:256], maxsplit=1)[0]
+    if line.startswith(b">"):
+        return "fasta"
+    if line.startswith(b"LOCUS"):
+        return "genbank"
+    for bom, encoding in BOMS:
+        if line.startswith(bom):
+            raise InputFileError(path, f"starts with a {encoding} byte-order mark: not a FASTA or "
+                                       "GenBank file as read here (save it as plain ASCII text, "
+                                       "without the byte-order mark)")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        text = decoder.decode(line[:40])  # an unfinished character at the end is no error
+    except UnicodeDecodeError:
+        text = None
+    if BINARY_BYTES.search(line):
+        raise InputFileError(path, "holds binary data, not text: not a FASTA or GenBank file "
+                                   "(nor a gzip-compressed one)")
+    if text is None:
+        raise InputFileError(path, "is neither ASCII nor UTF-8 text: not a FASTA or GenBank file")
+    raise InputFileError(path, f"not a FASTA or GenBank file (first line starts {text!r})")
 
 
 #: bytes read at a time; headers are found with ``bytes.find`` and line breaks removed with
@@ -75,6 +171,7 @@ def iter_fasta_raw(path, allow_unnamed: bool = False) -> Iterator[tuple[str, byt
 
     A header without a name is an error unless ``allow_unnamed`` (the name is then "").
     The file is read in blocks of ``BLOCK_BYTES``; a header is a '>' at the start of a line.
+    Line breaks may be LF, CRLF or a lone CR (classic Mac OS), mixed too.
     """
     name = None
     header_line = 0
@@ -86,6 +183,10 @@ def iter_fasta_raw(path, allow_unnamed: bool = False) -> Iterator[tuple[str, byt
         try:
             while True:
                 block = fh.read(BLOCK_BYTES)
+                if b"\r" in block:  # CRLF (Windows) or a lone CR (classic Mac OS): a line break
+                    if block.endswith(b"\r"):  # keep a CRLF split between blocks one break
+                        block += fh.read(1)
+                    block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
                 data = pending + block if pending else block
                 pending = b""
                 if not data:

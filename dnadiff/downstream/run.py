@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
+import os
+import re
 import time
 
 import numpy as np
@@ -205,21 +208,178 @@ def run_downstream(cfg: dict, task_name: str, checkpoint, out_json, out_tsv, ora
     return res
 
 
+#: the largest result file ``downstream table`` reads (one task's rows are a few kB)
+RESULT_MAX_BYTES = 64 << 20
+#: the task names the config allows (the schema's pattern)
+_TASK_NAME = re.compile(r"[A-Za-z0-9_-]+")
+#: (key, lowest, highest) of each metric in a summary row and a run row; AUROC may be NaN (a
+#: test split with one class), accuracy and MCC never
+_METRICS = (("accuracy", 0.0, 1.0), ("mcc", -1.0, 1.0), ("auroc", 0.0, 1.0))
+
+
+def _no_duplicate_keys(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _number(value) -> float | None:
+    """``value`` as a float, or None when it is not a JSON number (booleans are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _check_metrics(f, where: str, row: dict, keys) -> None:
+    for key, low, high in _METRICS:
+        for k in keys(key):
+            if k not in row:
+                raise InputFileError(f, f"{where}: no {k!r}")
+            v = _number(row[k])
+            if v is None:
+                raise InputFileError(f, f"{where}: {k} is {json.dumps(row[k])[:40]}, not a "
+                                     "number")
+            if math.isnan(v) and key == "auroc":
+                continue  # undefined where the test split holds one class
+            if not math.isfinite(v):
+                raise InputFileError(f, f"{where}: {k} is {row[k]}, not a finite number")
+            if not low <= v <= high:
+                raise InputFileError(f, f"{where}: {k} is {v:g}, outside {low:g}..{high:g}")
+
+
+def _result_task(f, where: str, row) -> tuple[str, str]:
+    """(task, method) of a summary or run row, checked."""
+    if not isinstance(row, dict):
+        raise InputFileError(f, f"{where} is {type(row).__name__}, not an object")
+    task, method = row.get("task"), row.get("method")
+    if not isinstance(task, str) or not _TASK_NAME.fullmatch(task):
+        raise InputFileError(f, f"{where}: task is {json.dumps(task)[:40]}, not a task name "
+                             "(letters, digits, _ and -)")
+    if method not in METHODS:
+        raise InputFileError(f, f"{where}: method is {json.dumps(method)[:40]}, not one of "
+                             f"{', '.join(METHODS)}")
+    return task, method
+
+
+def read_result(f) -> dict:
+    """One result file of ``downstream run`` (one task), its structure checked: a JSON object
+    whose ``summary`` holds one row per method of one task (runs, mean, min and max of each
+    metric) and whose ``rows`` hold that task's runs, as many per method as its summary
+    says; metrics are finite and in range (AUROC may be NaN: one class in test)."""
+    with open(f, "rb") as fh:
+        data = fh.read(RESULT_MAX_BYTES + 1)
+    if len(data) > RESULT_MAX_BYTES:
+        raise InputFileError(f, f"larger than {RESULT_MAX_BYTES >> 20} MiB: not a downstream "
+                             "result file")
+    try:
+        res = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise InputFileError(f, "not a downstream result file (JSON nested too deeply)") \
+            from None
+    except ValueError as exc:  # JSON syntax, text that is not UTF-8, a key given twice
+        raise InputFileError(f, f"not a downstream result file ({exc})") from None
+    if not isinstance(res, dict):
+        raise InputFileError(f, f"not a downstream result file (a JSON "
+                             f"{type(res).__name__}, not an object with summary and rows)")
+    for key in ("summary", "rows"):
+        if not isinstance(res.get(key), list):
+            got = "missing" if key not in res else f"{type(res[key]).__name__}, not a list"
+            raise InputFileError(f, f"not a downstream result file ({key}: {got})")
+    if not res["summary"]:
+        raise InputFileError(f, "an empty summary: no method was run")
+    for key in ("model", "task"):
+        if key in res and not isinstance(res[key], dict):
+            raise InputFileError(f, f"{key} is {type(res[key]).__name__}, not an object")
+    texts = [("protocol", res.get("protocol", ""))]
+    texts += [(f"model.{k}", v) for k, v in res.get("model", {}).items()]
+    for key, value in texts:  # they go into the comparison's Markdown table as they are
+        if not isinstance(value, str) or any(ord(ch) < 32 for ch in value):
+            raise InputFileError(f, f"{key} is {json.dumps(value)[:40]}, not a line of text")
+    runs = {}
+    for i, row in enumerate(res["rows"]):
+        key = _result_task(f, f"rows[{i}]", row)
+        _check_metrics(f, f"rows[{i}] ({key[0]} {key[1]})", row, lambda k: (k,))
+        runs[key] = runs.get(key, 0) + 1
+    tasks, methods = set(), set()
+    for i, row in enumerate(res["summary"]):
+        task, method = _result_task(f, f"summary[{i}]", row)
+        where = f"summary[{i}] ({task} {method})"
+        if tasks and task not in tasks:
+            raise InputFileError(f, f"the summary holds the tasks {', '.join(sorted(tasks))}, "
+                                 f"{task}; a result file is one task's")
+        if method in methods:
+            raise InputFileError(f, f"{where}: the method appears twice in the summary")
+        tasks.add(task)
+        methods.add(method)
+        n = row.get("runs")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InputFileError(f, f"{where}: runs is {json.dumps(n)[:40]}, not a positive "
+                                 "count")
+        if runs.get((task, method), 0) != n:
+            raise InputFileError(f, f"{where}: runs is {n}, but rows holds "
+                                 f"{runs.get((task, method), 0)} such run(s)")
+        _check_metrics(f, where, row, lambda k: (k, f"{k}_min", f"{k}_max"))
+        for key, _, _ in _METRICS:
+            low, mean, high = (_number(row[k]) for k in (f"{key}_min", key, f"{key}_max"))
+            if not (low <= mean + 1e-9 and mean <= high + 1e-9) and not math.isnan(mean):
+                raise InputFileError(f, f"{where}: {key} {mean:g} is not within its range "
+                                     f"{low:g}..{high:g}")
+    extra = sorted({f"{t} {m}" for t, m in runs} - {f"{t} {m}" for t in tasks
+                                                     for m in methods})
+    if extra:
+        raise InputFileError(f, f"rows holds runs the summary does not: {', '.join(extra)}")
+    name = res.get("task", {}).get("name", next(iter(tasks)))
+    if name != next(iter(tasks)):
+        raise InputFileError(f, f"task.name is {json.dumps(name)[:40]}, the summary's task "
+                             f"{next(iter(tasks))}")
+    return res
+
+
+def _selected(summary: dict, runs: list[dict]) -> str:
+    """What a method's runs chose on validation, in words (the k-mer regressions: features,
+    scaling and C), or empty."""
+    mine = [r for r in runs if (r["task"], r["method"]) == (summary["task"], summary["method"])]
+    picks = []
+    for r in mine:
+        if not isinstance(r.get("features"), str):
+            continue  # not a k-mer regression's row
+        parts = [" ".join(r[k].split()) for k in ("features", "scaling")
+                 if isinstance(r.get(k), str)]
+        if _number(r.get("C")) is not None:
+            parts.append(f"C={r['C']:g}")
+        picks.append(" ".join(parts))
+    return "; ".join(dict.fromkeys(picks))
+
+
 def downstream_table(json_files, out_tsv, plot=None, comparison=None) -> list[dict]:
     """One table (and a bar plot of test accuracy and MCC) over the tasks' result files, and
-    (``comparison``, Markdown) our methods beside the published figures of each task."""
-    rows, runs, results = [], [], []
+    (``comparison``, Markdown) our methods beside the published figures of each task. Each
+    file is one task's (:func:`read_result`); a file given twice, or two files of the same
+    task, are refused (their rows would be counted twice)."""
+    rows, runs, results, seen, tasks = [], [], [], {}, {}
     for f in json_files:
-        try:
-            with open(f) as fh:
-                res = json.load(fh)
-            rows += res["summary"]
-            runs += res["rows"]
-            results.append(res)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputFileError(f, f"not a downstream result file ({exc})") from None
+        real = os.path.realpath(f)
+        if real in seen:
+            raise InputFileError(f, f"given twice (also as {seen[real]}): its rows would be "
+                                 "counted twice")
+        seen[real] = f
+        res = read_result(f)
+        task = res["summary"][0]["task"]
+        if task in tasks:
+            raise InputFileError(f, f"task {task} is also in {tasks[task]}: one result file "
+                                 "per task")
+        tasks[task] = f
+        rows += [dict(s, selected=_selected(s, res["rows"])) for s in res["summary"]]
+        runs += res["rows"]
+        results.append(res)
     with io.all_or_nothing():
-        io.write_tsv(out_tsv, rows, SUMMARY_COLUMNS)
+        io.write_tsv(out_tsv, rows, SUMMARY_COLUMNS + ["selected"])
         if plot:
             plot_downstream(rows, runs, plot)
         if comparison:

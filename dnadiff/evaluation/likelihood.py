@@ -98,6 +98,10 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
     device = runtime.device()
     model.to(device)
     genome = PreparedData(data_dir)
+    if list(genome.index["tokenizer"]["tokens"]) != list(tok["tokens"]):
+        raise DnadiffError(f"{data_dir}: prepared with another tokenizer than the one the "
+                           f"checkpoint {checkpoint} was trained with; evaluate it on the data "
+                           "it was trained on")
     window = ckpt["config"]["data"]["window"]
     ds = TiledWindows(genome, split, window, max_windows=eval_cfg["max_windows"])
     args = (model, objective, ds, eval_cfg["batch_size"], eval_cfg["t_draws"], eval_cfg["seed"],

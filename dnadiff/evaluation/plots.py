@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import math
+import re
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -10,6 +13,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from dnadiff.errors import InputFileError, OutputError  # noqa: E402
 from dnadiff.io import atomic_path  # noqa: E402
 
 
@@ -230,36 +234,152 @@ def plot_marginal_trap(rows: list[dict], modality: str, out) -> None:
     _save(fig, out)
 
 
+#: what a quality-against-compute table may hold, and the formats its plot is written in
+QVC_TEXT = ("model", "label", "device")
+QVC_REQUIRED = (*QVC_TEXT, "train_flops", "bits", "coding_fraction")
+QVC_MAX_BYTES = 16 << 20
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def plot_format(out) -> str:
+    """The format the extension of ``out`` names (png, svg or pdf), or a one-line error: the
+    file written is always what its name says."""
+    fmt = PLOT_FORMATS.get(Path(out).suffix.lower())
+    if fmt is None:
+        suffix = Path(out).suffix
+        raise OutputError(out, f"{'no extension' if not suffix else repr(suffix)}: the "
+                          "extension names the plot's format, one of "
+                          f"{', '.join(PLOT_FORMATS)}")
+    return fmt
+
+
+def _qvc_text(path) -> str:
+    """The table's text: UTF-8 (a byte-order mark is dropped), LF or CRLF line ends."""
+    with open(path, "rb") as fh:
+        data = fh.read(QVC_MAX_BYTES + 1)
+    if len(data) > QVC_MAX_BYTES:
+        raise InputFileError(path, f"larger than {QVC_MAX_BYTES >> 20} MiB: not a "
+                             "quality-against-compute table")
+    if not data.strip():
+        raise InputFileError(path, "empty: a quality-against-compute table has a header line "
+                             "and one row per run")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputFileError(path, f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
+                             "text (save the table as UTF-8)") from None
+    text = text.replace("\r\n", "\n")
+    if "\r" in text:
+        line = text[:text.index("\r")].count("\n") + 1
+        raise InputFileError(path, f"line {line}: a carriage return (CR) inside a line: save "
+                             "the table with LF or CRLF line ends")
+    if "\x00" in text:
+        raise InputFileError(path, "holds NUL bytes: not a text table")
+    return text
+
+
+def _qvc_number(path, line: int, col: int, key: str, value: str) -> float | None:
+    if value in ("", "-"):
+        return None
+    if not _NUMBER.fullmatch(value):
+        raise InputFileError(path, f"line {line}, column {col} ({key}): {value!r} is not a "
+                             "number (or empty / -)")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InputFileError(path, f"line {line}, column {col} ({key}): {value} is out of "
+                             "range")
+    return number
+
+
+def _qvc_check_row(path, line: int, row: dict, columns: list[str]) -> None:
+    """The rules of one row: what the plot needs of it, in range."""
+    def where(key):
+        return f"line {line}, column {columns.index(key) + 1} ({key})"
+    if row["model"] in (None, "", "-"):
+        raise InputFileError(path, f"{where('model')}: empty (mdlm, ar, ... or reference)")
+    for key, value in row.items():
+        if value is None or key in QVC_TEXT:
+            continue
+        if (key.endswith("_se") or key in ("steps", "train_tokens", "train_seconds")) \
+                and value < 0:
+            raise InputFileError(path, f"{where(key)}: {value:g} is negative")
+    if row["bits"] is not None and row["bits"] < 0:
+        raise InputFileError(path, f"{where('bits')}: {row['bits']:g} bits per base is "
+                             "negative")
+    if row["coding_fraction"] is not None and not 0 <= row["coding_fraction"] <= 1:
+        raise InputFileError(path, f"{where('coding_fraction')}: {row['coding_fraction']:g} "
+                             "is not a fraction (0 to 1)")
+    if row["bits"] is None and row["coding_fraction"] is None:
+        raise InputFileError(path, f"line {line}: neither bits nor coding_fraction: nothing "
+                             "to draw")
+    if row["model"] == "reference":
+        if row["train_flops"] is not None:
+            raise InputFileError(path, f"{where('train_flops')}: a reference row has no "
+                                 "training FLOPs (it is drawn as a horizontal line); leave "
+                                 "the cell empty or -")
+        return
+    if row["device"] in (None, "", "-"):
+        raise InputFileError(path, f"{where('device')}: empty (each model and device is "
+                             "one line of the plot)")
+    if row["train_flops"] is None or row["train_flops"] <= 0:
+        value = "empty" if row["train_flops"] is None else f"{row['train_flops']:g}"
+        raise InputFileError(path, f"{where('train_flops')}: {value}; a run needs its "
+                             "training FLOPs (a positive number: the plot's axis is "
+                             "logarithmic)")
+
+
 def read_quality_vs_compute(path) -> list[dict]:
-    """Rows of a quality-against-compute table (TSV): ``model`` (mdlm, ar, or reference),
-    ``label``, ``device``, ``train_flops`` (empty for references), ``bits`` and
-    ``coding_fraction`` with ``_se`` columns; empty cells become None."""
-    text = ("model", "label", "device")
+    """Rows of a quality-against-compute table (TSV, UTF-8): ``model`` (mdlm, ar, ... or
+    reference), ``label``, ``device``, ``train_flops`` (positive; empty for references),
+    ``bits`` and ``coding_fraction`` with ``_se`` columns; every other column is a number too.
+    Empty cells (and ``-``) become None. Cells are split at tabs only (a ``"`` is a
+    character like any other); every row has the header's number of cells, every number is
+    finite, and a table without a run is refused, each with the file, line and column named."""
+    lines = _qvc_text(path).split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    columns = [c.strip() for c in lines[0].split("\t")]
+    for i, name in enumerate(columns):
+        if not name:
+            raise InputFileError(path, f"line 1, column {i + 1}: a column without a name")
+        if name in columns[:i]:
+            raise InputFileError(path, f"line 1: column {name!r} appears twice (columns "
+                                 f"{columns.index(name) + 1} and {i + 1})")
+    missing = [c for c in QVC_REQUIRED if c not in columns]
+    if missing:
+        raise InputFileError(path, f"no column(s) {', '.join(sorted(missing))}")
     rows = []
-    with open(path) as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        missing = {*text, "train_flops", "bits", "coding_fraction"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: no column(s) {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            out = {}
-            for key, value in row.items():
-                if key in text or value in ("", "-", None):
-                    out[key] = value if key in text else None
-                    continue
-                try:
-                    out[key] = float(value)
-                except ValueError:
-                    raise ValueError(f"{path}, line {line}: {key} is {value!r}, not a number "
-                                     "(or empty / -)") from None
-            rows.append(out)
+    for line, text in enumerate(lines[1:], start=2):
+        if not text.strip():
+            continue
+        cells = [c.strip() for c in text.split("\t")]
+        if len(cells) != len(columns):
+            raise InputFileError(path, f"line {line}: {len(cells)} cells, the header has "
+                                 f"{len(columns)} (cells are separated by one tab each)")
+        row = {}
+        for col, (key, value) in enumerate(zip(columns, cells), start=1):
+            row[key] = value if key in QVC_TEXT else _qvc_number(path, line, col, key, value)
+        _qvc_check_row(path, line, row, columns)
+        rows.append(row)
+    if not any(r["model"] != "reference" for r in rows):
+        raise InputFileError(path, "no run in the table (only " + ("reference rows"
+                             if rows else "the header") + "): nothing to draw against "
+                             "training compute")
     return rows
+
+
+def _plain(text: str) -> str:
+    """A label as written: matplotlib would read ``$...$`` as mathematics (and fail on some)."""
+    return text.replace("$", r"\$")
 
 
 def plot_quality_vs_compute(rows: list[dict], out) -> None:
     """Held-out bits per base and the samples' coding fraction against training FLOPs, one line
     per model and device, the reference rows (Markov chains, real windows) as horizontal
-    lines."""
+    lines; written in the format ``out``'s extension names (png, svg or pdf)."""
+    fmt = plot_format(out)
     metrics = [("bits", "held-out bits per base (test)"),
                ("coding_fraction", "samples: gene-finder coding fraction")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -274,13 +394,17 @@ def plot_quality_vs_compute(rows: list[dict], out) -> None:
             se = [r.get(m + "_se") or 0.0 for r in mine]
             ax.errorbar([r["train_flops"] for r in mine], [r[m] for r in mine], yerr=se,
                         fmt="o-" if len(mine) > 1 else "s", capsize=3,
-                        label=f"{model.upper()} ({device})")
+                        label=_plain(f"{model.upper()} ({device})"))
         for i, ref in enumerate(r for r in rows if r["model"] == "reference"
                                 and r.get(m) is not None):
-            ax.axhline(ref[m], color=f"C{7 + i % 3}", ls="--", lw=1, label=ref["label"])
+            ax.axhline(ref[m], color=f"C{7 + i % 3}", ls="--", lw=1,
+                       label=_plain(ref["label"] or "reference"))
         ax.set_xscale("log")
         ax.set_xlabel("training FLOPs")
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle("What compute buys: MDLM and AR of the same size on yeast")
-    _save(fig, out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight")
+    plt.close(fig)

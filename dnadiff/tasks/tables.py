@@ -13,6 +13,20 @@ from dnadiff.errors import InputFileError
 from dnadiff.tasks.base import Rows, encode
 
 
+def _header_problem(got: list[str], header: tuple[str, ...]) -> str:
+    """What is wrong with a first line ``got`` that should be ``header``, in words that never
+    quote the line (the file may be anything: a link to a private file, say)."""
+    missing = [h for h in header if h not in got]
+    if missing:
+        what = f"has no column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+    elif len(got) != len(header):
+        what = f"has {len(got)} fields"
+    else:
+        what = "has the columns in another order"
+    return (f"not the header line of a {len(header)}-column table: it {what}; expected "
+            f"exactly the columns {', '.join(header)} (in that order)")
+
+
 def iter_table(path, delimiter: str, header: tuple[str, ...]):
     """Yield ``(line_number, fields)`` for each data row of a CSV/TSV (gzip ok) after checking
     the header. Blank lines are skipped."""
@@ -31,10 +45,7 @@ def iter_table(path, delimiter: str, header: tuple[str, ...]):
             if not seen_header:
                 got = [c.strip() for c in row]
                 if got != list(header):
-                    shown = delimiter.join(row).replace("\t", "<TAB>")
-                    raise InputFileError(
-                        path, f"line {line}: header is {shown[:80]!r}, expected "
-                              f"{expected.replace(chr(9), '<TAB>')!r}")
+                    raise InputFileError(path, f"line {line}: {_header_problem(got, header)}")
                 seen_header = True
                 continue
             if len(row) != len(header):

@@ -84,7 +84,7 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
     val_ds = TiledWindows(genome, "validation", window, max_windows=tc["val_windows"])
     data_id = hashlib.sha256((Path(data_dir) / "index.json").read_bytes()).hexdigest()
     return fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
-               data_id=data_id)
+               data_id=data_id, data=genome.provenance())
 
 
 class _Shifted(Dataset):
@@ -122,7 +122,8 @@ def batch_plan(tc: dict) -> dict:
 
 def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
         progress: bool | None = None, init_state: dict | None = None,
-        extra_metrics: dict | None = None, data_id: str = "") -> dict:
+        extra_metrics: dict | None = None, data_id: str = "", data: dict | None = None
+        ) -> dict:
     """Train ``cfg``'s model on map-style datasets of {"tokens", "loss_mask"[, "label"]}.
 
     ``train_ds`` holds ``steps * batch_size`` items, read in order (each optimizer step takes
@@ -131,7 +132,8 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
     their initialization). The training state is checkpointed in ``workdir`` after every
     validation (and by Lightning on a SLURM signal); a run started again with the same config,
     data (``data_id``) and initial weights resumes from the newest checkpoint there and reads
-    on from the window where it stopped. Only rank 0 writes the outputs.
+    on from the window where it stopped. Only rank 0 writes the outputs. ``data``: where the
+    training data came from, recorded in the checkpoint (its model card reports it).
     """
     tc = cfg["train"]
     plan = batch_plan(tc)
@@ -149,7 +151,8 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
                                                tc["resume"], tc["devices"])
     try:
         return _fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
-                    progress, init_state, extra_metrics, plan, resume_from, start_step)
+                    progress, init_state, extra_metrics, plan, resume_from, start_step,
+                    data=data)
     except BaseException:
         if launch_rank(tc["devices"]) == 0 and not candidates(workdir):
             discard_state(workdir, remove_folder=not existed)
@@ -157,7 +160,7 @@ def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_ou
 
 
 def _fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
-         init_state, extra_metrics, plan, resume_from, start_step) -> dict:
+         init_state, extra_metrics, plan, resume_from, start_step, data=None) -> dict:
     tc = cfg["train"]
     window = cfg["data"]["window"]
     if resume_from is not None:
@@ -271,7 +274,7 @@ def _fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
                            f"written. Lower train.lr (now {tc['lr']})")
     with io.all_or_nothing():  # the model and its metrics together, or neither
         save_checkpoint(checkpoint_out, module.model, cfg, tokenizer, step, metrics,
-                        ema_state=ema_state)
+                        ema_state=ema_state, data=data)
         _tidy_metrics([a / "metrics.csv" for a in attempts(workdir)
                        if (a / "metrics.csv").is_file()], metrics_out)
         io.after_publish(lambda: clear_state(workdir))
