@@ -222,3 +222,32 @@ def test_prepare_refuses_an_outdir_that_is_a_symbolic_link(world, tmp_path):
     assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
                             "--outdir", link), before, [tmp_path], link, "symbolic link")
     assert link.is_symlink() and contents(data) == kept
+
+
+@hostile("rejected")
+def test_downstream_run_never_writes_into_a_task_the_config_names(world, tmp_path):
+    """Inputs named by the config (a task's folder, the probe's prompts) are inputs too."""
+    task = tmp_path / "gue"
+    task.mkdir()
+    (task / "train.csv").write_text("sequence,label\nACGT,0\n")
+    conf = cfg(downstream={"tasks": [{"name": "g", "type": "gue", "path": str(task)}]})
+    before = listing(tmp_path)
+    assert_rejected(run_cli("downstream", "run", "--config-json", conf, "--task", "g",
+                            "--checkpoint", world["model"], "--out-json", tmp_path / "o.json",
+                            "--out-tsv", task / "train.csv"), before, [tmp_path],
+                    "--out-tsv", "downstream.tasks[0].path")
+    assert (task / "train.csv").read_text() == "sequence,label\nACGT,0\n"
+
+
+@hostile("rejected")
+def test_probe_never_writes_over_its_prompts(world, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "ACGTACGT"}\n')
+    before = listing(tmp_path)
+    assert_rejected(run_cli("probe", "collapse", "--config-json", cfg(probe={"prompts":
+                                                                             str(prompts)}),
+                            "--checkpoint", world["model"], "--data", world["data"],
+                            "--out-tsv", tmp_path / "p.tsv", "--out-curves", tmp_path / "c.tsv",
+                            "--out-json", prompts), before, [tmp_path], "--out-json",
+                    "probe.prompts")
+    assert prompts.read_text() == '{"prompt": "ACGTACGT"}\n'

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dnadiff import io, ownership
 from dnadiff.config import load_config
 from dnadiff.errors import DnadiffError
+from dnadiff.schema import input_paths
 
 
 def add_config(p) -> None:
@@ -39,6 +40,7 @@ def verb(sub, name: str, help: str, handler, *, config: bool = True, threads: bo
     if config:
         add_config(p)
         inputs = ("config", *inputs)
+        p.set_defaults(config_inputs=True)
     if threads:
         add_threads(p)
     p.set_defaults(handler=handler, outputs=out, output_dirs=out_dirs, inputs=inputs)
@@ -51,13 +53,16 @@ def option(dest: str) -> str:
 
 
 def check_paths(args) -> None:
-    """Output files must be writable; no output may equal, contain or sit inside an input or
-    another output."""
+    """Output files must be writable; no output may equal, contain or sit inside an input (an
+    option's or a file the config names) or another output."""
     files = getattr(args, "outputs", ())
     io.preflight(*(getattr(args, dest, None) for dest in files))
     named = lambda dests: {option(d): getattr(args, d, None) for d in dests}  # noqa: E731
-    ownership.check_paths(named(getattr(args, "inputs", ())),
-                   named((*files, *getattr(args, "output_dirs", ()))))
+    inputs = named(getattr(args, "inputs", ()))
+    if getattr(args, "config_inputs", False):  # the files the config names (tasks, prompts)
+        inputs.update({f"{where} of the config": path
+                       for where, path in input_paths(config(args)).items()})
+    ownership.check_paths(inputs, named((*files, *getattr(args, "output_dirs", ()))))
 
 
 def config(args) -> dict:

@@ -44,3 +44,34 @@ def downstream_protocols() -> dict[str, dict]:
     ``x-protocols`` of ``downstream.protocol``)."""
     return copy.deepcopy(_schema()["properties"]["downstream"]["properties"]["protocol"][
         "x-protocols"])
+
+
+def _input_keys(node: dict, at: tuple = ()) -> list[tuple]:
+    found = [at] if node.get("x-input") else []
+    for key, sub in node.get("properties", {}).items():
+        found += _input_keys(sub, at + (key,))
+    if isinstance(node.get("items"), dict):
+        found += _input_keys(node["items"], at + ("[]",))
+    return found
+
+
+def input_paths(cfg: dict) -> dict[str, str]:
+    """Every file a config names as an input (the schema's keys marked ``x-input``), as
+    ``{"key 'downstream.tasks[0].path'": path}``: no output of a verb may land on one."""
+    found: dict[str, str] = {}
+
+    def walk(value, rest: tuple, label: str) -> None:
+        if not rest:
+            if isinstance(value, str) and value:
+                found[f"key '{label}'"] = value
+            return
+        head, tail = rest[0], rest[1:]
+        if head == "[]":
+            for i, item in enumerate(value if isinstance(value, list) else []):
+                walk(item, tail, f"{label}[{i}]")
+        elif isinstance(value, dict) and head in value:
+            walk(value[head], tail, f"{label}.{head}" if label else head)
+
+    for keys in _input_keys(_schema()):
+        walk(cfg, keys, "")
+    return found
