@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,22 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("reliability suite (tests/test_hostile.py)")
     terminalreporter.write_line(" | ".join(_HOSTILE))
     terminalreporter.write_line(" | ".join(str(v) for v in _HOSTILE.values()))
+
+
+def outside_checkout(workdir) -> Path:
+    """``workdir``, checked to lie outside the checkout: after `make run` the checkout holds a
+    finished ``results/`` (and ``.snakemake/``), and a dry run there would plan nothing."""
+    workdir = Path(workdir).resolve()
+    assert not workdir.is_relative_to(REPO.resolve()), (
+        f"{workdir}: a workflow test must run in a folder of its own, not in the checkout")
+    return workdir
+
+
+def default_workdir(folder: Path) -> Path:
+    """A working directory with a copy of the repository's ``config/`` (the default config and
+    the files it names), so that the workflow sees the checkout's settings but not its state."""
+    shutil.copytree(REPO / "config", folder / "config")
+    return folder
 
 
 # the reliability suite's shared fixtures (tests/hostile_kit.py), for every tests/test_hostile*.py

@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,27 +19,11 @@ from dnadiff.data.prepare import prepare_genome
 from dnadiff.errors import DnadiffError
 from dnadiff.training import batch_plan
 
-from conftest import random_dna, write_fasta
+from conftest import default_workdir, outside_checkout, random_dna, write_fasta
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
 YEAST = ROOT.parent / "shared" / "data" / "genomes" / "yeast_s288c.fa.gz"
-
-
-def outside_checkout(workdir) -> Path:
-    """``workdir``, checked to lie outside the checkout: after `make run` the checkout holds a
-    finished ``results/`` (and ``.snakemake/``), and a dry run there would plan nothing."""
-    workdir = Path(workdir).resolve()
-    assert not workdir.is_relative_to(ROOT.resolve()), (
-        f"{workdir}: a workflow test must run in a folder of its own, not in the checkout")
-    return workdir
-
-
-def default_workdir(folder: Path) -> Path:
-    """A working directory with a copy of the repository's ``config/``: the checkout's
-    settings without its state."""
-    shutil.copytree(ROOT / "config", folder / "config")
-    return folder
 
 
 def snakemake(*args, workdir, check=True, background=False):

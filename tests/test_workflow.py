@@ -4,7 +4,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from dnadiff.data.fasta import read_sequences
+
+from conftest import default_workdir, outside_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
@@ -37,22 +38,6 @@ probe: {{num_prompts: 6}}
 marginal_trap: {{num_samples: 8, batch_size: 8, divisors: [1, 16]}}
 """
 GUE = ROOT.parent / "shared" / "data" / "benchmarks" / "gue" / "prom_core_notata"
-
-
-def outside_checkout(workdir) -> Path:
-    """``workdir``, checked to lie outside the checkout: after `make run` the checkout holds a
-    finished ``results/`` (and ``.snakemake/``), and a dry run there would plan nothing."""
-    workdir = Path(workdir).resolve()
-    assert not workdir.is_relative_to(ROOT.resolve()), (
-        f"{workdir}: a workflow test must run in a folder of its own, not in the checkout")
-    return workdir
-
-
-def default_workdir(folder: Path) -> Path:
-    """A working directory with a copy of the repository's ``config/`` (the default config and
-    the files it names), so that the workflow sees the checkout's settings but not its state."""
-    shutil.copytree(ROOT / "config", folder / "config")
-    return folder
 
 
 def snakemake(*args, workdir, check=True):
