@@ -24,17 +24,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dnadiff import io, runtime
-from dnadiff.checkpoint import load_checkpoint, load_classifier, model_from_checkpoint
+from dnadiff import runtime
+from dnadiff.checkpoint import load_classifier, model_from_checkpoint
 from dnadiff.config import validate_config
 from dnadiff.data.fasta import iter_fasta_raw
 from dnadiff.diffusion.guidance import Guided
-from dnadiff.diffusion.samplers import block_sampler
-from dnadiff.downstream import split_validation, task_spec
+from dnadiff.diffusion.samplers import block_sampler, sampler_options
+from dnadiff.diffusion.samplers.driver import fill_batches
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.io import atomic_open
 from dnadiff.models.classifier import predict_proba
-from dnadiff.tasks import load_task
+from dnadiff.tasks import split_validation
 from dnadiff.tokenizers import N_BASES, DNATokenizer, tokenizer_from_dict
 from dnadiff.training import fit
 
@@ -125,9 +124,10 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
 
 @torch.no_grad()
 def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = "auto",
-                       sampler: str = "ancestral"):
+                       sample_cfg: dict | None = None):
     """Yield (label name or "unconditional", guidance, tokens [n, L]) for every class and
-    guidance weight, then unconditional samples (null label)."""
+    guidance weight, then unconditional samples (null label); with ``sample_cfg`` (a ``sample``
+    config section) its sampler and that sampler's options (default: the objective's)."""
 
     model, mdlm, tok = model_from_checkpoint(ckpt)
     if not model.num_classes:
@@ -141,15 +141,17 @@ def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = 
     bs = cond_cfg["sample_batch_size"]
     plan = [(c, w) for c in range(model.num_classes) for w in cond_cfg["guidance"]]
     plan.append((model.num_classes, 0.0))
+    sampler = (sample_cfg or {}).get("sampler")
+    try:
+        options = sampler_options(sampler, sample_cfg or {}, mdlm.name)
+    except ValueError as exc:
+        raise DnadiffError(f"config key 'sample.sampler': {exc}") from None
     for k, (label, w) in enumerate(plan):
         gen = torch.Generator().manual_seed(seed * 100_003 + k)
-        fill = block_sampler(sampler, mdlm, Guided(model, torch.tensor(label), w), steps=steps)
-        out = []
-        for i in range(0, n, bs):
-            b = min(bs, n - i)
-            x0 = torch.full((b, length), mdlm.mask_id, dtype=torch.long, device=dev)
-            x, _ = fill(x0, generator=gen)
-            out.append(x.cpu())
+        fill = block_sampler(sampler, mdlm, Guided(model, torch.tensor(label), w), steps=steps,
+                             **options)
+        start = torch.full((length,), mdlm.mask_id, dtype=torch.long)
+        out = [x for _, x, _ in fill_batches(fill, n, bs, start, gen, dev)]
         name = classes[label] if label < model.num_classes else "unconditional"
         log.info("sampled %d sequences for %s (guidance %g)", n, name, w)
         yield name, w, torch.cat(out).numpy()
@@ -196,48 +198,22 @@ def oracle_agreement(oracle, classes, samples: list[tuple[str, float, np.ndarray
     return rows
 
 
-# -- files in, files out (the CLI verbs) ---------------------------------------------------------
-AGREEMENT_COLUMNS_HEAD = ["source", "requested", "guidance", "n", "agreement"]
-
-
-def _task(cfg, genome_fasta, annotation):
-
-    name = cfg["conditional"]["task"]
-    if name is None:
-        raise DnadiffError("key 'conditional.task' is not set")
-    return load_task(task_spec(cfg, name, genome_fasta, annotation))
-
-
-def run_train(cfg: dict, checkpoint, out_checkpoint, metrics_out, workdir, genome_fasta=None,
-              annotation=None) -> dict:
-
-    """``dnadiff conditional train``: the task read, then :func:`train_conditional`."""
-    task = _task(cfg, genome_fasta, annotation)
-    return train_conditional(task, load_checkpoint(checkpoint), cfg,
-                             out_checkpoint, metrics_out, workdir)
-
-
-def run_sample(cfg: dict, checkpoint, out_fasta, seed: int = 0) -> int:
-    """Write every (class, guidance) group and the unconditional group to one FASTA; headers
-    ``<class>_w<guidance>_<i> class=<class> guidance=<w> run=<run>``."""
-
-    ckpt = load_checkpoint(checkpoint)
+# -- the samples as FASTA records, read back; their oracle agreement --------------------------
+def sample_records(ckpt: dict, cfg: dict, seed: int = 0):
+    """Yield (header, sequence) of every sample of :func:`sample_conditional`, every (class,
+    guidance) group and then the unconditional one; headers ``<class>_w<guidance>_<i>
+    class=<class> guidance=<w> run=<run>`` (read back by :func:`read_conditional_samples`)."""
     tok = tokenizer_from_dict(ckpt["tokenizer"])
-    n = 0
-    with atomic_open(out_fasta) as fh:
-        for name, w, x in sample_conditional(ckpt, cfg["conditional"], seed,
-                                             cfg["downstream"]["device"]):
-            for i, row in enumerate(x):
-                tag = f"{name}_w{w:g}" if name != "unconditional" else name
-                fh.write(f">{tag}_{i} class={name} guidance={w:g} run={cfg['run']}\n"
-                         f"{tok.decode(row)}\n")
-                n += 1
-    return n
+    for name, w, x in sample_conditional(ckpt, cfg["conditional"], seed,
+                                         cfg["downstream"]["device"], cfg["sample"]):
+        for i, row in enumerate(x):
+            tag = f"{name}_w{w:g}" if name != "unconditional" else name
+            yield (f"{tag}_{i} class={name} guidance={w:g} run={cfg['run']}",
+                   tok.decode(row))
 
 
 def read_conditional_samples(path) -> list[tuple[str, float, np.ndarray]]:
-    """Groups (class, guidance, tokens [n, L]) from a FASTA written by :func:`run_sample`."""
-
+    """Groups (class, guidance, tokens [n, L]) from a FASTA of :func:`sample_records`."""
     tok = DNATokenizer()
     groups: dict[tuple[str, float], list] = {}
     with open(path) as fh:
@@ -255,22 +231,12 @@ def read_conditional_samples(path) -> list[tuple[str, float, np.ndarray]]:
     return [(c, w, np.stack(v)) for (c, w), v in groups.items()]
 
 
-def run_score(cfg: dict, samples_fa, oracle_path, out_tsv, plot=None, genome_fasta=None,
-              annotation=None) -> list[dict]:
-
-    """``dnadiff conditional score``: oracle agreement of the samples per class (TSV, plot)."""
-    task = _task(cfg, genome_fasta, annotation)
+def score_samples(task, samples_fa, oracle_path) -> list[dict]:
+    """The oracle agreement (:func:`oracle_agreement`) of the samples in ``samples_fa`` (a
+    FASTA of :func:`sample_records`) under the oracle classifier of ``task``."""
     oracle, meta = load_classifier(oracle_path)
     if list(meta["classes"]) != list(task.classes):
         raise DnadiffError(f"{oracle_path}: the oracle's classes {meta['classes']} are not the "
                            f"task's {task.classes}")
-    rows = oracle_agreement(oracle, list(task.classes), read_conditional_samples(samples_fa),
+    return oracle_agreement(oracle, list(task.classes), read_conditional_samples(samples_fa),
                             task.test, task.train)
-    cols = AGREEMENT_COLUMNS_HEAD + [f"frac_{c}" for c in task.classes] + ["train_copy_rate"]
-    with io.all_or_nothing():
-        io.write_tsv(out_tsv, rows, cols)
-        if plot:
-            from dnadiff.evaluation.plots import plot_oracle_agreement
-
-            plot_oracle_agreement(rows, list(task.classes), plot)
-    return rows

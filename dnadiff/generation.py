@@ -16,15 +16,14 @@ import json
 import os
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
 
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
-from dnadiff.diffusion.samplers import SAMPLERS, block_sampler, sampler_options
-from dnadiff.diffusion.sampling import semi_autoregressive
+from dnadiff.diffusion.samplers import block_sampler, sampler_for, sampler_options
+from dnadiff.diffusion.samplers.driver import fill_batches
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open, read_jsonl
 from dnadiff.tokenizers import tokenizer_from_dict
@@ -110,8 +109,9 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     tokenizer = tokenizer_from_dict(tok)
     sc = sample_cfg
     try:
-        options = sampler_options(sc["sampler"], sc)
-        fill_block = block_sampler(sc["sampler"], objective, model, steps=sc["steps"],
+        sampler = sampler_for(sc["sampler"], objective.name)
+        options = sampler_options(sampler.name, sc, objective.name)
+        fill_block = block_sampler(sampler.name, objective, model, steps=sc["steps"],
                                    cache=sc["cache"], temperature=sc["temperature"],
                                    top_p=sc["top_p"], **options)
     except ValueError as exc:
@@ -146,29 +146,22 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     gen = torch.Generator().manual_seed(seed)
     allowed = torch.zeros(len(tok["tokens"]), dtype=torch.bool)
     allowed[tok["generable_ids"]] = True
+    start_ids = torch.full((length,), tok["mask_id"], dtype=torch.long)
+    if template is not None:
+        start_ids[:] = template
+    start_ids[: len(prefix)] = prefix
+    if len(suffix):
+        start_ids[length - len(suffix):] = suffix
     t0 = time.time()
-    for start in range(0, n, bs):
-        b = min(bs, n - start)
-        x0 = torch.full((b, length), tok["mask_id"], dtype=torch.long)
-        if template is not None:
-            x0[:] = template
-        x0[:, : len(prefix)] = prefix
-        if len(suffix):
-            x0[:, length - len(suffix):] = suffix
-        x0 = x0.to(device)
-        fill = partial(fill_block, generator=gen)
-        if length > window:
-            x, info = semi_autoregressive(fill, x0, window, stride)
-        else:
-            x, info = fill(x0)
-        x = x.cpu()
+    for start, x, info in fill_batches(fill_block, n, bs, start_ids, gen, device, window, stride):
+        b = x.shape[0]
         if not bool(allowed[x].all()):  # never write a symbol outside the alphabet
             bad = sorted({int(i) for i in x[~allowed[x]].unique()})
             raise DnadiffError(f"{checkpoint}: the model produced token id(s) {bad[:5]} that are "
                                "not in the alphabet; no samples were written (broken weights?)")
         for j in range(b):
             idx = start + j
-            fields = {"run": run, "checkpoint_step": ckpt["step"], "sampler": sc["sampler"],
+            fields = {"run": run, "checkpoint_step": ckpt["step"], "sampler": sampler.name,
                       "steps": sc["steps"] if objective.name == "mdlm" else length,
                       "seed": seed, "index": idx, "length": length,
                       "cache": str(sc["cache"]).lower(), "temperature": f"{sc['temperature']:g}",
@@ -176,7 +169,7 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
                       "suffix_len": len(suffix)}
             # every option of the sampler, "auto" where the sampler picks its own
             fields.update({key: "auto" if sc.get(key) is None else sc[key]
-                           for key in SAMPLERS[sc["sampler"]].options})
+                           for key in sampler.options})
             if template is not None:
                 fields["template_fixed"] = int((template != tok["mask_id"]).sum())
             if length > window:

@@ -76,6 +76,13 @@ def test_no_module_imports_from_a_stage_above_its_own():
     assert upward == []
 
 
+def test_conditional_imports_nothing_from_downstream():
+    """The class-conditional model reads its task through ``tasks/`` (spec, validation split);
+    it shares no code with the downstream benchmarks, only their oracle checkpoint."""
+    assert [dep for dep in GRAPH["dnadiff.conditional"]
+            if dep == "dnadiff.downstream" or dep.startswith("dnadiff.downstream.")] == []
+
+
 def test_no_import_cycle():
     state: dict[str, int] = {}
     cycles = []
@@ -120,3 +127,16 @@ def test_the_dna_alphabet_lives_in_the_tokenizers():
                          code):
                 leaks.append(f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}")
     assert leaks == []
+
+
+def test_the_schema_sampler_enums_are_the_registry():
+    """Every sampler enum of the schema names the registry's samplers: ``sample.sampler`` all of
+    them (null: the objective's own), ``marginal_trap.samplers`` those of MDLM models."""
+    from dnadiff.diffusion.samplers import SAMPLERS
+    from dnadiff.schema import load_schema
+
+    props = load_schema()["properties"]
+    sample_enum = props["sample"]["properties"]["sampler"]["enum"]
+    assert sample_enum == [None, *SAMPLERS]
+    trap_enum = props["marginal_trap"]["properties"]["samplers"]["items"]["enum"]
+    assert trap_enum == [n for n, s in SAMPLERS.items() if "mdlm" in s.objectives]

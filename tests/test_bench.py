@@ -18,12 +18,11 @@ from dnadiff.config import validate_config
 from dnadiff.data.fasta import read_sequences
 from dnadiff.data.prepare import n_runs, prepare_genome
 from dnadiff.diffusion import build_objective
-from dnadiff.diffusion.sampling import ancestral_sample
+from dnadiff.diffusion.samplers.ancestral import ancestral_sample, expected_passes
 from dnadiff.errors import InputFileError
 from dnadiff.models import build_backbone
 from dnadiff.perf.common import load_preset
 from dnadiff.perf.every import plan
-from dnadiff.perf.sampler import expected_passes
 from dnadiff.perf.tokens import naive_tokenize, synthetic_fasta
 from dnadiff.perf.train_step import count_training_flops
 from dnadiff.tokenizers import DNATokenizer

@@ -5,11 +5,13 @@ import pytest
 import torch
 
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from dnadiff.cli import main
+from dnadiff.cli.common import write_outputs
 from dnadiff.conditional import (
     LabeledSequences,
     oracle_agreement,
     read_conditional_samples,
-    run_sample,
+    sample_records,
     train_conditional,
 )
 from dnadiff.config import validate_config
@@ -17,7 +19,7 @@ from dnadiff.diffusion import build_objective
 from dnadiff.diffusion.guidance import Guided
 from dnadiff.errors import DnadiffError
 from dnadiff.models import build_backbone
-from dnadiff.tasks import BenchmarkTask, LabeledSet
+from dnadiff.tasks import LabeledSet, LabeledTask
 from dnadiff.tokenizers import DNATokenizer
 
 TOK = DNATokenizer()
@@ -98,7 +100,7 @@ def two_class_task(n=200, length=16, seed=0):
         seqs = [rng.choice([0, 3] if y == 0 else [1, 2], size=length).astype(np.uint8)
                 for y in labels]
         return LabeledSet(seqs, labels, [f"s{i}" for i in range(m)])
-    return BenchmarkTask("at_vs_gc", ["AT", "GC"], make(n), make(n // 4), make(n // 4), length,
+    return LabeledTask("at_vs_gc", ["AT", "GC"], make(n), make(n // 4), make(n // 4), length,
                          "synthetic")
 
 
@@ -151,8 +153,9 @@ def test_conditional_training_records_the_task(trained):
 def test_samples_follow_the_requested_class(trained):
     task, run_cfg, out, _, work = trained
     fa = work / "samples.fa"
-    n = run_sample(run_cfg, out, fa)
-    assert n == 2 * 2 * 16 + 16
+    records = list(sample_records(load_checkpoint(out), run_cfg))
+    assert len(records) == 2 * 2 * 16 + 16
+    write_outputs({fa: ("fasta", records)})  # as `dnadiff conditional sample` writes them
     groups = {(c, w): x for c, w, x in read_conditional_samples(fa)}
     assert set(groups) == {("AT", 0.0), ("AT", 2.0), ("GC", 0.0), ("GC", 2.0),
                            ("unconditional", 0.0)}
@@ -195,14 +198,17 @@ def test_oracle_agreement_counts():
     assert by[("real_test", "AT")]["agreement"] == 1.0 and by[("real_test", "GC")]["n"] == 1
 
 
-def test_unconditional_checkpoint_refused_for_conditional_sampling(tmp_path):
+def test_unconditional_checkpoint_refused_for_conditional_sampling(tmp_path, capsys):
     cfg = validate_config({"run": "t", "data": {"window": 16},
                            "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 8}})
     path = tmp_path / "m.pt"
     save_checkpoint(path, build_backbone(cfg["model"], TOK.vocab_size), cfg, TOK.to_dict(),
                     step=0)
     with pytest.raises(DnadiffError, match="not a class-conditional checkpoint"):
-        run_sample(validate_config({"run": "t", "conditional": {}}), path, tmp_path / "o.fa")
+        next(sample_records(load_checkpoint(path), validate_config({"run": "t"})))
+    assert main(["conditional", "sample", "--config-json", '{"run": "t"}', "--checkpoint",
+                 str(path), "--out", str(tmp_path / "o.fa")]) == 2
+    assert "not a class-conditional checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "o.fa").exists()
     model, _, _ = model_from_checkpoint(load_checkpoint(path))
     assert model.num_classes is None

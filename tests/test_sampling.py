@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from dnadiff.diffusion.mdlm import MDLM
-from dnadiff.diffusion.sampling import ancestral_sample, categorical_float64
+from dnadiff.diffusion.samplers.ancestral import ancestral_sample
+from dnadiff.diffusion.samplers.common import categorical_float64
 from dnadiff.diffusion.schedule import LogLinearSchedule
 from dnadiff.models.dit import DiT
 

@@ -12,16 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dnadiff.config import validate_config
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.schema import load_schema
 from dnadiff.tasks import (
     COMMON_KEYS,
     READERS,
-    BenchmarkTask,
     LabeledSet,
+    LabeledTask,
     load_task,
+    split_validation,
     stratified_split,
     task_keys,
+    task_spec,
     task_summary,
 )
 from dnadiff.tokenizers import DNATokenizer
@@ -53,7 +56,7 @@ def csv_rows(rows, header="sequence,label", sep=",") -> str:
     return header + "\n" + "".join(f"{s}{sep}{lab}\n" for s, lab in rows)
 
 
-def counts(task: BenchmarkTask) -> dict:
+def counts(task: LabeledTask) -> dict:
     return task_summary(task)["counts"]
 
 
@@ -84,6 +87,20 @@ def test_stratified_split_properties():
     assert len(tr) == len(te) == 10
     with pytest.raises(ValueError, match="fractions"):
         stratified_split(labels, [0.5, -0.5, 1.0], seed=0)
+
+
+def test_split_validation_is_a_stratified_seeded_fraction_of_train():
+    labels = np.array([0] * 30 + [1] * 10)
+    labeled = LabeledSet([np.full(3, i % 4, np.uint8) for i in range(40)], labels,
+                         [f"s{i}" for i in range(40)])
+    tr, va = split_validation(labeled, 0.1, seed=2)
+    assert (len(tr), len(va)) == (36, 4)
+    assert np.bincount(va.labels).tolist() == [3, 1]  # stratified
+    assert sorted(tr.names + va.names) == sorted(labeled.names)  # disjoint and covering
+    assert all(np.array_equal(labeled.seqs[labeled.names.index(n)], s)
+               for n, s in zip(va.names, va.seqs))  # sequences travel with their names
+    assert split_validation(labeled, 0.1, seed=2)[1].names == va.names
+    assert split_validation(labeled, 0.1, seed=3)[1].names != va.names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,6 +255,21 @@ def test_registry_and_schema_name_the_same_types_and_keys():
     for _, required, optional in READERS.values():
         assert not set(required) & set(optional)
         assert all("default" in props[k] for k in optional)  # defaults live in the schema
+
+
+def test_task_spec_fills_the_runs_genome_and_splits():
+    cfg = validate_config({"run": "t", "downstream": {"tasks": [
+        {"name": "p", "type": "annotation"},
+        {"name": "g", "type": "gue", "path": "x"}]}})
+    spec = task_spec(cfg, "p", "genome.fa", "genes.gff3")
+    assert spec["fasta"] == "genome.fa" and spec["annotation"] == "genes.gff3"
+    assert spec["validation_contigs"] == ["chr15"] and spec["test_contigs"] == ["chr16"]
+    assert "path" not in spec and "reference" not in spec
+    g = task_spec(cfg, "g")
+    assert set(g) == {"name", "type", "path", "seed", "max_per_split", "fixed_length",
+                      "split_fractions"}
+    with pytest.raises(DnadiffError, match="no downstream task 'q'"):
+        task_spec(cfg, "q")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +526,7 @@ def write_gff3(path: Path, genes=GENES, with_cds: bool = True) -> Path:
     return write(path, "\n".join(lines) + "\n")
 
 
-def windows(task: BenchmarkTask):
+def windows(task: LabeledTask):
     """{split: [(contig, start, end, strand, label, seq)]} parsed from the names."""
     out = {}
     for split, ls in task.splits().items():

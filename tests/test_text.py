@@ -202,7 +202,7 @@ def test_cli_prepare_text_bad_corpus_leaves_nothing(tmp_path):
 def test_shared_core_trains_on_text(tmp_path):
     """The same objective and sampler on a char-level corpus: the loss falls below the unigram
     entropy and samples hold generable ids only."""
-    from dnadiff.diffusion.sampling import ancestral_sample
+    from dnadiff.diffusion.samplers.ancestral import ancestral_sample
     from dnadiff.training import train
 
     corpus = tmp_path / "c.txt"

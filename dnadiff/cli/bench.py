@@ -16,7 +16,7 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="measurements printed as JSON")
     p.set_defaults(all_or_nothing=False)  # each figure is published as soon as it is measured
     bn = p.add_subparsers(dest="what", required=True)
-    q = verb(bn, "sampler", "cached vs uncached ancestral sampler", sampler,
+    q = verb(bn, "sampler", "cached vs uncached sampler (sample.sampler)", sampler,
              inputs=("checkpoint",))
     q.add_argument("--checkpoint", help="a trained model (default: a fresh one of the "
                                         "config's model size)")
@@ -135,9 +135,10 @@ def sampler(args) -> None:
 
     set_threads(args)
     batches = int_list(args.batch, "--batch")
-    cfg = None if args.checkpoint else config(args)
+    cfg = config(args)
     _print(bench_sampler(args.length, args.steps or args.length, batches, args.seed,
-                         args.checkpoint, cfg, args.device))
+                         args.checkpoint, None if args.checkpoint else cfg, args.device,
+                         cfg["sample"]))
 
 
 def tokenize(args) -> None:

@@ -60,8 +60,12 @@ def check_paths(args) -> None:
     named = lambda dests: {option(d): getattr(args, d, None) for d in dests}  # noqa: E731
     inputs = named(getattr(args, "inputs", ()))
     if getattr(args, "config_inputs", False):  # the files the config names (tasks, prompts)
+        try:
+            cfg = config(args)
+        except DnadiffError:
+            cfg = {}  # the verb reports a bad config itself, after its own argument checks
         inputs.update({f"{where} of the config": path
-                       for where, path in input_paths(config(args)).items()})
+                       for where, path in input_paths(cfg).items()})
     ownership.check_paths(inputs, named((*files, *getattr(args, "output_dirs", ()))))
 
 
@@ -97,13 +101,24 @@ def columns(rows: list[dict]) -> list[str]:
     return list(cols)
 
 
-def write_outputs(tables: dict, plot=None) -> None:
-    """Write each output (``{path: ("json", object) or ("tsv", rows)}``) and call ``plot``;
-    the verb's transaction publishes them all together or none."""
-    for path, (kind, obj) in tables.items():
+def write_outputs(outputs: dict, plot=None) -> None:
+    """Write each output and call ``plot``; the verb's transaction publishes them all together
+    or none. ``outputs`` maps a path to ``("json", object)``, ``("tsv", rows)`` (columns: every
+    key of the rows) or ``("tsv", rows, columns)``, ``("fasta", [(header, sequence)])`` (one
+    line each) or ``("text", str)``."""
+    for path, (kind, obj, *cols) in outputs.items():
         if kind == "json":
             io.write_json(path, obj)
+        elif kind == "tsv":
+            io.write_tsv(path, obj, cols[0] if cols else columns(obj))
+        elif kind == "fasta":
+            with io.atomic_open(path) as fh:
+                for header, seq in obj:
+                    fh.write(f">{header}\n{seq}\n")
+        elif kind == "text":
+            with io.atomic_open(path) as fh:
+                fh.write(obj)
         else:
-            io.write_tsv(path, obj, columns(obj))
+            raise ValueError(f"write_outputs: unknown kind {kind!r} for {path}")
     if plot:
         plot()

@@ -1,12 +1,15 @@
-"""Stage 6, labeled benchmarks: ``downstream run | table`` and ``conditional train | sample |
-score``."""
+"""Stage 6, labeled benchmarks: ``downstream run | table``; the task options the ``conditional``
+verbs share."""
 
 from __future__ import annotations
 
 import json
+import logging
 
-from dnadiff.cli.common import config, set_threads, verb
-from dnadiff.errors import DnadiffError
+from dnadiff.cli.common import config, set_threads, verb, write_outputs
+from dnadiff.errors import DnadiffError, InputFileError
+
+log = logging.getLogger(__name__)
 
 #: the options of :func:`add_task_inputs` that name files
 TASK_INPUTS = ("genome", "annotation")
@@ -20,10 +23,10 @@ def add_task_inputs(p) -> None:
 
 
 def register(sub) -> None:
-    """Add ``downstream`` and ``conditional`` to the parser."""
+    """Add ``downstream`` to the parser."""
     p = sub.add_parser("downstream", help="classification benchmarks of a pretrained model")
     ds = p.add_subparsers(dest="what", required=True)
-    q = verb(ds, "run", "fine-tune, probe, k-mer and from-scratch on one task", run_task,
+    q = verb(ds, "run", "fine-tune, probe, k-mer and from-scratch on one task", run,
              out=("out_json", "out_tsv", "oracle"), inputs=(*TASK_INPUTS, "checkpoint"))
     add_task_inputs(q)
     q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
@@ -37,79 +40,45 @@ def register(sub) -> None:
     q.add_argument("--plot")
     q.add_argument("--comparison", help="Markdown: our methods beside the published figures")
 
-    p = sub.add_parser("conditional", help="class-conditional MDLM with classifier-free guidance")
-    cd = p.add_subparsers(dest="what", required=True)
-    q = verb(cd, "train", "train on conditional.task from a pretrained MDLM", conditional_train,
-             out=("out", "metrics"), out_dirs=("workdir",), inputs=(*TASK_INPUTS, "checkpoint"))
-    add_task_inputs(q)
-    q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
-    q.add_argument("--out", required=True, help="output checkpoint")
-    q.add_argument("--metrics", required=True, help="output metrics.csv")
-    q.add_argument("--workdir", required=True)
-    q = verb(cd, "sample", "samples per class and guidance weight, and unconditional",
-             conditional_sample, out=("out",), inputs=("checkpoint",))
-    q.add_argument("--checkpoint", required=True, help="conditional checkpoint")
-    q.add_argument("--out", required=True, help="output FASTA")
-    q = verb(cd, "score", "oracle agreement per class", conditional_score, out=("out_tsv", "plot"),
-             inputs=(*TASK_INPUTS, "samples", "oracle"))
-    add_task_inputs(q)
-    q.add_argument("--samples", required=True)
-    q.add_argument("--oracle", required=True, help="classifier checkpoint (downstream run "
-                                                   "--oracle)")
-    q.add_argument("--out-tsv", required=True)
-    q.add_argument("--plot")
 
-
-def run_task(args) -> None:
-    """``dnadiff downstream run``."""
-    from dnadiff.downstream import run_downstream
+def run(args) -> None:
+    """``dnadiff downstream run``: every method on one task, written as JSON and a summary TSV
+    (with the oracle classifier, when asked, all or nothing)."""
+    from dnadiff.checkpoint import load_checkpoint
+    from dnadiff.downstream import SUMMARY_COLUMNS, run_task
+    from dnadiff.tasks import load_task, task_spec
 
     set_threads(args)
     cfg = config(args)
     if not args.task:
         raise DnadiffError("downstream run needs --task")
-    res = run_downstream(cfg, args.task, args.checkpoint, args.out_json, args.out_tsv,
-                         args.oracle, args.genome, args.annotation)
+    ckpt = load_checkpoint(args.checkpoint)
+    if ckpt["config"].get("objective") == "ar":
+        raise InputFileError(args.checkpoint,
+                             "downstream tasks need an MDLM checkpoint (this is AR)")
+    task = load_task(task_spec(cfg, args.task, args.genome, args.annotation))
+    log.info("task %s: %s", task.name, task.source)
+    res = run_task(task, ckpt, cfg["downstream"], cfg["downstream"]["device"], args.oracle)
+    res["checkpoint"] = str(args.checkpoint)
+    write_outputs({args.out_json: ("json", res),
+                   args.out_tsv: ("tsv", res["summary"], SUMMARY_COLUMNS)})
     print(json.dumps(res["summary"]))
 
 
 def table(args) -> None:
-    """``dnadiff downstream table``."""
-    from dnadiff.downstream import downstream_table
+    """``dnadiff downstream table``: one table (and a bar plot of test accuracy and MCC) over
+    the tasks' result files, and (``--comparison``, Markdown) our methods beside the published
+    figures of each task."""
+    from dnadiff.downstream import SUMMARY_COLUMNS, collect_results
+    from dnadiff.downstream.published import comparison_markdown
 
-    downstream_table(args.inputs, args.out_tsv, args.plot, args.comparison)
+    rows, runs, results = collect_results(args.inputs)
+    outputs = {args.out_tsv: ("tsv", rows, SUMMARY_COLUMNS + ["selected"])}
+    if args.comparison:
+        outputs[args.comparison] = ("text", comparison_markdown(results))
 
+    def plot():
+        from dnadiff.evaluation.plots import plot_downstream
 
-def _conditional_config(args) -> dict:
-    set_threads(args)
-    cfg = config(args)
-    if getattr(args, "task", None):
-        cfg["conditional"]["task"] = args.task
-    return cfg
-
-
-def conditional_train(args) -> None:
-    """``dnadiff conditional train``."""
-    from dnadiff import conditional
-
-    cfg = _conditional_config(args)
-    print(json.dumps(conditional.run_train(cfg, args.checkpoint, args.out, args.metrics,
-                                           args.workdir, args.genome, args.annotation)))
-
-
-def conditional_sample(args) -> None:
-    """``dnadiff conditional sample``."""
-    from dnadiff import conditional
-
-    cfg = _conditional_config(args)
-    print(json.dumps({"samples": conditional.run_sample(cfg, args.checkpoint, args.out,
-                                                        cfg["sample"]["seed"])}))
-
-
-def conditional_score(args) -> None:
-    """``dnadiff conditional score``."""
-    from dnadiff import conditional
-
-    cfg = _conditional_config(args)
-    print(json.dumps(conditional.run_score(cfg, args.samples, args.oracle, args.out_tsv,
-                                           args.plot, args.genome, args.annotation)))
+        plot_downstream(rows, runs, args.plot)
+    write_outputs(outputs, plot if args.plot else None)

@@ -6,9 +6,10 @@ with accuracy, Matthews correlation (MCC) and AUROC:
 - ``finetune``: the pretrained backbone plus a mean-pooled linear head, all weights trained;
   model selection on validation accuracy; several seeds (mean and range reported).
 - ``probe``: logistic regression (scikit-learn) on the frozen, mean-pooled pretrained features.
-- ``kmer``: logistic regression on k-mer frequencies, the k-mer sizes (each k, or 1..k) and C
-  chosen together on validation; reported beside it, ``kmer_one_k``: the best single k in
-  3..6 alone (the plain baseline papers use).
+- ``kmer``: logistic regression on k-mer counts, the k-mer sizes (each k, or 1..k), the
+  feature scaling (none, L2-normalised or standardised) and C chosen together on validation;
+  reported beside it, ``kmer_one_k``: the best single k in 3..6 alone (the plain baseline
+  papers use), its scaling and C chosen the same way.
 - ``scratch``: the same architecture as ``finetune`` from random weights, at its own lr.
 - ``cnn``: the CNN of the Genomic Benchmarks papers (``dnadiff.models.cnn``).
 
@@ -30,19 +31,17 @@ from dnadiff.downstream.fit import (
     lr_factor,
     param_groups,
     recipe,
-    split_validation,
     train_classifier,
 )
 from dnadiff.downstream.run import (
     METHODS,
     SUMMARY_COLUMNS,
-    downstream_table,
-    run_downstream,
+    collect_results,
+    read_result,
     run_task,
-    task_spec,
 )
 
 __all__ = ["C_GRID", "METHODS", "ONE_K", "SUMMARY_COLUMNS", "classification_metrics",
-           "downstream_table", "fit_classifier", "fit_kmer", "fit_logistic", "kmer_matrix",
-           "lr_factor", "param_groups", "recipe", "run_downstream", "run_task",
-           "split_validation", "task_spec", "train_classifier"]
+           "collect_results", "fit_classifier", "fit_kmer", "fit_logistic", "kmer_matrix",
+           "lr_factor", "param_groups", "read_result", "recipe", "run_task",
+           "train_classifier"]

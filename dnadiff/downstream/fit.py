@@ -1,5 +1,5 @@
 """The one classifier training loop (fine-tuning, from scratch, the CNN) and the protocols it
-runs under; splits and metrics."""
+runs under; metrics."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from dnadiff import runtime
 from dnadiff.errors import DnadiffError
 from dnadiff.models.classifier import SequenceClassifier, pad_batch, predict_proba
 from dnadiff.schema import downstream_protocols
-from dnadiff.tasks import LabeledSet, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +39,6 @@ def classification_metrics(labels, probs) -> dict:
     except ValueError:  # one class only in labels
         out["auroc"] = float("nan")
     return out
-
-
-# -- splits -------------------------------------------------------------------------------------
-def split_validation(labeled, fraction: float, seed: int):
-    """A stratified ``fraction`` of ``labeled`` as validation, the rest as train."""
-    tr, va = stratified_split(labeled.labels, [1.0 - fraction, fraction], seed)
-
-    def take(idx):
-        return LabeledSet([labeled.seqs[i] for i in idx], labeled.labels[idx],
-                          [labeled.names[i] for i in idx])
-    return take(tr), take(va)
 
 
 # -- protocols --------------------------------------------------------------------------------

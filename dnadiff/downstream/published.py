@@ -9,8 +9,6 @@ benchmark is the one its papers report: MCC for GUE, test accuracy for Genomic B
 
 from __future__ import annotations
 
-from dnadiff import io
-
 _DNABERT2 = ("DNABERT-2 paper (Zhou et al. 2023), Table 4, as the image "
              "figures/Performance.png of the MAGICS-LAB/DNABERT_2 repository "
              "(commit d87d29f)")
@@ -105,7 +103,7 @@ def comparison_rows(results: list[dict]) -> list[dict]:
     return rows
 
 
-def write_comparison(results: list[dict], out_md) -> list[dict]:
+def comparison_markdown(results: list[dict]) -> str:
     """The comparison as a Markdown table (the report's and the README's form)."""
     rows = comparison_rows(results)
     lines = ["| task | metric | model | method | value | parameters | pretraining | protocol |",
@@ -120,6 +118,4 @@ def write_comparison(results: list[dict], out_md) -> list[dict]:
         lines.append("| (no task here has published figures) | | | | | | | |")
     sources = sorted({r["source"] for r in rows if r["method"] == "published"})
     lines += ["", "Published figures: " + "; ".join(sources) if sources else ""]
-    with io.atomic_path(out_md) as tmp:
-        tmp.write_text("\n".join(lines).rstrip() + "\n")
-    return rows
+    return "\n".join(lines).rstrip() + "\n"

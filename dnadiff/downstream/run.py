@@ -1,8 +1,9 @@
-"""One task, every method (:func:`run_task`), and the files of the CLI verbs."""
+"""One task, every method (:func:`run_task`); its result files read back, checked
+(:func:`read_result`) and gathered into the rows of the table over tasks
+(:func:`collect_results`)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -13,23 +14,16 @@ import time
 import numpy as np
 import torch
 
-from dnadiff import io, runtime
-from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_classifier
+from dnadiff import runtime
+from dnadiff.checkpoint import model_from_checkpoint, save_classifier
 from dnadiff.config import validate_config
 from dnadiff.downstream.baselines import fit_kmer, fit_logistic, kmer_matrix
-from dnadiff.downstream.fit import (
-    classification_metrics,
-    fit_classifier,
-    recipe,
-    split_validation,
-)
-from dnadiff.downstream.published import write_comparison
+from dnadiff.downstream.fit import classification_metrics, fit_classifier, recipe
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.evaluation.plots import plot_downstream
 from dnadiff.models import build_backbone
 from dnadiff.models.classifier import SequenceClassifier, embed, predict_proba
-from dnadiff.models.cnn import BenchmarkCNN
-from dnadiff.tasks import load_task, task_keys, task_summary
+from dnadiff.models.cnn import GenomicBenchmarksCNN
+from dnadiff.tasks import split_validation, task_summary
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +76,7 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
     def classifier(method, seed):
         torch.manual_seed(seed)
         if method == "cnn":
-            return BenchmarkCNN(len(tok["tokens"]), input_len, num_classes)
+            return GenomicBenchmarksCNN(len(tok["tokens"]), input_len, num_classes)
         if method == "finetune":
             backbone, _, _ = model_from_checkpoint(ckpt, rc_conjoin=False)
         else:
@@ -161,52 +155,11 @@ def pretrained_summary(ckpt: dict) -> dict:
             "pretraining": f"{ckpt.get('step', 0)} steps, {tokens / 1e6:.1f}M tokens"}
 
 
-# -- files in, files out (the CLI verbs) ------------------------------------------------------
+# -- result files ---------------------------------------------------------------------------
+#: the columns of a result's summary rows (the TSV of ``downstream run``; ``downstream table``
+#: adds ``selected``)
 SUMMARY_COLUMNS = ["task", "method", "runs", "accuracy", "accuracy_min", "accuracy_max", "mcc",
                    "mcc_min", "mcc_max", "auroc", "auroc_min", "auroc_max"]
-
-
-def task_spec(cfg: dict, name: str, genome_fasta=None, annotation=None) -> dict:
-    """The config's task ``name`` with the run's genome, annotation and splits filled in."""
-    specs = {t["name"]: t for t in cfg["downstream"]["tasks"]}
-    if name not in specs:
-        raise DnadiffError(f"no downstream task {name!r} in the config (tasks: "
-                           f"{', '.join(specs) or 'none'})")
-    spec = copy.deepcopy(specs[name])
-    if spec["type"] == "annotation":
-        spec["fasta"] = spec["fasta"] or genome_fasta
-        spec["annotation"] = spec["annotation"] or annotation
-        if not spec["fasta"] or not spec["annotation"]:
-            raise DnadiffError(f"task {name!r}: an annotation task needs a genome and an "
-                               "annotation (task keys 'fasta' and 'annotation', or the run's)")
-        splits = cfg["data"]["splits"]
-        if spec["validation_contigs"] is None:
-            spec["validation_contigs"] = list(splits["validation"])
-        if spec["test_contigs"] is None:
-            spec["test_contigs"] = list(splits["test"])
-    elif spec["type"] == "coordinates":
-        spec["reference"] = spec["reference"] or genome_fasta
-    # the schema fills every task key; a reader sees only those of its type
-    keep = task_keys(spec["type"])
-    return {k: v for k, v in spec.items() if k in keep}
-
-
-def run_downstream(cfg: dict, task_name: str, checkpoint, out_json, out_tsv, oracle_out=None,
-                   genome_fasta=None, annotation=None) -> dict:
-    """The ``downstream run`` verb: every method on one task, written as JSON and a summary TSV
-    (with the oracle classifier, when asked, all or nothing)."""
-    ckpt = load_checkpoint(checkpoint)
-    if ckpt["config"].get("objective") == "ar":
-        raise InputFileError(checkpoint, "downstream tasks need an MDLM checkpoint (this is AR)")
-    task = load_task(task_spec(cfg, task_name, genome_fasta, annotation))
-    log.info("task %s: %s", task.name, task.source)
-    with io.all_or_nothing():  # the oracle, the JSON and the TSV together or none
-        res = run_task(task, ckpt, cfg["downstream"], cfg["downstream"]["device"], oracle_out)
-        res["checkpoint"] = str(checkpoint)
-        io.write_json(out_json, res)
-        io.write_tsv(out_tsv, res["summary"], SUMMARY_COLUMNS)
-    return res
-
 
 #: the largest result file ``downstream table`` reads (one task's rows are a few kB)
 RESULT_MAX_BYTES = 64 << 20
@@ -357,11 +310,11 @@ def _selected(summary: dict, runs: list[dict]) -> str:
     return "; ".join(dict.fromkeys(picks))
 
 
-def downstream_table(json_files, out_tsv, plot=None, comparison=None) -> list[dict]:
-    """One table (and a bar plot of test accuracy and MCC) over the tasks' result files, and
-    (``comparison``, Markdown) our methods beside the published figures of each task. Each
-    file is one task's (:func:`read_result`); a file given twice, or two files of the same
-    task, are refused (their rows would be counted twice)."""
+def collect_results(json_files) -> tuple[list[dict], list[dict], list[dict]]:
+    """The rows of one table over the tasks' result files (each summary row with what its
+    runs ``selected``), every run row, and the results themselves. Each file is one task's
+    (:func:`read_result`); a file given twice, or two files of the same task, are refused
+    (their rows would be counted twice)."""
     rows, runs, results, seen, tasks = [], [], [], {}, {}
     for f in json_files:
         real = os.path.realpath(f)
@@ -378,10 +331,4 @@ def downstream_table(json_files, out_tsv, plot=None, comparison=None) -> list[di
         rows += [dict(s, selected=_selected(s, res["rows"])) for s in res["summary"]]
         runs += res["rows"]
         results.append(res)
-    with io.all_or_nothing():
-        io.write_tsv(out_tsv, rows, SUMMARY_COLUMNS + ["selected"])
-        if plot:
-            plot_downstream(rows, runs, plot)
-        if comparison:
-            write_comparison(results, comparison)
-    return rows
+    return rows, runs, results

@@ -35,7 +35,8 @@ from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 from dnadiff.data.prepared import PreparedData
 from dnadiff.data.windows import RandomWindows
-from dnadiff.diffusion.samplers import block_sampler, sampler_options
+from dnadiff.diffusion.samplers import SAMPLERS, block_sampler, sampler_options
+from dnadiff.diffusion.samplers.driver import fill_batches
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.evaluation import dna_scores, text_scores
 from dnadiff.evaluation.composition import entropy_bits
@@ -254,12 +255,12 @@ def trap_steps(length: int, divisors) -> list[tuple[int, int]]:
 
 
 def sweep_plan(length: int, trap_cfg: dict) -> list[tuple[str, int, int]]:
-    """(sampler, divisor, steps) of the sweep: each sampler at each budget, first_hitting (one
-    pass per position whatever the steps) at the largest only."""
+    """(sampler, divisor, steps) of the sweep: each sampler at each budget, a sampler whose
+    passes do not follow the steps (first_hitting: one pass per position) at the largest only."""
     budgets = trap_steps(length, trap_cfg["divisors"])
     plan = []
     for name in trap_cfg["samplers"]:
-        for divisor, steps in (budgets[:1] if name == "first_hitting" else budgets):
+        for divisor, steps in (budgets if SAMPLERS[name].steps else budgets[:1]):
             plan.append((name, divisor, steps))
     return plan
 
@@ -293,13 +294,11 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
         fill = block_sampler(name, objective, model, steps=steps, cache=True,
                              **sampler_options(name, sample_cfg))
         seqs, passes, row_evals, t0 = [], 0, 0, time.time()
-        for start in range(0, n, bs):
-            b = min(bs, n - start)
-            x0 = torch.full((b, length), objective.mask_id, dtype=torch.long, device=device)
-            x, info = fill(x0, generator=gen)
+        start = torch.full((length,), objective.mask_id, dtype=torch.long)
+        for _, x, info in fill_batches(fill, n, bs, start, gen, device):
             passes += info["forward_passes"]
             row_evals += info["row_evaluations"]
-            seqs += list(x.cpu().numpy())
+            seqs += list(x.numpy())
         seconds = time.time() - t0
         print(f"marginal trap: {name}, steps {steps} ({length / steps:g} tokens/step): {n} "
               f"samples in {seconds:.1f} s", file=sys.stderr, flush=True)

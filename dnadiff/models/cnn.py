@@ -17,7 +17,7 @@ from dnadiff.tokenizers import PAD_ID
 MIN_LENGTH = 57
 
 
-class BenchmarkCNN(nn.Module):
+class GenomicBenchmarksCNN(nn.Module):
     """The Genomic Benchmarks CNN for sequences of at most ``input_len`` tokens; shorter ones
     (and every sequence of a task shorter than :data:`MIN_LENGTH`) are padded with the padding
     token, as their loader pads variable-length datasets."""

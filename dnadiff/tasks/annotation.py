@@ -22,7 +22,7 @@ from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.tasks.base import (
     N_ID,
     SPLITS,
-    BenchmarkTask,
+    LabeledTask,
     Rows,
     finish,
     int_field,
@@ -258,7 +258,7 @@ def _coding_windows(rng, feats, genes, cds, contigs, lengths, length, cap, has_n
     return pos_list[:len(neg_list)], neg_list
 
 
-def load_annotation(cfg: dict) -> BenchmarkTask:
+def load_annotation(cfg: dict) -> LabeledTask:
     """Promoter or coding windows cut from a genome and its annotation (``type: annotation``)."""
     fasta = Path(cfg["fasta"]).expanduser()
     ann = Path(cfg["annotation"]).expanduser()

@@ -1,8 +1,9 @@
-"""What every reader shares: the task type, stratified splits, strict row encoding, finishing.
+"""What every reader shares: the task type, stratified splits (and the validation split of a
+task without one), strict row encoding, finishing.
 
 A reader gathers each split as ``Rows`` (token ids, label strings, names and where each row
 came from) and hands them to ``finish``, which assigns class indices, checks classes and
-lengths, subsamples (``max_per_split``) and returns a ``BenchmarkTask``.
+lengths, subsamples (``max_per_split``) and returns a ``LabeledTask``.
 
 Names of windows cut from a genome (``coordinates`` and ``annotation``) read
 ``contig:start-end(strand)`` with 0-based half-open coordinates; rows read from tables read
@@ -45,7 +46,7 @@ STRICT_LUT = _strict_lut()
 class LabeledSet:
     """Token sequences with their integer labels."""
     seqs: list[np.ndarray]   # uint8 token ids, one array per sequence
-    labels: np.ndarray       # int64 class index (into BenchmarkTask.classes)
+    labels: np.ndarray       # int64 class index (into LabeledTask.classes)
     names: list[str]         # per-sequence provenance, e.g. "train.csv:17" or "chr01:1000-1200(-)"
 
     def __len__(self) -> int:
@@ -53,7 +54,7 @@ class LabeledSet:
 
 
 @dataclass
-class BenchmarkTask:
+class LabeledTask:
     """A labeled task: its train, validation and test sets, class names and where it came from."""
     name: str
     classes: list[str]
@@ -69,7 +70,7 @@ class BenchmarkTask:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def task_summary(task: BenchmarkTask) -> dict:
+def task_summary(task: LabeledTask) -> dict:
     """Name, classes, length, source and per-split class counts (JSON-friendly)."""
     counts = {}
     for split, ls in task.splits().items():
@@ -118,6 +119,16 @@ def stratified_split(labels, fractions, seed) -> list[np.ndarray]:
             parts[k].append(idx[bounds[k]:bounds[k + 1]])
     return [np.sort(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64)
             for p in parts]
+
+
+def split_validation(labeled: LabeledSet, fraction: float, seed: int):
+    """A stratified ``fraction`` of ``labeled`` as validation, the rest as train."""
+    tr, va = stratified_split(labeled.labels, [1.0 - fraction, fraction], seed)
+
+    def take(idx):
+        return LabeledSet([labeled.seqs[i] for i in idx], labeled.labels[idx],
+                          [labeled.names[i] for i in idx])
+    return take(tr), take(va)
 
 
 def _subsample(labels: np.ndarray, n_max: int, seed) -> np.ndarray:
@@ -258,8 +269,8 @@ def _check_one_length(present: dict[str, Rows]) -> None:
 
 def finish(cfg: dict, classes: list[str], splits: dict[str, Rows | None], source: str,
            class_files: dict | None = None,
-           classes_file: Path | None = None) -> BenchmarkTask:
-    """Check the rows of all splits and turn them into a ``BenchmarkTask``."""
+           classes_file: Path | None = None) -> LabeledTask:
+    """Check the rows of all splits and turn them into a ``LabeledTask``."""
     present = {k: v for k, v in splits.items() if v is not None}
     if len(classes) < 2:
         path = classes_file or present["train"].path
@@ -279,7 +290,7 @@ def finish(cfg: dict, classes: list[str], splits: dict[str, Rows | None], source
     lengths = {len(s) for ls in out.values() for s in ls.seqs}
     if cfg["max_per_split"] is not None:
         source += f"; subsampled to at most {cfg['max_per_split']} per split (seed {cfg['seed']})"
-    return BenchmarkTask(name=cfg["name"], classes=list(classes), train=out["train"],
+    return LabeledTask(name=cfg["name"], classes=list(classes), train=out["train"],
                          validation=out.get("validation"), test=out["test"],
                          length=lengths.pop() if len(lengths) == 1 else None,
                          source=" ".join(source.split()))

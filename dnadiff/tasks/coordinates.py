@@ -21,7 +21,7 @@ from dnadiff.data.fasta import read_sequences
 from dnadiff.errors import InputFileError
 from dnadiff.tasks.base import (
     SPLITS,
-    BenchmarkTask,
+    LabeledTask,
     Rows,
     class_order,
     encode,
@@ -192,7 +192,7 @@ def _cut(ref: _Reference, reference: Path, rows: Rows, ivs: list[tuple]) -> None
         rows.add(ids, cls, f"{region}:{start}-{end}({strand})", f, where)
 
 
-def load_coordinates(cfg: dict) -> BenchmarkTask:
+def load_coordinates(cfg: dict) -> LabeledTask:
     """Genomic Benchmarks coordinates cut from a reference FASTA (``type: coordinates``)."""
     folder = existing_dir(cfg["path"])
     reference = Path(cfg["reference"]).expanduser()

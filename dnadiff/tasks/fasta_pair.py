@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dnadiff.data.fasta import iter_fasta_raw
 from dnadiff.errors import InputFileError
-from dnadiff.tasks.base import BenchmarkTask, Rows, encode, finish, split_note, split_rows
+from dnadiff.tasks.base import LabeledTask, Rows, encode, finish, split_note, split_rows
 
 
 def _read_fasta_rows(path, label: str, rows: Rows) -> None:
@@ -25,7 +25,7 @@ def _read_fasta_rows(path, label: str, rows: Rows) -> None:
         raise InputFileError(path, "is empty: no sequence records")
 
 
-def load_fasta_pair(cfg: dict) -> BenchmarkTask:
+def load_fasta_pair(cfg: dict) -> LabeledTask:
     """A positive and a negative FASTA, split here (``type: fasta_pair``)."""
     pos, neg = Path(cfg["positive"]).expanduser(), Path(cfg["negative"]).expanduser()
     rows = Rows(pos)

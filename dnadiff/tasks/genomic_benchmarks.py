@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dnadiff.errors import InputFileError
 from dnadiff.tasks.base import (
-    BenchmarkTask,
+    LabeledTask,
     Rows,
     class_order,
     encode,
@@ -42,7 +42,7 @@ def _read_seq_folder(split_dir: Path) -> tuple[Rows, list[str]]:
     return rows, [d.name for d in class_dirs]
 
 
-def load_genomic_benchmarks(cfg: dict) -> BenchmarkTask:
+def load_genomic_benchmarks(cfg: dict) -> LabeledTask:
     """Genomic Benchmarks sequence folders or one TSV (``type: genomic_benchmarks``)."""
     path = Path(cfg["path"]).expanduser()
     if path.is_dir():

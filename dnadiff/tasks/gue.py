@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from dnadiff.tasks.base import BenchmarkTask, class_order, existing_dir, finish
+from dnadiff.tasks.base import LabeledTask, class_order, existing_dir, finish
 from dnadiff.tasks.tables import read_labeled_table
 
 HEADER = ("sequence", "label")
 
 
-def load_gue(cfg: dict) -> BenchmarkTask:
+def load_gue(cfg: dict) -> LabeledTask:
     """A GUE task folder: train.csv, dev.csv, test.csv (``type: gue``)."""
     folder = existing_dir(cfg["path"])
     train = read_labeled_table(folder / "train.csv", ",", HEADER)

@@ -1,7 +1,8 @@
-"""The task types: their readers and keys (``READERS``), spec checks and ``load_task``.
+"""The task types: their readers and keys (``READERS``), a config's task as a spec
+(``task_spec``), spec checks and ``load_task``.
 
 ``READERS`` is the one table of per-type keys: ``dnadiff.config`` checks a config's tasks
-against it and ``dnadiff.downstream.task_spec`` hands a reader only the keys of its type.
+against it and :func:`task_spec` hands a reader only the keys of its type.
 Defaults and ranges of the keys come from the schema (``downstream.tasks`` in
 ``dnadiff/schema/config.schema.yaml``), so a spec read here and a config's task agree.
 Unknown keys are refused (typos).
@@ -17,7 +18,7 @@ import numpy as np
 from dnadiff.errors import DnadiffError
 from dnadiff.schema import TASK_COMMON_KEYS, load_schema, task_type_keys
 from dnadiff.tasks.annotation import load_annotation
-from dnadiff.tasks.base import SPLITS, BenchmarkTask
+from dnadiff.tasks.base import SPLITS, LabeledTask
 from dnadiff.tasks.coordinates import load_coordinates
 from dnadiff.tasks.fasta_pair import load_fasta_pair
 from dnadiff.tasks.genomic_benchmarks import load_genomic_benchmarks
@@ -130,7 +131,32 @@ def _check_annotation(cfg: dict, where: str, props: dict) -> None:
         raise DnadiffError(f"{where}: test_contigs must name at least one contig")
 
 
-def load_task(spec: dict) -> BenchmarkTask:
+def task_spec(cfg: dict, name: str, genome_fasta=None, annotation=None) -> dict:
+    """The config's task ``name`` with the run's genome, annotation and splits filled in."""
+    specs = {t["name"]: t for t in cfg["downstream"]["tasks"]}
+    if name not in specs:
+        raise DnadiffError(f"no downstream task {name!r} in the config (tasks: "
+                           f"{', '.join(specs) or 'none'})")
+    spec = copy.deepcopy(specs[name])
+    if spec["type"] == "annotation":
+        spec["fasta"] = spec["fasta"] or genome_fasta
+        spec["annotation"] = spec["annotation"] or annotation
+        if not spec["fasta"] or not spec["annotation"]:
+            raise DnadiffError(f"task {name!r}: an annotation task needs a genome and an "
+                               "annotation (task keys 'fasta' and 'annotation', or the run's)")
+        splits = cfg["data"]["splits"]
+        if spec["validation_contigs"] is None:
+            spec["validation_contigs"] = list(splits["validation"])
+        if spec["test_contigs"] is None:
+            spec["test_contigs"] = list(splits["test"])
+    elif spec["type"] == "coordinates":
+        spec["reference"] = spec["reference"] or genome_fasta
+    # the schema fills every task key; a reader sees only those of its type
+    keep = task_keys(spec["type"])
+    return {k: v for k, v in spec.items() if k in keep}
+
+
+def load_task(spec: dict) -> LabeledTask:
     """Read the labeled task described by ``spec`` (see the reader of its type)."""
     cfg = check_spec(spec)
     return READERS[cfg["type"]][0](cfg)
