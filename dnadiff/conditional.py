@@ -33,6 +33,7 @@ from dnadiff.diffusion.samplers import block_sampler, sampler_options
 from dnadiff.diffusion.samplers.driver import fill_batches
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.models.classifier import predict_proba
+from dnadiff.resolve import resolve_section
 from dnadiff.tasks import split_validation
 from dnadiff.tokenizers import N_BASES, DNATokenizer, tokenizer_from_dict
 from dnadiff.training import fit
@@ -90,7 +91,6 @@ def conditional_config(pre_cfg: dict, run_cfg: dict, task) -> dict:
 
 def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metrics_out,
                       workdir, progress=None) -> dict:
-
     """Train the class-conditional MDLM of ``task`` from a pretrained checkpoint (or scratch)."""
     if task.length is None:
         raise DnadiffError(f"task {task.name!r}: conditional generation needs sequences of one "
@@ -103,8 +103,9 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
     tok = pre_ckpt["tokenizer"]
     tc = cfg["train"]
     train_set, val = task.train, task.validation
-    if val is None:  # monitoring only (no model selection): a 10% stratified split of train
-        train_set, val = split_validation(task.train, 0.1, tc["seed"])
+    if val is None:  # monitoring only (no model selection): a stratified split of train
+        train_set, val = split_validation(task.train, cond_cfg["validation_fraction"],
+                                          tc["seed"])
     train_ds = LabeledSequences(train_set, tc["steps"] * tc["batch_size"], seed=tc["seed"],
                                 complement=tok.get("complement"),
                                 rc_prob=cond_cfg["rc_augment"])
@@ -137,7 +138,7 @@ def sample_conditional(ckpt: dict, cond_cfg: dict, seed: int = 0, device: str = 
     classes = ckpt["metrics"].get("classes") or [str(i) for i in range(model.num_classes)]
     length = ckpt["config"]["data"]["window"]
     n = cond_cfg["samples_per_class"]
-    steps = cond_cfg["sampling_steps"] or length
+    steps = resolve_section("conditional", cond_cfg, length)["sampling_steps"]
     bs = cond_cfg["sample_batch_size"]
     plan = [(c, w) for c in range(model.num_classes) for w in cond_cfg["guidance"]]
     plan.append((model.num_classes, 0.0))

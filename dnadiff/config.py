@@ -18,6 +18,7 @@ import yaml
 
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.models.registry import BACKBONES
+from dnadiff.resolve import probe_shape, rename_old_keys, resolve_section
 from dnadiff.schema import TASK_COMMON_KEYS, load_schema, task_type_keys
 
 try:
@@ -142,13 +143,6 @@ def _check_text(cfg: dict, source: str) -> None:
                            "for text")
 
 
-def probe_shape(cfg: dict) -> tuple[int, int]:
-    """(masks, prompt tokens) of the positional-collapse probe."""
-    window, probe = cfg["data"]["window"], cfg["probe"]
-    masks = probe["masks"] or min(128, window // 2)
-    return masks, probe["prompt_length"] or window - masks
-
-
 def _check_probes(cfg: dict, source: str) -> None:
     window = cfg["data"]["window"]
     probe = cfg["probe"]
@@ -159,7 +153,7 @@ def _check_probes(cfg: dict, source: str) -> None:
                                f"({prompt} + {masks}) must fit in 'data.window' "
                                f"({window}) with a prompt of at least one token")
     trap = cfg["marginal_trap"]
-    if trap["enabled"] and (trap["length"] or window) > window:
+    if trap["enabled"] and resolve_section("marginal_trap", trap, window)["length"] > window:
         raise DnadiffError(f"{source}: key 'marginal_trap.length' ({trap['length']}) must be at "
                            f"most 'data.window' ({window})")
 
@@ -293,6 +287,7 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
     if not isinstance(cfg, dict):
         raise DnadiffError(f"{source}: the configuration must be a mapping of keys to values")
     _check_finite(cfg, source)
+    rename_old_keys(cfg, source)
     errors = sorted(_validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise DnadiffError(f"{source}: {_describe(errors[0])}")
@@ -320,7 +315,7 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
     _check_text(cfg, source)
     _check_probes(cfg, source)
     fixed = len(sample["prefix"]) + len(sample["suffix"])
-    length = sample["length"] or window
+    length = resolve_section("sample", sample, window)["length"]
     if cfg["modality"] == "dna" and fixed >= length:
         raise DnadiffError(f"{source}: keys 'sample.prefix' and 'sample.suffix' ({fixed} "
                            f"tokens) leave nothing to generate in 'sample.length' ({length})")

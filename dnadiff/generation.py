@@ -26,6 +26,7 @@ from dnadiff.diffusion.samplers import block_sampler, sampler_for, sampler_optio
 from dnadiff.diffusion.samplers.driver import fill_batches
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open, read_jsonl
+from dnadiff.resolve import resolve_section
 from dnadiff.tokenizers import tokenizer_from_dict
 
 
@@ -117,13 +118,14 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     except ValueError as exc:
         raise DnadiffError(f"config key 'sample.sampler': {checkpoint}: {exc}") from None
     window = ckpt["config"]["data"]["window"]
-    stride = sc["semi_ar_stride"] or window // 2
+    resolved = resolve_section("sample", sc, window)
+    stride = resolved["semi_ar_stride"]
     template = None
     if sc["template"]:
         template = build_template(tokenizer, sc["template"], tok)
         length = len(template)
     else:
-        length = sc["length"] or window
+        length = resolved["length"]
     prefix = encode_fixed(tokenizer, sc["prefix"], "sample.prefix", tok["generable_ids"])
     suffix = encode_fixed(tokenizer, sc["suffix"], "sample.suffix", tok["generable_ids"])
     if len(prefix) + len(suffix) >= length:
@@ -204,8 +206,6 @@ def write_samples(checkpoint, out, sample_cfg: dict, run: str, line_width: int =
             n += 1
     return n
 
-
-sample_to_fasta = write_samples  # the DNA name of the same function
 
 
 def read_text_samples(path) -> list[dict]:

@@ -166,6 +166,7 @@ class Transaction:
         self.after: list = []
 
     def commit(self) -> None:
+        """Publish every pending output, or (on any failure) none, removing the temporaries."""
         done = []
         try:
             for tmp, path, is_dir, kind in self.pending:
@@ -185,6 +186,7 @@ class Transaction:
         self.after = []
 
     def rollback(self) -> None:
+        """Publish nothing: remove the temporaries and the folders this verb made."""
         for tmp, _, _, _ in self.pending:
             _remove(tmp)
         self.pending = []

@@ -65,6 +65,7 @@ def not_ours(folder: Path, kind: str | None) -> str | None:
 
 
 def move_aside(folder: Path) -> str:
+    """The shell command that moves ``folder`` aside to ``<folder>.old`` (for error messages)."""
     return f"mv {shlex.quote(str(folder))} {shlex.quote(str(folder) + '.old')}"
 
 

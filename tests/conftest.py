@@ -107,7 +107,7 @@ def entropy_nats(p) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-# ---- the reliability suite's table (tests/test_hostile.py) ----------------------------------
+# ---- the reliability suite's table (tests/test_hostile*.py) ---------------------------------
 _HOSTILE = {"tried": 0, "rejected cleanly": 0, "accepted correctly": 0, "wrong": 0,
             "partial outputs left": 0, "skipped": 0}
 
@@ -135,7 +135,7 @@ def pytest_runtest_makereport(item, call):
 def pytest_terminal_summary(terminalreporter):
     if not _HOSTILE["tried"]:
         return
-    terminalreporter.section("reliability suite (tests/test_hostile.py)")
+    terminalreporter.section("reliability suite (tests/test_hostile*.py)")
     terminalreporter.write_line(" | ".join(_HOSTILE))
     terminalreporter.write_line(" | ".join(str(v) for v in _HOSTILE.values()))
 
@@ -158,3 +158,7 @@ def default_workdir(folder: Path) -> Path:
 
 # the reliability suite's shared fixtures (tests/hostile_kit.py), for every tests/test_hostile*.py
 from hostile_kit import small_fs, world  # noqa: E402, F401, I001
+# the downstream tests' shared fixture (tests/downstream_kit.py), for tests/test_downstream*.py
+from downstream_kit import pretrained  # noqa: E402, F401, I001
+# the data tests' shared fixtures (tests/data_kit.py), for tests/test_data_*.py
+from data_kit import genome_fa, prepared  # noqa: E402, F401, I001

@@ -17,7 +17,7 @@ LAYERS = [
     ("dnadiff.errors", "dnadiff.schema"),
     ("dnadiff.ownership",),
     ("dnadiff.io", "dnadiff.runtime", "dnadiff.tokenizers", "dnadiff.models.registry"),
-    ("dnadiff.config",),
+    ("dnadiff.config", "dnadiff.resolve"),
     ("dnadiff.models",),
     ("dnadiff.data",),
     ("dnadiff.diffusion",),
@@ -140,3 +140,14 @@ def test_the_schema_sampler_enums_are_the_registry():
     assert sample_enum == [None, *SAMPLERS]
     trap_enum = props["marginal_trap"]["properties"]["samplers"]["items"]["enum"]
     assert trap_enum == [n for n, s in SAMPLERS.items() if "mdlm" in s.objectives]
+
+
+def test_the_schema_task_types_are_the_registry():
+    """The schema's task-type enum, its per-type key table and the readers name the same types:
+    a task reader is one module, one line in ``tasks/registry.py`` and its schema entries."""
+    from dnadiff.schema import load_schema
+    from dnadiff.tasks.registry import _READ, READERS
+
+    task = load_schema()["properties"]["downstream"]["properties"]["tasks"]["items"]
+    assert task["properties"]["type"]["enum"] == list(task["x-keys-by-type"])
+    assert list(READERS) == list(task["x-keys-by-type"]) == list(_READ)

@@ -194,12 +194,12 @@ def test_cli_corrupt_checkpoint_is_one_line_error(saved, tmp_path, capsys):
 # -- sampling from a checkpoint ---------------------------------------------------------------
 
 
-def test_sample_to_fasta(saved, tmp_path):
-    from dnadiff.generation import sample_to_fasta
+def test_write_samples(saved, tmp_path):
+    from dnadiff.generation import write_samples
 
     path, _, cfg = saved
     out = tmp_path / "s.fa"
-    n = sample_to_fasta(path, out, cfg["sample"], cfg["run"], line_width=10)
+    n = write_samples(path, out, cfg["sample"], cfg["run"], line_width=10)
     assert n == 5
     recs = read_fasta(out)
     assert len(recs) == 5
@@ -212,12 +212,12 @@ def test_sample_to_fasta(saved, tmp_path):
     assert max(len(line) for line in out.read_text().splitlines() if line[0] != ">") == 10
     # deterministic given checkpoint + sample config; another seed differs
     out2 = tmp_path / "s2.fa"
-    sample_to_fasta(path, out2, cfg["sample"], cfg["run"], line_width=10)
+    write_samples(path, out2, cfg["sample"], cfg["run"], line_width=10)
     assert out2.read_text() == out.read_text()
     out3 = tmp_path / "s3.fa"
-    sample_to_fasta(path, out3, {**cfg["sample"], "seed": 12}, cfg["run"])
+    write_samples(path, out3, {**cfg["sample"], "seed": 12}, cfg["run"])
     assert [s for _, s in read_fasta(out3)] != [s for _, s in recs]
     # explicit shorter length
     out4 = tmp_path / "s4.fa"
-    sample_to_fasta(path, out4, {**cfg["sample"], "length": 7, "num_samples": 2}, "r")
+    write_samples(path, out4, {**cfg["sample"], "length": 7, "num_samples": 2}, "r")
     assert [len(s) for _, s in read_fasta(out4)] == [7, 7]

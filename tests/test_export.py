@@ -14,7 +14,7 @@ from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_chec
 from dnadiff.config import validate_config
 from dnadiff.errors import InputFileError
 from dnadiff.export import export_checkpoint
-from dnadiff.generation import sample_to_fasta
+from dnadiff.generation import write_samples
 from dnadiff.tokenizers import DNATokenizer
 
 from conftest import run_cli
@@ -66,8 +66,8 @@ def test_round_trip_same_checkpoint_and_same_samples(pt, exported, tmp_path):
     assert shared["_path"] == str(exported)
     # the sampler of `dnadiff sample`, same seed: the same sequences from either
     fa_pt, fa_dir = tmp_path / "a.fa", tmp_path / "b.fa"
-    assert sample_to_fasta(path, fa_pt, cfg["sample"], cfg["run"]) == 5
-    sample_to_fasta(exported, fa_dir, cfg["sample"], cfg["run"])
+    assert write_samples(path, fa_pt, cfg["sample"], cfg["run"]) == 5
+    write_samples(exported, fa_dir, cfg["sample"], cfg["run"])
     assert fa_dir.read_text() == fa_pt.read_text()
     # exporting the exported folder again changes nothing
     again = tmp_path / "again"
@@ -220,7 +220,7 @@ def test_cli_export_end_to_end(pt, tmp_path):
                                                         "sample": cfg["sample"]}),
                  "--checkpoint", str(out), "--out", str(fa)]) == 0
     ref = tmp_path / "ref.fa"
-    sample_to_fasta(path, ref, cfg["sample"], "ck")
+    write_samples(path, ref, cfg["sample"], "ck")
     assert fa.read_text() == ref.read_text()
     # a re-export replaces its own output; a folder dnadiff did not write is refused
     assert main(["export", "--checkpoint", str(path), "--out", str(out)]) == 0

@@ -3,8 +3,15 @@
 Every case is marked ``hostile("rejected")`` (bad input or a fault: exit status 2, exactly one
 stderr line ``dnadiff: error: ...`` naming the file and the problem, and no new file or folder
 left behind) or ``hostile("accepted")`` (odd but valid: it works, and leaves nothing stray).
-``pytest tests/test_hostile.py`` ends with the table of cases tried / rejected cleanly /
+``pytest tests/test_hostile*.py`` ends with the table of cases tried / rejected cleanly /
 accepted correctly / wrong / partial outputs left (see ``conftest.py``).
+
+This file: folders that are not ours, NaN and infinity, all-N splits, integer-valued floats,
+leftovers, prepare and ``data.window``, and samples outside the alphabet. The rest of the suite
+is split by subject: ``test_hostile_state.py`` (damaged and planted training state),
+``test_hostile_errors.py`` (one line, never a traceback: unusable outputs, broken checkpoints
+and prepared data, read-only and full output folders), ``test_hostile_kill.py`` (kill -9 and
+concurrent writers), and the ``test_hostile_<subject>.py`` files named in the README.
 
 Faults: kill -9 at several points of prepare, train and sample; read-only and full output
 folders (small tmpfs mounts; skipped with a reason where mounting is not allowed); concurrent
@@ -14,14 +21,8 @@ writers of the same output.
 from __future__ import annotations
 
 import json
-import os
-import pickle
-import random
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,6 @@ from hostile_kit import (
     hostile,
     listing,
     no_temporaries,
-    popen_cli,
     train_args,
 )
 
@@ -45,7 +45,6 @@ from dnadiff.config import validate_config
 from conftest import REPO, random_dna, run_cli, write_fasta
 
 
-# ------------------------------------------------------- 1. never delete what is not ours
 @hostile("rejected")
 def test_workdir_holding_user_files_is_refused_and_kept(world, tmp_path):
     project = tmp_path / "project"
@@ -214,84 +213,6 @@ def test_likelihood_refuses_an_all_n_test_split(world, tmp_path):
                     "test split has no scorable token")
 
 
-# ------------------------------------------------------- 4, 5. corrupt and unsafe state
-@pytest.fixture(scope="module")
-def interrupted(world, tmp_path_factory):
-    """The workdir of a training run that stopped after its first saved state (as after a
-    kill -9), made in-process so the moment is exact."""
-    from dnadiff import training
-    from dnadiff.config import load_config
-
-    root = tmp_path_factory.mktemp("interrupted")
-    original = training.SaveState.on_validation_end
-
-    def stop_after_save(self, trainer, module):
-        original(self, trainer, module)
-        raise RuntimeError("stopped after the first saved state")
-
-    training.SaveState.on_validation_end = stop_after_save
-    try:
-        with pytest.raises(RuntimeError, match="stopped after"):
-            training.train(load_config(None, cfg()), world["data"], root / "model.pt",
-                           root / "metrics.csv", root / "state", progress=False)
-    finally:
-        training.SaveState.on_validation_end = original
-    assert (root / "state" / "checkpoints" / "last.ckpt").exists()
-    return root / "state"
-
-
-class Planted:
-    """Unpickling this runs code: it creates the file named in ``path``."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (os.makedirs, (self.path,))
-
-
-@hostile("accepted")
-@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "planted code"])
-def test_damaged_training_state_is_set_aside_and_training_starts_afresh(
-        world, interrupted, tmp_path, damage):
-    state = shutil.copytree(interrupted, tmp_path / "state")
-    last = state / "checkpoints" / "last.ckpt"
-    sentinel = tmp_path / "code-ran"
-    if damage == "empty":
-        last.write_bytes(b"")
-    elif damage == "truncated":
-        last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
-    elif damage == "text":
-        last.write_text("not a checkpoint\n")
-    else:
-        state_dict = torch.load(last, weights_only=True)
-        state_dict["evil"] = Planted(str(sentinel))
-        torch.save(state_dict, last, pickle_protocol=pickle.DEFAULT_PROTOCOL)
-    proc = run_cli(*train_args(world["data"], tmp_path))
-    assert_ok(proc)
-    assert not sentinel.exists(), "resuming ran code from the training state"
-    assert "set aside" in proc.stderr and "last.ckpt" in proc.stderr
-    assert "resuming" not in proc.stderr
-    assert torch.load(tmp_path / "model.pt", weights_only=True)["metrics"][
-        "resumed_from_step"] == 0
-    # the damaged state is kept where the warning said it was set aside (never run, never
-    # deleted: the user may want to look at it); nothing else of the run's state stays
-    aside = state / "last.ckpt.corrupt"
-    assert str(aside) in proc.stderr and aside.is_file()
-    assert not list(state.rglob("*.ckpt"))
-    no_temporaries(tmp_path)
-
-
-@hostile("accepted")
-def test_intact_state_resumes(world, interrupted, tmp_path):
-    shutil.copytree(interrupted, tmp_path / "state")
-    proc = run_cli(*train_args(world["data"], tmp_path))
-    assert_ok(proc)
-    assert "resuming from" in proc.stderr
-    assert torch.load(tmp_path / "model.pt", weights_only=True)["metrics"][
-        "resumed_from_step"] == 3
-
-
 # ------------------------------------------------------- 6. integer-valued floats
 @hostile("accepted")
 def test_integer_valued_floats(world, tmp_path):
@@ -301,144 +222,6 @@ def test_integer_valued_floats(world, tmp_path):
     assert torch.load(tmp_path / "model.pt", weights_only=True)["step"] == 4
     assert validate_config(json.loads(text))["train"]["steps"] == 4
     assert type(validate_config(json.loads(text))["train"]["steps"]) is int
-
-
-# ------------------------------------------------------- 7. one line, never a traceback
-@hostile("rejected")
-def test_prepare_outdir_is_an_existing_file(world, tmp_path):
-    target = tmp_path / "data"
-    target.write_text("x")
-    before = listing(tmp_path)
-    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
-                            "--outdir", target), before, [tmp_path], target, "is a file")
-
-
-@hostile("rejected")
-def test_output_below_a_regular_file(world, tmp_path):
-    (tmp_path / "f").write_text("x")
-    before = listing(tmp_path)
-    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"],
-                            "--outdir", tmp_path / "f" / "data"), before, [tmp_path],
-                    "is a file")
-
-
-@hostile("rejected")
-def test_sample_out_is_a_directory(world, tmp_path):
-    (tmp_path / "s.fa").mkdir()
-    before = listing(tmp_path)
-    assert_rejected(run_cli("sample", "--config-json", cfg(), "--checkpoint", world["model"],
-                            "--out", tmp_path / "s.fa"), before, [tmp_path], "s.fa",
-                    "is a folder")
-
-
-@hostile("rejected")
-def test_train_metrics_path_unusable_publishes_no_model(world, tmp_path):
-    (tmp_path / "blocker").write_text("a file")
-    before = listing(tmp_path)
-    proc = run_cli("train", "--config-json", cfg(), "--data", world["data"], "--checkpoint",
-                   tmp_path / "model.pt", "--metrics", tmp_path / "blocker" / "m.csv",
-                   "--workdir", tmp_path / "state")
-    assert_rejected(proc, before, [tmp_path], "blocker", "is a file")
-
-
-def _edit_checkpoint(world, tmp_path, edit) -> Path:
-    ckpt = torch.load(world["model"], weights_only=True)
-    edit(ckpt)
-    path = tmp_path / "edited.pt"
-    torch.save(ckpt, path)
-    return path
-
-
-@hostile("rejected")
-@pytest.mark.parametrize("edit,needle", [
-    (lambda c: c["config"]["model"].update(dim=32), "do not fit"),
-    (lambda c: c.pop("state_dict"), "state_dict"),
-    (lambda c: c["tokenizer"].update(mask_id=99), "mask_id"),
-    (lambda c: c["tokenizer"].update(tokens=["A", "C"]), "tokenizer"),
-    (lambda c: c["tokenizer"].pop("generable_ids"), "generable_ids"),
-    (lambda c: c.update(format="other"), "not a dnadiff checkpoint"),
-    (lambda c: c["config"]["train"].update(lr=-1), "config"),
-], ids=["config-does-not-fit", "no-state-dict", "mask-id", "token-list", "no-generable",
-        "format", "bad-config"])
-def test_broken_checkpoint(world, tmp_path, edit, needle):
-    bad = _edit_checkpoint(world, tmp_path, edit)
-    before = listing(tmp_path)
-    assert_rejected(run_cli("sample", "--config-json", cfg(), "--checkpoint", bad, "--out",
-                            tmp_path / "s.fa"), before, [tmp_path], bad, needle)
-
-
-@hostile("rejected")
-@pytest.mark.parametrize("content,needle", [(b"", "empty"), (b"hello world\n", "text file"),
-                                            (b"\x00\x01\x02binary", "not a PyTorch file"),
-                                            ("truncated", "corrupt")])
-def test_checkpoint_that_is_not_one(world, tmp_path, content, needle):
-    bad = tmp_path / "bad.pt"
-    if content == "truncated":
-        data = world["model"].read_bytes()
-        bad.write_bytes(data[: len(data) // 2])
-    else:
-        bad.write_bytes(content)
-    before = listing(tmp_path)
-    assert_rejected(run_cli("sample", "--config-json", cfg(), "--checkpoint", bad, "--out",
-                            tmp_path / "s.fa"), before, [tmp_path], bad, needle)
-
-
-@hostile("rejected")
-@pytest.mark.parametrize("damage", ["missing", "truncated"])
-def test_prepared_tokens_damaged(world, tmp_path, damage):
-    data = copy_data(world, tmp_path / "data")
-    target = data / "tokens" / "00003.npy"  # the test contig
-    if damage == "missing":
-        target.unlink()
-    else:
-        target.write_bytes(target.read_bytes()[:200])
-    before = listing(tmp_path)
-    assert_rejected(run_cli("evaluate", "likelihood", "--config-json", cfg(), "--checkpoint",
-                            world["model"], "--data", data, "--out-json", tmp_path / "l.json",
-                            "--out-tsv", tmp_path / "l.tsv"), before, [tmp_path],
-                    target, "prepare")
-
-
-@hostile("rejected")
-def test_read_only_output_folder(world, tmp_path, small_fs):
-    ro = small_fs("1m", read_only=True)
-    before = listing(tmp_path)
-    for args in (["prepare", "--config-json", cfg(), "--fasta", world["fasta"], "--outdir",
-                  ro / "data"],
-                 ["sample", "--config-json", cfg(), "--checkpoint", world["model"], "--out",
-                  ro / "s.fa"],
-                 train_args(world["data"], ro)):
-        assert_rejected(run_cli(*args), before, [tmp_path], ro, "read-only")
-
-
-@hostile("rejected")
-def test_full_disk_during_prepare(tmp_path, small_fs):
-    full = small_fs("64k")
-    fa = write_fasta(tmp_path / "big.fa", [("a", random_dna(200_000, 1)),
-                                           ("v", random_dna(2000, 2)),
-                                           ("t", random_dna(2000, 3))])
-    before = listing(tmp_path)
-    assert_rejected(run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir",
-                            full / "data"), before, [tmp_path], full / "data", "disk is full")
-
-
-
-@hostile("rejected")
-def test_full_disk_when_saving_the_model(world, tmp_path, small_fs):
-    full = small_fs("8k")
-    before = listing(full)
-    proc = run_cli("train", "--config-json", cfg(), "--data", world["data"], "--checkpoint",
-                   full / "model.pt", "--metrics", full / "metrics.csv", "--workdir",
-                   tmp_path / "state")
-    assert_rejected(proc, before, [full], "model.pt", "disk is full")
-
-
-@hostile("rejected")
-def test_full_disk_when_saving_the_training_state(world, tmp_path, small_fs):
-    full = small_fs("12k")
-    before = listing(tmp_path)
-    proc = run_cli(*train_args(world["data"], full))
-    assert_rejected(proc, before, [tmp_path], full, "training state", "disk is full")
 
 
 # ------------------------------------------------------- 8. leftovers
@@ -503,76 +286,6 @@ def test_prepare_refuses_an_all_n_genome(tmp_path):
     no_splits = json.dumps({"run": "x", "data": {"splits": {"validation": [], "test": []}}})
     assert_rejected(run_cli("prepare", "--config-json", no_splits, "--fasta", fa,
                             "--outdir", tmp_path / "data"), before, [tmp_path], fa, "all N")
-
-
-# ------------------------------------------------------- kill -9 and concurrent writers
-def _kill_at(proc, seconds: float) -> bool:
-    """SIGKILL ``proc`` after ``seconds`` unless it ended; True if it was killed."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return True
-
-
-@hostile("accepted")
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_kill_9_during_prepare_then_rerun(tmp_path, seed):
-    fa = write_fasta(tmp_path / "g.fa", [(f"c{i}", random_dna(1_500_000, i)) for i in range(4)]
-                     + [("v", random_dna(2000, 9)), ("t", random_dna(2000, 8))])
-    out = tmp_path / "data"
-    proc = popen_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir", out,
-                     log=tmp_path / "log")
-    killed = _kill_at(proc, random.Random(seed).uniform(1.0, 4.0))
-    if killed:
-        assert not out.exists() or (out / "index.json").exists()  # whole or absent
-    assert_ok(run_cli("prepare", "--config-json", cfg(), "--fasta", fa, "--outdir", out))
-    assert json.loads((out / "index.json").read_text())["split_sizes"]["train"] == 6_000_000
-    no_temporaries(tmp_path)
-
-
-@hostile("accepted")
-@pytest.mark.parametrize("seed", [0, 1])
-def test_kill_9_during_sample_then_rerun(world, tmp_path, seed):
-    args = ["sample", "--config-json", cfg(sample={"num_samples": 120, "steps": 32,
-                                                   "batch_size": 4}),
-            "--checkpoint", world["model"], "--out", tmp_path / "s.fa"]
-    proc = popen_cli(*args, log=tmp_path / "log")
-    if _kill_at(proc, random.Random(seed).uniform(2.0, 5.0)):
-        assert not (tmp_path / "s.fa").exists()
-    assert_ok(run_cli(*args))
-    assert (tmp_path / "s.fa").read_text().count(">") == 120
-    no_temporaries(tmp_path)
-
-
-@hostile("accepted")
-@pytest.mark.parametrize("seed", [0, 1])
-def test_kill_9_during_train_then_rerun(world, tmp_path, seed):
-    args = train_args(world["data"], tmp_path, cfg(train={"steps": 150, "val_every": 10}))
-    proc = popen_cli(*args, log=tmp_path / "log")
-    if _kill_at(proc, random.Random(seed).uniform(3.0, 6.0)):
-        assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.csv").exists()
-    assert_ok(run_cli(*args))
-    assert torch.load(tmp_path / "model.pt", weights_only=True)["step"] == 150
-    assert not list((tmp_path / "state").rglob("*.ckpt"))
-    no_temporaries(tmp_path)
-
-
-@hostile("accepted")
-def test_concurrent_writers_of_one_output(world, tmp_path):
-    out = tmp_path / "data"
-    procs = [popen_cli("prepare", "--config-json", cfg(), "--fasta", world["fasta"], "--outdir",
-                       out, log=tmp_path / f"log{i}") for i in range(3)]
-    assert [p.wait() for p in procs] == [0, 0, 0], [
-        (tmp_path / f"log{i}").read_text()[-2000:] for i in range(3)]
-    index = json.loads((out / "index.json").read_text())
-    assert [c["name"] for c in index["contigs"]] == ["a", "b", "v", "t"]
-    assert sorted(p.name for p in (out / "tokens").iterdir()) == [
-        f"{i:05d}.npy" for i in range(4)]
-    no_temporaries(tmp_path)
 
 
 @hostile("rejected")

@@ -39,7 +39,8 @@ def numeric_keys() -> dict[str, dict]:
     def walk(node, path):
         types = node.get("type")
         types = types if isinstance(types, list) else [types]
-        if "integer" in types or "number" in types:
+        if ("integer" in types or "number" in types) and "x-renamed-to" not in node:
+            # (an old spelling is bounded as its new key, checked there)
             found[path] = node
         for key, sub in node.get("properties", {}).items():
             walk(sub, f"{path}.{key}" if path else key)

@@ -30,7 +30,7 @@ sample: {{num_samples: 12, steps: 16, batch_size: 8}}
 evaluate: {{max_windows: 48, kmer_max_k: 4, markov_order: 2}}
 downstream:
   tasks: [{{name: prom, type: gue, path: "{gue}", max_per_split: 60}}]
-  finetune: {{steps: 6, eval_every: 3, batch_size: 8, seeds: [0, 1]}}
+  finetune: {{steps: 6, val_every: 3, batch_size: 8, seeds: [0, 1]}}
   kmer_max_k: 3
 conditional: {{task: prom, steps: 6, batch_size: 8, val_every: 3, warmup_steps: 2,
                samples_per_class: 4, guidance: [0.0, 2.0], sampling_steps: 8}}

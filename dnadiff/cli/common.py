@@ -7,6 +7,8 @@ and matplotlib each take seconds to import).
 
 from __future__ import annotations
 
+import copy
+
 from dnadiff import io, ownership
 from dnadiff.config import load_config
 from dnadiff.errors import DnadiffError
@@ -70,8 +72,11 @@ def check_paths(args) -> None:
 
 
 def config(args) -> dict:
-    """The validated run config of ``args``."""
-    return load_config(args.config, args.config_json)
+    """The validated run config of ``args`` (read once: a deprecation warning is logged once
+    although the path checks read it before the verb)."""
+    if getattr(args, "loaded_config", None) is None:
+        args.loaded_config = load_config(args.config, args.config_json)
+    return copy.deepcopy(args.loaded_config)
 
 
 def set_threads(args) -> None:

@@ -35,9 +35,9 @@ def register(sub) -> None:
 
 def collapse(args) -> None:
     """``dnadiff probe collapse``."""
-    from dnadiff.config import probe_shape
     from dnadiff.evaluation.discreteness import run_collapse
     from dnadiff.evaluation.plots import plot_collapse
+    from dnadiff.resolve import probe_shape
 
     set_threads(args)
     cfg = config(args)

@@ -262,6 +262,7 @@ class PreparedData:
                                        f"data holds only ids of real tokens; {AGAIN}")
 
     def tokens(self, i: int) -> np.ndarray:
+        """Contig ``i``'s token ids, memory-mapped (checked on first read, then cached)."""
         if i not in self._arrays:
             path = self.path / self.contigs[i]["file"]
             try:

@@ -35,12 +35,14 @@ class RandomWindows(Dataset):
 
     @property
     def n_positions(self) -> int:
+        """How many window starts (without N) the split holds."""
         return int(self.cum[-1])
 
     def __len__(self) -> int:
         return self.length
 
     def locate(self, index: int) -> tuple[int, int, bool]:
+        """Window ``index`` (seeded by it): its contig, its start, and whether to reverse it."""
         rng = np.random.default_rng([self.seed, index])
         pos = int(rng.integers(self.cum[-1]))
         r = int(np.searchsorted(self.cum, pos, side="right"))

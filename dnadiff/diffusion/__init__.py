@@ -20,7 +20,7 @@ def build_objective(cfg: dict, tokenizer: dict):
                     tokenizer["generable_ids"], vocab,
                     time_conditioning=cfg["model"]["time_conditioning"],
                     train_discrete_T=cfg["diffusion"]["train_discrete_T"],
-                    train_time_power=cfg["diffusion"].get("train_time_power", 1.0))
+                    train_time_power=cfg["diffusion"]["train_time_power"])
     if cfg["objective"] == "ar":
         return Autoregressive(tokenizer["mask_id"], tokenizer["generable_ids"], vocab)
     raise ValueError(f"unknown objective {cfg['objective']!r} (known: mdlm, ar)")

@@ -20,7 +20,7 @@ class Schedule:
 
     name = "base"
 
-    def __init__(self, eps: float = 1e-3):
+    def __init__(self, eps: float):
         self.eps = eps
 
     def alpha(self, t):

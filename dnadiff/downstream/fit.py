@@ -64,9 +64,9 @@ def recipe(ds_cfg: dict, method: str, n_train: int) -> dict:
     per_epoch = math.ceil(n_train / r["batch_size"])
     if r["epochs"]:
         r["steps"] = r["epochs"] * per_epoch
-    if r["eval_every"] == "epoch":
-        r["eval_every"] = per_epoch
-    r["eval_every"] = min(r["eval_every"], r["steps"])
+    if r["val_every"] == "epoch":
+        r["val_every"] = per_epoch
+    r["val_every"] = min(r["val_every"], r["steps"])
     r["lr_grid"] = list(r["lr_grid"] or [r["lr"]])
     return r
 
@@ -95,7 +95,7 @@ def train_classifier(backbone, train, val, num_classes: int, ft_cfg: dict, seed:
                      complement=None, device=None, label: str = "") -> tuple[nn.Module, dict]:
     """Fine-tune ``backbone`` + head on ``train`` with early stopping on ``val`` accuracy.
 
-    Evaluates every ``eval_every`` steps; stops after ``patience`` evaluations without a new
+    Evaluates every ``val_every`` steps; stops after ``patience`` evaluations without a new
     best, or at ``steps``; returns the best model (on CPU) and its training record.
     """
     device = device or runtime.device()
@@ -115,7 +115,7 @@ def fit_classifier(model: nn.Module, train, val, ft_cfg: dict, seed: int, comple
     """The one classifier training loop (fine-tuning, from scratch, the CNN): AdamW at
     ``ft_cfg["lr"]`` (weight decay on weight matrices only, :func:`param_groups`) with
     warmup and cosine decay, gradient clipping at norm 1, validation accuracy every
-    ``eval_every`` steps, early stopping after ``patience`` evaluations without a better one
+    ``val_every`` steps, early stopping after ``patience`` evaluations without a better one
     (None: never); ``model(tokens, mask) -> logits``. Returns the best model (on CPU) and
     its record."""
     device = device or runtime.device()
@@ -140,7 +140,7 @@ def fit_classifier(model: nn.Module, train, val, ft_cfg: dict, seed: int, comple
         pos += bs
         seqs = [train.seqs[i] for i in idx]
         if ft_cfg["rc_augment"]:
-            flip = rng.random(len(seqs)) < 0.5
+            flip = rng.random(len(seqs)) < ft_cfg["rc_augment"]
             seqs = [comp[s][::-1] if f else s for s, f in zip(seqs, flip)]
         tokens, mask = pad_batch(seqs)
         y = torch.as_tensor(train.labels[idx], dtype=torch.long, device=device)
@@ -150,7 +150,7 @@ def fit_classifier(model: nn.Module, train, val, ft_cfg: dict, seed: int, comple
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % ft_cfg["eval_every"] == 0 or step == steps:
+        if step % ft_cfg["val_every"] == 0 or step == steps:
             acc = float((predict_proba(model, val.seqs, device=device).argmax(1)
                          == val.labels).mean())
             log.info("%s step %d/%d loss %.4f val accuracy %.4f (%.1f s)", label, step, steps,

@@ -41,6 +41,7 @@ from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.evaluation import dna_scores, text_scores
 from dnadiff.evaluation.composition import entropy_bits
 from dnadiff.io import read_jsonl
+from dnadiff.resolve import resolve_section
 from dnadiff.tokenizers import tokenizer_from_dict
 
 log = logging.getLogger(__name__)
@@ -277,7 +278,7 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
     device = runtime.device()
     model.to(device)
     window = ckpt["config"]["data"]["window"]
-    length = trap_cfg["length"] or window
+    length = resolve_section("marginal_trap", trap_cfg, window)["length"]
     if length > window:
         raise DnadiffError(f"marginal_trap.length ({length}) exceeds the model's context "
                            f"({window})")

@@ -136,10 +136,11 @@ SET_MEASURES = {
 }
 
 
-def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int = 6) -> dict:
+def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int) -> dict:
     """Scores of one set of sequences: ``kmer_js`` ({k: Jensen-Shannon divergence in bits of
     the set's k-mer spectrum to ``reference_counts[k]``} for k = 1..max_k, counts as from
-    ``kmer_counts``) and every column of every measure of :data:`SET_MEASURES`."""
+    ``kmer_counts``) and every column of every measure of :data:`SET_MEASURES`. ``max_k``: the
+    config's ``evaluate.kmer_max_k``."""
     seqs = list(seqs)
     out = {"kmer_js": spectrum_js(seqs, {k: reference_counts[k] for k in range(1, max_k + 1)})}
     for measure in SET_MEASURES.values():
@@ -148,7 +149,7 @@ def score_set(seqs, reference_counts: dict[int, np.ndarray], max_k: int = 6) -> 
 
 
 # -- evaluate samples -------------------------------------------------------------------------
-def evaluate_samples(samples_fa, data_dir, max_k: int = 6, seed: int = 0) -> dict:
+def evaluate_samples(samples_fa, data_dir, max_k: int, seed: int = 0) -> dict:
     """k-mer JS divergence (k = 1..max_k) to the test split of the samples, of the floor and of
     an i.i.d. baseline (training composition), and GC content of samples and floor (the
     per-sequence arrays under ``_gc_generated`` and ``_gc_real``, for the plot)."""

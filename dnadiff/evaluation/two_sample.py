@@ -18,13 +18,15 @@ from sklearn.preprocessing import StandardScaler
 from dnadiff.evaluation.kmers import kmer_frequencies
 
 
-def discriminator_auroc(real, generated, k: int = 4, folds: int = 5, seed: int = 0) -> dict:
+def discriminator_auroc(real, generated, k: int, folds: int = 5, seed: int = 0) -> dict:
     """How well a classifier tells real from generated sequences: cross-validated AUROC.
 
-    Features: each sequence's normalized k-mer frequencies for every length 1..k (4 + 16 + ...
-    + 4^k columns), standardized within each training fold; classifier: L2 logistic regression
-    (C = 1). The larger set is subsampled (deterministically, from ``seed``) to the size of the
-    smaller; ``folds``-fold stratified cross-validation (shuffled with ``seed``).
+    Features: each sequence's normalized k-mer frequencies for every length 1..k (the config's
+    ``evaluate.discriminator_k``; 4 + 16 + ... + 4^k columns), standardized within each
+    training fold; classifier: L2 logistic regression (C = 1). ``folds`` = 5 and C = 1 define
+    the measure (the schema documents it as 5-fold), they are not settings. The larger set is
+    subsampled (deterministically, from ``seed``) to the size of the smaller; ``folds``-fold
+    stratified cross-validation (shuffled with ``seed``).
 
     Returns ``auroc_mean`` (0.5 = indistinguishable, 1.0 = perfectly separable), ``auroc_sd``
     (sample SD over folds), ``auroc_per_fold``, ``folds`` (the number of folds) and

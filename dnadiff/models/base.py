@@ -71,6 +71,7 @@ class Backbone(nn.Module):
         return 2 * width if self.rc_equivariant else width
 
     def set_rc_conjoin(self, complement, vocab_size: int) -> None:
+        """Switch reverse-complement conjoining on (a complement map) or off (``None``)."""
         comp = None if complement is None else complement_tensor(complement, vocab_size)
         self.register_buffer("rc_conjoin", comp, persistent=False)
 
@@ -87,13 +88,9 @@ class Backbone(nn.Module):
             self.t_embed = TimestepEmbedding(cond_dim)
         else:
             self.const_cond = nn.Parameter(torch.zeros(cond_dim))
-        # Class labels (class-conditional MDLM): ids 0..num_classes-1 and the null label
-        # num_classes (classifier-free guidance). Small random initialization, as in DiT: the
-        # adaLN projections are zero-initialized, and without time conditioning the constant
-        # vector stays 0 in training (its gradient goes through those zero weights), so with a
-        # zero class table c would be 0 and nothing could ever learn from the label. While the
-        # adaLN weights are zero (as such training leaves them), adding the table leaves a
-        # pretrained model's output unchanged.
+        # Class labels: ids 0..num_classes-1 and the null label num_classes (classifier-free
+        # guidance). Small random init, as in DiT: a zero table could never learn from the label
+        # (ARCHITECTURE.md, "Design decisions"); while adaLN is zero it changes no output.
         self.num_classes = num_classes
         if num_classes:
             self.class_embed = nn.Embedding(num_classes + 1, cond_dim)
@@ -130,6 +127,7 @@ class Backbone(nn.Module):
         return F.silu(c)
 
     def output(self, x, c):
+        """Logits from hidden states ``x``: the adaLN-modulated final norm, then the head."""
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
         return self.head(modulate(self.final_norm(x), shift, scale))
 
@@ -139,6 +137,7 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
     def logits(self, tokens, sigma=None, cond=None):
+        """Logits [B, L, vocab] (without RC conjoining; ``forward`` adds it in eval mode)."""
         x, c = self.hidden(tokens, sigma, cond)
         return self.output(x, c)
 

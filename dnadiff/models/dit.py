@@ -131,10 +131,8 @@ class DiT(Backbone):
         # (attention starts uniform over the whole window). Left-padded when causal.
         self.conv = nn.Conv1d(dim, dim, conv_kernel, groups=dim) if conv_kernel else None
         if self.conv is not None:
-            # Zero bias: PyTorch's default bias (uniform, +-1/sqrt(kernel), std ~0.2 at k = 9)
-            # is ten times the token embeddings (std 0.02) and the same at every position, so
-            # after the layer norms every position looked alike. Pretraining's strong gradient
-            # outgrows it; a classifier trained from random weights sat at chance (issue 20).
+            # Zero bias: PyTorch's default (std ~0.2) would swamp the token embeddings (std 0.02)
+            # with one vector at every position (ARCHITECTURE.md, "Design decisions").
             nn.init.zeros_(self.conv.bias)
         self._init_conditioning(cond_dim, time_conditioning, num_classes)
         self.blocks = nn.ModuleList(

@@ -226,6 +226,7 @@ class MambaLM(Backbone):
         return x, c
 
     def logits(self, tokens, sigma=None, cond=None):
+        """Logits [B, L, vocab]; Caduceus adds the RC strand's, complemented and flipped back."""
         B = tokens.shape[0]
         x, c = self._run(tokens, sigma, cond)
         logits = self.output(x, c)
@@ -235,6 +236,7 @@ class MambaLM(Backbone):
         return logits
 
     def features(self, tokens, sigma=None, cond=None):
+        """Downstream embeddings; Caduceus concatenates the two strands' normed hidden states."""
         if not self.rc_equivariant:
             return super().features(tokens, sigma, cond)
         B = tokens.shape[0]

@@ -35,6 +35,8 @@ _NOT_FEATURES = {"region", "chromosome", "source", "contig", "supercontig", "dat
 
 @dataclass
 class Feature:
+    """One feature line of a GFF3 or genes TSV: its contig, type and 0-based half-open span."""
+
     contig: str
     ftype: str
     start: int      # 0-based

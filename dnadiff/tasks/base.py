@@ -165,12 +165,14 @@ class Rows:
         self.origins: list[tuple[Path, str]] = []   # (file, "line 17" / "record 'x'")
 
     def add(self, ids, label, name, path, where) -> None:
+        """Append one row, with the file and place (``where``) that errors will name."""
         self.seqs.append(ids)
         self.labels.append(label)
         self.names.append(name)
         self.origins.append((Path(path), where))
 
     def take(self, idx) -> Rows:
+        """The rows at indices ``idx``, in that order, as a new ``Rows``."""
         out = Rows(self.path)
         for i in idx:
             out.add(self.seqs[i], self.labels[i], self.names[i], *self.origins[i])

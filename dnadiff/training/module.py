@@ -78,10 +78,9 @@ class DenoiserModule(L.LightningModule):
         self._ema_ctx = None
         self.best = None  # (bits, step, weights) of the best validation (train.keep: best)
         self._restored_ema = None
-        # the network the steps run (torch.compile'd when train.compile); self.model keeps the
-        # plain module, whose state dict is what gets saved
-        # (not registered as a submodule: checkpoints hold self.model's weights once, with the
-        # same keys whether or not the steps are compiled)
+        # the network the steps run (torch.compile'd when train.compile); self.model is the
+        # plain module that gets saved. Not a submodule, so checkpoint keys never depend on
+        # compiling (ARCHITECTURE.md, "Design decisions").
         object.__setattr__(self, "net", torch.compile(self.model) if cfg["train"]["compile"]
                            else self.model)
         self._acc = None

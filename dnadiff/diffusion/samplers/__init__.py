@@ -27,6 +27,7 @@ from dnadiff.diffusion.samplers.autoregressive import autoregressive_sample
 from dnadiff.diffusion.samplers.confidence import confidence_sample
 from dnadiff.diffusion.samplers.first_hitting import first_hitting_sample
 from dnadiff.diffusion.samplers.remdm import remdm_sample
+from dnadiff.resolve import resolve_section
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,12 @@ def sampler_for(name: str | None, objective: str) -> Sampler:
 
 def sampler_options(name: str | None, sample_cfg: dict, objective: str = "mdlm") -> dict:
     """The options sampler ``name`` (``None``: the default of ``objective``) takes from a
-    ``sample`` config section (unset ones, null in the config, are left out)."""
+    ``sample`` config section, resolved (keys it lacks: the schema's defaults; computed ones
+    filled); options that stay null (the sampler picks) are left out."""
     sampler = sampler_for(name, objective)
-    return {k: sample_cfg[k] for k in sampler.options if sample_cfg.get(k) is not None}
+    sample_cfg = resolve_section("sample", {k: sample_cfg[k] for k in sampler.options
+                                            if k in sample_cfg})
+    return {k: sample_cfg[k] for k in sampler.options if sample_cfg[k] is not None}
 
 
 def block_sampler(name: str | None, objective, model, steps: int, cache: bool = True,
@@ -87,11 +91,13 @@ def block_sampler(name: str | None, objective, model, steps: int, cache: bool = 
                   **options) -> Callable:
     """``fill(x_init, generator=None) -> (tokens, info)`` with sampler ``name`` (a key of
     :data:`SAMPLERS`; ``None``: the objective's default) for ``model`` trained with
-    ``objective``; ``steps`` and ``cache`` go to the samplers that take them."""
+    ``objective``; ``steps`` and ``cache`` go to the samplers that take them; options not
+    given are the schema's (:func:`sampler_options`)."""
     sampler = sampler_for(name, objective.name)
     unknown = set(options) - set(sampler.options)
     if unknown:
         raise ValueError(f"sampler {sampler.name!r} takes no option {sorted(unknown)[0]!r}")
+    options = sampler_options(sampler.name, options, objective.name)
     common = {"temperature": temperature, "top_p": top_p, "cond": cond}
     if sampler.steps:
         common["steps"] = steps

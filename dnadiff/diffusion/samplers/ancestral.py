@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from dnadiff.diffusion.samplers.common import StepGrid, categorical_float64, sampling_probs
+from dnadiff.diffusion.samplers.common import T_MIN, StepGrid, categorical_float64, sampling_probs
 
 
 def reveal_probability(schedule, ts: torch.Tensor, i: int) -> float:
@@ -25,7 +25,7 @@ def reveal_probability(schedule, ts: torch.Tensor, i: int) -> float:
 
 @torch.no_grad()
 def ancestral_sample(mdlm, model, x_init: torch.Tensor, steps: int, generator=None,
-                     t_min: float = 1e-5, cond=None, cache: bool = True,
+                     t_min: float = T_MIN, cond=None, cache: bool = True,
                      temperature: float = 1.0, top_p: float = 1.0
                      ) -> tuple[torch.Tensor, dict]:
     """Denoise ``x_init`` (mask ids where tokens are to be generated) in ``steps`` steps.
@@ -51,7 +51,7 @@ def ancestral_sample(mdlm, model, x_init: torch.Tensor, steps: int, generator=No
     return x, grid.info()
 
 
-def expected_passes(schedule, steps: int, tokens: int, t_min: float = 1e-5
+def expected_passes(schedule, steps: int, tokens: int, t_min: float = T_MIN
                     ) -> tuple[float, float]:
     """Expected forward passes of :func:`ancestral_sample` from ``tokens`` masked positions (all
     of a batch together), (uncached, cached), exact for its step grid: each position is revealed

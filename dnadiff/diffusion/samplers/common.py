@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import torch
 
+#: the last time of every sampler's time grid (1 down to T_MIN in ``steps`` steps), as in the
+#: MDLM reference sampler: a constant of the grid, not a setting (the grid's last step reveals
+#: whatever is still masked, so T_MIN only shifts the times of the steps before it, by at
+#: most T_MIN)
+T_MIN = 1e-5
+
 
 def categorical_float64(probs: torch.Tensor, generator=None) -> torch.Tensor:
     """Draw one index per row of ``probs`` [..., V] by inverse CDF in float64."""

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from dnadiff.diffusion.samplers.common import StepGrid, categorical_float64, sampling_probs
+from dnadiff.diffusion.samplers.common import T_MIN, StepGrid, categorical_float64, sampling_probs
 
 
 def _ranks(score: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,7 @@ def _ranks(score: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def confidence_sample(mdlm, model, x_init: torch.Tensor, steps: int, generator=None,
-                      t_min: float = 1e-5, cond=None, temperature: float = 1.0,
+                      t_min: float = T_MIN, cond=None, temperature: float = 1.0,
                       top_p: float = 1.0, k: int | None = None, threshold: float | None = None,
                       entropy_bound: float | None = None, cache: bool = True
                       ) -> tuple[torch.Tensor, dict]:

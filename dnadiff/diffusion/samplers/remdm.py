@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import torch
 
-from dnadiff.diffusion.samplers.common import RowEvaluator, categorical_float64, sampling_probs
-
-#: ReMDM's defaults (their scripts: remdm-cap.sh and remdm-loop.sh)
-REMDM_ETA = {"cap": 0.008, "loop": 0.02}
+from dnadiff.diffusion.samplers.common import (
+    T_MIN,
+    RowEvaluator,
+    categorical_float64,
+    sampling_probs,
+)
 
 
 def _loop_alphas(t: float, s: float, t_on: float, t_off: float, alpha_on: float):
@@ -30,17 +32,17 @@ def _loop_alphas(t: float, s: float, t_on: float, t_off: float, alpha_on: float)
 
 @torch.no_grad()
 def remdm_sample(mdlm, model, x_init: torch.Tensor, steps: int, generator=None,
-                 t_min: float = 1e-5, cond=None, temperature: float = 1.0, top_p: float = 1.0,
-                 remdm_schedule: str = "cap", remdm_eta: float | None = None,
-                 remdm_t_on: float = 0.55, remdm_t_off: float = 0.05,
-                 remdm_alpha_on: float = 0.9) -> tuple[torch.Tensor, dict]:
+                 t_min: float = T_MIN, cond=None, temperature: float = 1.0, top_p: float = 1.0,
+                 *, remdm_schedule: str, remdm_eta: float, remdm_t_on: float,
+                 remdm_t_off: float, remdm_alpha_on: float) -> tuple[torch.Tensor, dict]:
     """ReMDM (see the module docstring): from t to s a masked position is revealed with
     probability (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t) and a generated token is
-    remasked with probability sigma; the positions given in ``x_init`` are never remasked."""
-    if remdm_schedule not in REMDM_ETA:
-        raise ValueError(f"remdm schedule must be one of {sorted(REMDM_ETA)}, not "
-                         f"{remdm_schedule!r}")
-    eta = REMDM_ETA[remdm_schedule] if remdm_eta is None else remdm_eta
+    remasked with probability sigma; the positions given in ``x_init`` are never remasked. The
+    options are the ``sample.remdm_*`` keys, resolved (:func:`dnadiff.resolve.resolve_section`:
+    the schema's defaults, and ReMDM's own eta for a null ``remdm_eta``)."""
+    if remdm_schedule not in ("cap", "loop"):
+        raise ValueError(f"remdm schedule must be 'cap' or 'loop', not {remdm_schedule!r}")
+    eta = remdm_eta
     x = x_init.clone()
     free = x_init == mdlm.mask_id  # the generated positions: the only ones ever remasked
     sched = mdlm.schedule
