@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import outside_checkout
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
 YEAST = ROOT.parent / "shared" / "data" / "genomes" / "yeast_s288c.fa.gz"
@@ -71,9 +73,7 @@ def env():
 def snakemake(workdir, *args, profile=None, check=True, background=False, timeout=900):
     """Snakemake in `workdir`; with a profile, through SLURM. Output goes to workdir/smk.log
     (appended), which is also returned."""
-    workdir = Path(workdir).resolve()
-    assert not workdir.is_relative_to(ROOT.resolve()), (
-        f"{workdir}: a workflow test must run in a folder of its own, not in the checkout")
+    workdir = outside_checkout(workdir)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir)]
     if profile:
         cmd += ["--profile", str(profile), *ACCOUNT, *FAST]
