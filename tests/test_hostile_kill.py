@@ -67,7 +67,12 @@ def test_kill_9_during_train_then_rerun(world, tmp_path, seed):
     args = train_args(world["data"], tmp_path, cfg(train={"steps": 150, "val_every": 10}))
     proc = popen_cli(*args, log=tmp_path / "log")
     if _kill_at(proc, random.Random(seed).uniform(3.0, 6.0)):
-        assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.csv").exists()
+        # all or nothing: killed before publishing, neither output; killed while exiting after
+        # publishing (a fast, idle machine), both, and the model complete
+        published = [(tmp_path / n).exists() for n in ("model.pt", "metrics.csv")]
+        assert published in ([False, False], [True, True]), published
+        if all(published):
+            assert torch.load(tmp_path / "model.pt", weights_only=True)["step"] == 150
     assert_ok(run_cli(*args))
     assert torch.load(tmp_path / "model.pt", weights_only=True)["step"] == 150
     assert not list((tmp_path / "state").rglob("*.ckpt"))
