@@ -138,3 +138,11 @@ def popen_cli(*args, log: Path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.Popen([sys.executable, "-m", "dnadiff", *map(str, args)], env=env,
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def edit_json(path: Path, change) -> Path:
+    """Apply ``change`` (a function that edits the object in place) to the JSON file ``path``."""
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj))
+    return path

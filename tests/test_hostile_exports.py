@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hostile_kit import assert_ok, assert_rejected, cfg, hostile, listing
+from hostile_kit import assert_ok, assert_rejected, cfg, edit_json, hostile, listing
 from safetensors.torch import load_file, save_file
 
 from conftest import run_cli
@@ -42,11 +42,7 @@ def copy_export(exported, dst: Path) -> Path:
 
 
 def edit_meta(folder: Path, change) -> Path:
-    meta_path = folder / "config.json"
-    meta = json.loads(meta_path.read_text())
-    change(meta)
-    meta_path.write_text(json.dumps(meta))
-    return meta_path
+    return edit_json(folder / "config.json", change)
 
 
 def sample_args(checkpoint, tmp_path):

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile_kit import assert_ok, assert_rejected, cfg, copy_data, hostile, listing
+from hostile_kit import (
+    assert_ok,
+    assert_rejected,
+    cfg,
+    copy_data,
+    edit_json,
+    hostile,
+    listing,
+)
 
 from conftest import run_cli
 
@@ -31,11 +39,7 @@ def likelihood_args(checkpoint, data, tmp_path):
 
 # ------------------------------------------------------ damaged prepared data (items 14, 15)
 def _index(data: Path, change) -> Path:
-    path = data / "index.json"
-    index = json.loads(path.read_text())
-    change(index)
-    path.write_text(json.dumps(index))
-    return path
+    return edit_json(data / "index.json", change)
 
 
 def _contig_file(data: Path, name: str) -> Path:

@@ -82,9 +82,8 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
                              seed=tc["seed"], complement=tokenizer.get("complement"),
                              rc_prob=cfg["data"]["rc_augment"])
     val_ds = TiledWindows(genome, "validation", window, max_windows=tc["val_windows"])
-    data_id = hashlib.sha256((Path(data_dir) / "index.json").read_bytes()).hexdigest()
     return fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
-               data_id=data_id, data=genome.provenance())
+               data_id=genome.index_sha256, data=genome.provenance())
 
 
 class _Shifted(Dataset):
