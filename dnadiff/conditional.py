@@ -76,6 +76,9 @@ def conditional_config(pre_cfg: dict, run_cfg: dict, task) -> dict:
     cfg = copy.deepcopy(pre_cfg)
     cfg["downstream"] = copy.deepcopy(run_cfg["downstream"])
     cfg["objective"] = "mdlm"
+    # plain MDLM (the whole window one block), also from a block diffusion checkpoint: the
+    # weights are the same network's, and guidance mixes two whole-window predictions
+    cfg["diffusion"]["block_size"] = None
     cfg["model"]["num_classes"] = len(task.classes)
     cfg["model"]["rc_conjoin"] = False
     cfg["data"]["window"] = int(task.length)

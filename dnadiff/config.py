@@ -79,6 +79,16 @@ def _check_model(cfg: dict, source: str) -> None:
     if spec.rc_equivariant and model["rc_conjoin"]:
         raise DnadiffError(f"{source}: key 'model.rc_conjoin' is for backbones that are not "
                            f"reverse-complement equivariant: {spec.name} is equivariant already")
+    size = cfg["diffusion"]["block_size"]
+    if size is not None and size < cfg["data"]["window"] and cfg["objective"] == "mdlm":
+        why = ("the DiT is the backbone with block diffusion (its attention and convolution "
+               f"take the block mask); {spec.name} is not" if spec.name != "dit" else
+               "each block has its own time, and a time-conditioned model takes one time per "
+               "window: set 'model.time_conditioning' false" if model["time_conditioning"] else
+               "strand averaging reads the window right to left, which the blocks cannot: set "
+               "'model.rc_conjoin' false" if model["rc_conjoin"] else None)
+        if why:
+            raise DnadiffError(f"{source}: key 'diffusion.block_size' ({size}): {why}")
     if model["rc_conjoin"] and cfg["objective"] == "ar":
         raise DnadiffError(f"{source}: key 'model.rc_conjoin' averages over both strands, which "
                            "looks ahead: it cannot be used with the AR objective (with "

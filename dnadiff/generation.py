@@ -52,6 +52,31 @@ def build_template(tokenizer, text: str, tok: dict) -> torch.Tensor:
     return torch.where(gen, torch.full_like(fixed, tok["mask_id"]), fixed)
 
 
+def check_lookahead(checkpoint, block: int, length: int, prefix, suffix, template,
+                    mask_id: int) -> None:
+    """Refuse fixed positions (a suffix, template characters) in a block after the first
+    generated position's: a model that generates block by block (AR: blocks of one; block
+    diffusion) never sees them while it generates the blocks before, so they would be pasted
+    on, not infilled."""
+    first = len(prefix)
+    if template is not None:
+        first = int((template == mask_id).nonzero()[0])
+    end = (first // block + 1) * block  # the end of the first generated position's block
+    if template is not None:
+        after = int((template[end:] != mask_id).sum())
+    else:
+        after = max(0, len(suffix) - max(0, end - (length - len(suffix))))
+    if not after:
+        return
+    key = "sample.suffix" if len(suffix) else "sample.template"
+    kind = ("an autoregressive model, which generates left to right" if block == 1 else
+            f"a block diffusion model, which generates left to right in blocks of {block}")
+    raise DnadiffError(f"config key {key!r}: {checkpoint} is {kind} and cannot condition on "
+                       f"what comes after ({after} fixed position(s) in later blocks than the "
+                       "generated ones would be pasted on, not infilled): use a plain MDLM "
+                       "checkpoint to infill, or 'sample.prefix' alone")
+
+
 #: bytes a sample being made holds per position at least: its token ids (int64) and the
 #: sampler's copy of them, and a mask (bool); sample.length's bound in the schema says the same
 BYTES_PER_POSITION = 17
@@ -131,18 +156,13 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     if len(prefix) + len(suffix) >= length:
         raise DnadiffError("config keys 'sample.prefix'/'sample.suffix' leave nothing to "
                            f"generate in {length} positions")
-    if objective.name == "ar":
-        after = len(suffix)
-        if template is not None:  # fixed characters after the first generated one
-            gaps = (template == tok["mask_id"]).nonzero()
-            after = int((template[int(gaps[0]):] != tok["mask_id"]).sum())
-        if after:
-            key = "sample.suffix" if len(suffix) else "sample.template"
-            raise DnadiffError(f"config key {key!r}: {checkpoint} is an autoregressive model, "
-                               "which generates left to right and cannot condition on what "
-                               f"comes after ({after} fixed position(s) after the generated "
-                               "ones would be pasted on, not infilled): use an MDLM "
-                               "checkpoint to infill, or 'sample.prefix' alone")
+    block = 1 if objective.name == "ar" else getattr(objective, "block_size", None)
+    if block is not None:
+        check_lookahead(checkpoint, block, length, prefix, suffix, template, tok["mask_id"])
+        if model.rc_conjoin is not None:
+            raise DnadiffError(f"config key 'sample.rc_conjoin': {checkpoint} is a block "
+                               "diffusion model, generated left to right: strand averaging "
+                               "would look ahead; set it to false")
     n, bs, seed = sc["num_samples"], sc["batch_size"], sc["seed"]
     check_memory(min(n, bs), length, window, len(tok["tokens"]))
     gen = torch.Generator().manual_seed(seed)
@@ -155,6 +175,7 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     if len(suffix):
         start_ids[length - len(suffix):] = suffix
     t0 = time.time()
+    blockwise = objective.name == "mdlm" and block is not None
     for start, x, info in fill_batches(fill_block, n, bs, start_ids, gen, device, window, stride):
         b = x.shape[0]
         if not bool(allowed[x].all()):  # never write a symbol outside the alphabet
@@ -174,7 +195,9 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
                            for key in sampler.options})
             if template is not None:
                 fields["template_fixed"] = int((template != tok["mask_id"]).sum())
-            if length > window:
+            if blockwise:
+                fields["block_size"] = block
+            elif length > window:
                 fields["semi_ar_stride"] = stride
             if model.rc_conjoin is not None:
                 fields["rc_conjoin"] = "true"

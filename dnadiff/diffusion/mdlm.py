@@ -11,6 +11,12 @@ continuous-time NELBO.
   t = (1 - eps) u^p + eps instead (``train_time_power`` p > 1: more windows at low masking
   rates, where the denoiser sees most context) with the importance weight p u^(p-1), so the
   training loss is the same NELBO in expectation (only its variance changes).
+- Block diffusion (BD3-LM, Arriola et al. 2025; ``block_size``): the window is cut into blocks
+  and log p(x) = sum_b log p(x^b | x^<b), each factor an MDLM over the block with the earlier
+  blocks clean. The NELBO is the sum over blocks of the SUBS NELBO restricted to the block, each
+  block with its own time t_b (training: stratified over all blocks of the batch); the
+  denoiser sees noisy and clean copies in one pass (``Backbone.block_logits``). One block (the
+  whole window) is MDLM; blocks of one position at t = 1 are the AR NLL.
 """
 
 from __future__ import annotations
@@ -27,13 +33,21 @@ class MDLM:
 
     def __init__(self, schedule, mask_id: int, generable_ids, vocab_size: int,
                  time_conditioning: bool = False, train_discrete_T: int | None = None,
-                 train_time_power: float = 1.0):
+                 train_time_power: float = 1.0, block_size: int | None = None,
+                 window: int | None = None):
         if train_time_power < 1.0:
             raise ValueError(f"train_time_power must be >= 1 (got {train_time_power})")
         if train_time_power != 1.0 and train_discrete_T:
             raise ValueError("train_time_power applies to the continuous-time objective only "
                              "(unset train_discrete_T or set train_time_power to 1)")
         self.train_time_power = float(train_time_power)
+        if block_size is not None and block_size < 1:
+            raise ValueError(f"block_size must be >= 1 (got {block_size})")
+        if block_size is not None and time_conditioning:
+            raise ValueError("block diffusion draws a time per block: it cannot be combined "
+                             "with time conditioning (one time per window)")
+        self.block_size = block_size  # None: the whole window is one block (MDLM)
+        self.window = window  # the trained window: what a block's context may span
         self.schedule = schedule
         self.train_discrete_T = train_discrete_T  # None: the continuous-time objective
         self.mask_id = mask_id
@@ -63,9 +77,21 @@ class MDLM:
         eps = self.schedule.eps
         return ((1.0 - eps) * u + eps).float()
 
+    def blocks(self, length: int) -> int:
+        """How many blocks a window of ``length`` has (1 without block diffusion)."""
+        return 1 if self.block_size is None else -(-length // self.block_size)
+
+    def per_position(self, t: torch.Tensor, length: int) -> torch.Tensor:
+        """Times [B] (one per window) or [B, blocks] (one per block) as [B, length]."""
+        if t.ndim == 1:
+            return t[:, None].expand(-1, length)
+        idx = torch.arange(length, device=t.device) // (self.block_size or length)
+        return t[:, idx]
+
     def corrupt(self, x0, t, loss_mask, generator=None):
-        """x_t: mask each scored token with probability 1 - alpha_t. Returns (x_t, masked)."""
-        p_mask = 1.0 - self.schedule.alpha(t)[:, None]
+        """x_t: mask each scored token with probability 1 - alpha_t (``t``: one time per
+        window [B], or per block [B, blocks]). Returns (x_t, masked)."""
+        p_mask = 1.0 - self.schedule.alpha(self.per_position(t, x0.shape[1]))
         u = torch.rand(x0.shape, generator=generator, dtype=torch.float32).to(x0.device)
         masked = (u < p_mask) & loss_mask
         return torch.where(masked, torch.full_like(x0, self.mask_id), x0), masked
@@ -74,7 +100,30 @@ class MDLM:
     def log_probs(self, model, x_t, t, cond=None) -> torch.Tensor:
         """SUBS log-probabilities (float32): zero mass on mask and non-generable ids."""
         sigma = self.schedule.sigma(t) if self.time_conditioning else None
-        logits = model(x_t, sigma=sigma, cond=cond).float()
+        return self.subs(model(x_t, sigma=sigma, cond=cond))
+
+    def one_pass_log_probs(self, model, x_t, t, cond=None) -> torch.Tensor:
+        """Log-probabilities of what one forward pass predicts at the masked positions of
+        ``x_t``: every position for MDLM. With block diffusion the blocks before the first
+        block holding a mask (in any row) are the clean context and that block is denoised
+        against them; every other position is NaN (a later block needs this one generated)."""
+        if self.block_size is None:
+            return self.log_probs(model, x_t, t, cond)
+        size = self.block_size
+        masked = (x_t == self.mask_id).any(0).nonzero()
+        first = int(masked[0]) // size * size if len(masked) else 0
+        keep = None if self.window is None else max(self.window - size, 0)
+        context = model.block_context(x_t.shape[0], cond, keep)
+        for start in range(0, first, size):
+            context.append(x_t[:, start: start + size])
+        block = self.log_probs(model, x_t[:, first: first + size], t, cond=context)
+        out = block.new_full(x_t.shape + block.shape[-1:], float("nan"))
+        out[:, first: first + size] = block
+        return out
+
+    def subs(self, logits: torch.Tensor) -> torch.Tensor:
+        """SUBS log-probabilities (float32) from a denoiser's logits."""
+        logits = logits.float()
         allowed = self.allowed.to(logits.device)
         logits = logits.masked_fill(~allowed, float("-inf"))
         return torch.log_softmax(logits, dim=-1)
@@ -84,32 +133,47 @@ class MDLM:
                   discrete_T: int | None = None, time_power: float = 1.0):
         """Per-window weighted NLL sums and scored-token counts.
 
-        Returns ``(nll_sum[B], n_tokens[B], t[B])`` where ``nll_sum`` is
-        sum over masked positions of weight(t) * -log p(x0 | x_t) (nats). With ``discrete_T``
-        the times lie on the grid i/T and the weights are those of the T-step NELBO. With
-        ``time_power`` p > 1 (and no ``t`` given) the times are t = (1 - eps) u^p + eps for
-        stratified u and each window's sum carries the importance weight p u^(p-1): the same
-        expectation as uniform times.
+        Returns ``(nll_sum[B], n_tokens[B], t)`` where ``nll_sum`` is
+        sum over masked positions of weight(t) * -log p(x0 | x_t) (nats) and ``t`` the times:
+        [B], or [B, blocks] with block diffusion when not given (a given ``t`` [B] applies to
+        every block of its window: each block's time is still uniform, so the sum is unbiased).
+        With ``discrete_T`` the times lie on the grid i/T and the weights are those of the
+        T-step NELBO. With ``time_power`` p > 1 (and no ``t`` given) the times are
+        t = (1 - eps) u^p + eps for stratified u and each window's (or block's) term carries
+        the importance weight p u^(p-1): the same expectation as uniform times.
         """
         ratio = None
-        if t is None and time_power != 1.0:
-            u = self.stratified_uniform(x0.shape[0], generator)
-            t = self.time_from_uniform(u ** time_power).to(x0.device)
-            ratio = (time_power * u ** (time_power - 1.0)).float().to(x0.device)
-        elif t is None:
-            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device,
-                              discrete_T=discrete_T)
+        B, L = x0.shape
+        nb = self.blocks(L) if self.block_size is not None else 1
+        if t is None:
+            # one stratified draw per block of the batch (per window without block diffusion),
+            # the strata spread over windows at random
+            u = self.stratified_uniform(B * nb, generator)
+            if nb > 1:
+                u = u[torch.randperm(B * nb, generator=generator)]
+            if time_power != 1.0:
+                ratio = (time_power * u ** (time_power - 1.0)).float().to(x0.device)
+                u = u ** time_power
+            t = self.time_from_uniform(u, discrete_T).to(x0.device)
+            if self.block_size is not None:
+                t, ratio = t.view(B, nb), None if ratio is None else ratio.view(B, nb)
         x_t, masked = self.corrupt(x0, t, loss_mask, generator=generator)
-        logp = self.log_probs(model, x_t, t, cond)
+        if self.block_size is None:
+            logp = self.log_probs(model, x_t, t, cond)
+        else:
+            logp = self.subs(model.block_logits(x_t, x0, self.block_size, cond=cond))
         # carry-over: only masked positions are scored; gather the true token's log-prob there
         target = torch.where(masked, x0, torch.zeros_like(x0))
         nll = -logp.gather(-1, target[..., None]).squeeze(-1)
         nll = torch.where(masked, nll, torch.zeros_like(nll))
         weight = (self.schedule.discrete_weight(t, discrete_T) if discrete_T
                   else self.schedule.weight(t))
-        nll_sum = nll.sum(-1) * weight
         if ratio is not None:
-            nll_sum = nll_sum * ratio
+            weight = weight * ratio
+        if t.ndim == 1:  # one time per window
+            nll_sum = nll.sum(-1) * weight
+        else:  # one per block
+            nll_sum = (nll * self.per_position(weight, L)).sum(-1)
         return nll_sum, loss_mask.sum(-1), t
 
     def loss(self, model, x0, loss_mask, generator=None, cond=None):

@@ -148,7 +148,9 @@ def collapse_probe(model, objective, tokenizer, prompts, masks: int, train_count
             # masked fraction (matters only for time-conditioned models)
             t_frac = time_for_masked_fraction(objective.schedule, masks / (length + masks))
             t = torch.full((len(group),), t_frac, device=device)
-            logp = objective.log_probs(model, x, t)[:, length:].double().cpu()
+            # a block diffusion model predicts the masks of the first block after the prompt
+            # in one pass; the positions after it are NaN and left out
+            logp = objective.one_pass_log_probs(model, x, t)[:, length:].double().cpu()
             p = logp.exp()
             ent = -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum(-1) * LOG2E
             top_p, top_i = p.topk(3, dim=-1)
@@ -160,9 +162,10 @@ def collapse_probe(model, objective, tokenizer, prompts, masks: int, train_count
                 log_c = torch.from_numpy(np.log(np.maximum(composition, 1e-300)))
                 kl = (torch.where(pg > 0, pg * (pg.clamp_min(1e-300).log() - log_c),
                                   torch.zeros_like(pg))).sum(-1) * LOG2E
+            seen = int((~logp[0].isnan().all(-1)).sum())
             for r, j in enumerate(group):
                 pid = prompts[j][0]
-                for d in range(masks):
+                for d in range(seen):
                     row = {"prompt_id": pid, "prompt_tokens": length, "distance": d + 1}
                     for k in range(3):
                         row[f"top{k + 1}"] = name(int(top_i[r, d, k]))
@@ -206,7 +209,9 @@ def collapse_curves(rows: list[dict]) -> list[dict]:
 
 def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_length: int,
                  prompts_file=None, batch_size: int = 32) -> dict:
-    """The probe on ``checkpoint``: rows, curves and a summary (entropy at distance 1/32/128)."""
+    """The probe on ``checkpoint``: rows, curves and a summary (entropy at distance 1/32/128).
+    A block diffusion model is probed at the masks of the block after the prompt (what one pass
+    predicts): its summary's ``block_size`` says so."""
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt)
     _require_mdlm(objective, checkpoint)
@@ -234,11 +239,12 @@ def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_lengt
         "checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
         "modality": tokenizer.modality, "prompts": len(prompts), "prompt_source": source,
         "masks": masks, "prompt_length_max": prompt_length,
+        "block_size": getattr(objective, "block_size", None),
         "mean_prompt_tokens": float(np.mean([len(p) for _, p in prompts])),
         # the entropy a prediction that had collapsed to the corpus marginal would have
         "train_unigram_entropy_bits": entropy_bits(train_counts[gen]),
         "at_distance": {str(d): {k: v for k, v in curves[d - 1].items() if k != "distance"}
-                        for d in QUOTED_DISTANCES if d <= masks},
+                        for d in QUOTED_DISTANCES if d <= len(curves)},
     }
     return {"rows": rows, "curves": curves, "summary": summary}
 
@@ -290,7 +296,9 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
                    dna_scores.trap_scorer(data_dir, eval_cfg, length, n, ar_checkpoint, tok))
     sample_cfg = sample_cfg or {}
     rows, samples = [], {}
-    for name, divisor, steps in sweep_plan(length, trap_cfg):
+    block = getattr(objective, "block_size", None)  # block diffusion: steps are per block
+    unit = min(block or length, length)  # what the steps denoise: the window, or a block
+    for name, divisor, steps in sweep_plan(unit, trap_cfg):
         gen = torch.Generator().manual_seed(trap_cfg["seed"])
         fill = block_sampler(name, objective, model, steps=steps, cache=True,
                              **sampler_options(name, sample_cfg))
@@ -301,16 +309,17 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
             row_evals += info["row_evaluations"]
             seqs += list(x.numpy())
         seconds = time.time() - t0
-        print(f"marginal trap: {name}, steps {steps} ({length / steps:g} tokens/step): {n} "
+        print(f"marginal trap: {name}, steps {steps} ({unit / steps:g} tokens/step): {n} "
               f"samples in {seconds:.1f} s", file=sys.stderr, flush=True)
         label = f"mdlm_steps{steps}" if name == "ancestral" else f"{name}_steps{steps}"
         samples[label] = seqs
-        rows.append({"set": label, "sampler": name, "steps": steps,
-                     "tokens_per_step": length / steps, "divisor": divisor,
+        rows.append({"set": label, "sampler": name, "block_size": unit, "steps": steps,
+                     "tokens_per_step": unit / steps, "divisor": divisor,
                      "forward_passes": passes, "passes_per_sequence": row_evals / n,
                      "sample_seconds": round(seconds, 3),
                      "seconds_per_sequence": round(seconds / n, 5), **score(seqs)})
-    rows.append({"set": "real_heldout", "sampler": "", "steps": 0, "tokens_per_step": 0.0,
+    rows.append({"set": "real_heldout", "sampler": "", "block_size": 0, "steps": 0,
+                 "tokens_per_step": 0.0,
                  "divisor": 0, "forward_passes": 0, "passes_per_sequence": 0.0,
                  "sample_seconds": 0.0, "seconds_per_sequence": 0.0, **score(real)})
     return {"checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],

@@ -136,6 +136,16 @@ class Backbone(nn.Module):
         conditioning vector ``c``."""
         raise NotImplementedError
 
+    def block_hidden(self, noisy, clean, size: int, sigma=None, cond=None):
+        """Hidden states of ``noisy`` under block diffusion (blocks of ``size``, the clean
+        copy as the earlier blocks' context); backbones that offer it override this."""
+        raise NotImplementedError(f"{type(self).__name__} has no block diffusion (DiT only)")
+
+    def block_logits(self, noisy, clean, size: int, sigma=None, cond=None):
+        """Logits [B, L, vocab] of the noisy copy under block diffusion (training and the
+        held-out NELBO; no RC conjoining: the blocks run left to right)."""
+        return self.output(*self.block_hidden(noisy, clean, size, sigma, cond))
+
     def logits(self, tokens, sigma=None, cond=None):
         """Logits [B, L, vocab] (without RC conjoining; ``forward`` adds it in eval mode)."""
         x, c = self.hidden(tokens, sigma, cond)

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dnadiff.models.base import DEFAULTS, Backbone, modulate
+from dnadiff.models.blockwise import BlockContext, attention_mask, visible_conv
 from dnadiff.models.registry import dit_problem
 
 
@@ -50,19 +51,28 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
 
-    def forward(self, x, c, cos, sin):
+    def forward(self, x, c, cos, sin, mask=None, past=None):
+        """``x`` [B, L, D] -> [B, L, D]. ``mask``: which keys each query may attend to (bool
+        [L, L'], True = visible; None: all, or causal for a causal block). ``past``: keys and
+        values [B, H, P, D/H] of earlier positions, attended to by every query before the
+        queries' own. With ``past`` given the output is ``(x, (k, v))``: this call's keys and
+        values, for a cache."""
         B, L, D = x.shape
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(c).chunk(6, dim=-1)
         h = modulate(self.norm1(x), sh1, sc1)
         q, k, v = self.qkv(h).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+        keys, values = k, v
+        if past is not None:
+            keys, values = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
+                                           is_causal=self.causal and mask is None and past is None,
                                            dropout_p=self.dropout if self.training else 0.0)
         a = a.transpose(1, 2).reshape(B, L, D)
         x = x + g1[:, None, :] * F.dropout(self.proj(a), self.dropout, self.training)
         h = modulate(self.norm2(x), sh2, sc2)
         x = x + g2[:, None, :] * F.dropout(self.mlp(h), self.dropout, self.training)
-        return x
+        return x if past is None else (x, (k, v))
 
     def step(self, x, c, cos, sin, cache: dict):
         """One new position ``x`` [B, 1, D] of a causal block, attending to the keys and values
@@ -169,7 +179,34 @@ class DiT(Backbone):
         forward = len(self.blocks) * per_layer + 2 * cond * 2 * dim + 2 * length * dim * vocab
         return 3 * forward * batch
 
+    def block_context(self, batch: int, labels=None, keep: int | None = None) -> BlockContext:
+        """An empty context for block-by-block generation (block diffusion): pass it as
+        ``cond`` to denoise a block against the finished ones, ``append`` each finished block."""
+        if self.causal:
+            raise ValueError("block diffusion needs a non-causal DiT (the MDLM objective)")
+        return BlockContext(self, batch, labels, keep)
+
+    def block_hidden(self, noisy, clean, size: int, sigma=None, cond=None):
+        """Hidden states of the noisy copy [B, L] under block diffusion with blocks of
+        ``size``: one pass over noisy and clean copies side by side, each position seeing what
+        :mod:`dnadiff.models.blockwise` allows (attention and convolution alike)."""
+        B, L = noisy.shape
+        e_n, e_c = self.embed(noisy), self.embed(clean)
+        if self.conv is not None:
+            c_n, c_c = visible_conv(self.conv, e_n, e_c, size)
+            e_n, e_c = e_n + c_n, e_c + c_c
+        x = torch.cat([e_n, e_c], dim=1)
+        c = self.conditioning(B, sigma, cond)
+        cos, sin = rotary_tables(L, self.head_dim, noisy.device)
+        cos, sin = torch.cat([cos, cos]), torch.cat([sin, sin])
+        mask = attention_mask(L, size, noisy.device)
+        for blk in self.blocks:
+            x = blk(x, c, cos, sin, mask=mask)
+        return x[:, :L], c
+
     def hidden(self, tokens, sigma=None, cond=None):
+        if isinstance(cond, BlockContext):  # a block after the finished ones (block diffusion)
+            return cond.hidden(tokens, sigma)
         B, L = tokens.shape
         x = self.embed(tokens)
         if self.conv is not None:

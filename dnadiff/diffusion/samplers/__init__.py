@@ -25,6 +25,7 @@ from functools import partial
 from dnadiff.diffusion.samplers.ancestral import ancestral_sample, expected_passes
 from dnadiff.diffusion.samplers.autoregressive import autoregressive_sample
 from dnadiff.diffusion.samplers.confidence import confidence_sample
+from dnadiff.diffusion.samplers.driver import BlockwiseFill
 from dnadiff.diffusion.samplers.first_hitting import first_hitting_sample
 from dnadiff.diffusion.samplers.remdm import remdm_sample
 from dnadiff.resolve import resolve_section
@@ -92,7 +93,9 @@ def block_sampler(name: str | None, objective, model, steps: int, cache: bool = 
     """``fill(x_init, generator=None) -> (tokens, info)`` with sampler ``name`` (a key of
     :data:`SAMPLERS`; ``None``: the objective's default) for ``model`` trained with
     ``objective``; ``steps`` and ``cache`` go to the samplers that take them; options not
-    given are the schema's (:func:`sampler_options`)."""
+    given are the schema's (:func:`sampler_options`). For a block diffusion objective the fill
+    runs the sampler inside each block, block by block (:class:`BlockwiseFill`; ``steps`` per
+    block)."""
     sampler = sampler_for(name, objective.name)
     unknown = set(options) - set(sampler.options)
     if unknown:
@@ -103,4 +106,9 @@ def block_sampler(name: str | None, objective, model, steps: int, cache: bool = 
         common["steps"] = steps
     if sampler.cache:
         common["cache"] = cache
-    return partial(sampler.fn, objective, model, **common, **options)
+    fill = partial(sampler.fn, objective, model, **common, **options)
+    size = getattr(objective, "block_size", None)
+    if size is None:
+        return fill
+    return BlockwiseFill(partial(sampler.fn, objective, model, **{**common, "cond": None},
+                                 **options), model, size, objective.window, cond)

@@ -45,7 +45,9 @@ def sampling_probs(logp: torch.Tensor, temperature: float = 1.0, top_p: float = 
 
 def rows_of(cond, rows: torch.Tensor):
     """The conditioning of the batch rows ``rows`` (labels or vectors per row are gathered; a
-    single label applies to every row)."""
+    single label applies to every row; a block diffusion context gives its rows' context)."""
+    if hasattr(cond, "rows"):
+        return cond.rows(rows)
     if cond is None or not torch.is_tensor(cond) or cond.ndim == 0:
         return cond
     return cond[rows]
