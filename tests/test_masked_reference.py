@@ -159,8 +159,8 @@ def test_likelihood_table_has_the_masked_references(run, tmp_path):
     tmp, cfg = run
     res = evaluate_likelihood(tmp / "mdlm.pt", tmp / "data", cfg["evaluate"])
     ref = res["masked_markov_baselines"]
-    assert [(m["k"], m["min_count"], m["storage"]) for m in ref] == [(0, 10, "dense"),
-                                                                    (2, 10, "dense")]
+    assert [(m["k"], m["min_count"], m["storage"]) for m in ref] == [(0, 200, "dense"),
+                                                                      (2, 200, "dense")]
     for m in ref:  # paired with the model: the difference of the two, with its own error
         assert m["bits_vs_model"] == pytest.approx(m["bits_per_token"] - res["bits_per_token"],
                                                    abs=1e-9)
