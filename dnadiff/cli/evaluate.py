@@ -1,4 +1,5 @@
-"""Stage 4, evaluation: ``evaluate likelihood | compare | samples | scores | text-samples``."""
+"""Stage 4, evaluation: ``evaluate likelihood | masking-rate | compare | samples | scores |
+text-samples``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ def register(sub) -> None:
              out=("out_json", "out_tsv"), inputs=("checkpoint", "data"))
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--data", required=True)
+    q.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    q.add_argument("--out-json", required=True)
+    q.add_argument("--out-tsv", required=True)
+
+    q = verb(ev, "masking-rate", "bits per masked token at each masking rate, beside the masked "
+             "Markov references, order 0 and the AR model", masking_rate,
+             out=("out_json", "out_tsv"), inputs=("checkpoint", "data", "ar_checkpoint"))
+    q.add_argument("--checkpoint", required=True, help="MDLM (or AR) checkpoint")
+    q.add_argument("--data", required=True)
+    q.add_argument("--ar-checkpoint", help="an AR model: its bits per token on the same windows")
     q.add_argument("--split", default="test", choices=["train", "validation", "test"])
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
@@ -75,8 +86,21 @@ def likelihood(args) -> None:
     set_threads(args)
     res = evaluate_likelihood(args.checkpoint, args.data, config(args)["evaluate"], args.split)
     io.write_json(args.out_json, res)
-    io.write_tsv(args.out_tsv, likelihood_rows(res), [c for c in LIKELIHOOD_COLUMNS if c in res])
+    rows = likelihood_rows(res)
+    io.write_tsv(args.out_tsv, rows,
+                 [c for c in LIKELIHOOD_COLUMNS if any(c in r for r in rows)])
     print(json.dumps(res))
+
+
+def masking_rate(args) -> None:
+    """``dnadiff evaluate masking-rate``."""
+    from dnadiff.evaluation.masking_rate import run_masking_rate
+
+    set_threads(args)
+    res = run_masking_rate(args.checkpoint, args.data, config(args)["evaluate"], args.split,
+                           args.ar_checkpoint)
+    write_outputs({args.out_json: ("json", res), args.out_tsv: ("tsv", res["rows"])})
+    print(json.dumps(res["rows"]))
 
 
 def compare(args) -> None:

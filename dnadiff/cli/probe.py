@@ -1,4 +1,5 @@
-"""Stage 5, the discreteness analyses of Jin et al.: ``probe collapse | trap``."""
+"""Stage 5, the discreteness analyses of Jin et al. and the model's reach: ``probe collapse |
+trap | influence``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dnadiff.cli.common import config, set_threads, verb, write_outputs
 
 def register(sub) -> None:
     """Add ``probe`` and its analyses to the parser."""
-    p = sub.add_parser("probe", help="the discreteness analyses of Jin et al. (DNA and text)")
+    p = sub.add_parser("probe", help="the discreteness analyses of Jin et al. and influence by "
+                                     "distance (DNA and text)")
     pb = p.add_subparsers(dest="what", required=True)
     q = verb(pb, "collapse", "masked-position probe: prompt + masks, one forward pass", collapse,
              out=("out_tsv", "out_curves", "out_json", "plot"),
@@ -31,6 +33,14 @@ def register(sub) -> None:
     q.add_argument("--out-tsv", required=True)
     q.add_argument("--out-json", required=True)
     q.add_argument("--plot", help="quality against tokens per step (PNG)")
+
+    q = verb(pb, "influence", "influence by distance: how much the token d positions away "
+             "moves the prediction (KL, bits; MDLM and AR)", influence,
+             out=("out_tsv", "out_json"), inputs=("checkpoint", "data"))
+    q.add_argument("--checkpoint", required=True, help="MDLM or AR checkpoint")
+    q.add_argument("--data", required=True, help="prepared data directory (its test split)")
+    q.add_argument("--out-tsv", required=True, help="mean KL per distance and side")
+    q.add_argument("--out-json", required=True, help="the same with the probe's settings")
 
 
 def collapse(args) -> None:
@@ -64,4 +74,16 @@ def trap(args) -> None:
     write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_json: ("json", res)},
                   args.plot and (lambda: plot_marginal_trap(res["rows"], res["modality"],
                                                             args.plot)))
+    print(json.dumps(res["rows"]))
+
+
+def influence(args) -> None:
+    """``dnadiff probe influence``."""
+    from dnadiff.evaluation.influence import run_influence
+
+    set_threads(args)
+    cfg = config(args)
+    res = run_influence(args.checkpoint, args.data, cfg["influence"],
+                        cfg["evaluate"]["batch_size"])
+    write_outputs({args.out_tsv: ("tsv", res["rows"]), args.out_json: ("json", res)})
     print(json.dumps(res["rows"]))

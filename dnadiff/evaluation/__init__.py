@@ -8,6 +8,7 @@ plots.
   gene calls, codon periodicity.
 - ``dna_scores``: the one scorer of generated DNA (``evaluate samples``, ``evaluate scores``,
   the marginal trap); ``text_scores``: generative perplexity and unigram entropy of text.
-- ``likelihood``: held-out NELBO; ``discreteness``: the Jin et al. masked-position probe and
-  marginal trap (the ``probe`` verb); ``plots``.
+- ``likelihood``: held-out NELBO; ``masked_markov``: the masked objective's count reference;
+  ``masking_rate``: the loss by masking rate; ``discreteness``: the Jin et al. masked-position
+  probe and marginal trap; ``influence``: influence by distance (the ``probe`` verbs); ``plots``.
 """

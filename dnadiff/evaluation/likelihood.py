@@ -18,11 +18,14 @@ import torch
 
 from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
+from dnadiff.config import validate_config
 from dnadiff.data.prepared import PreparedData
 from dnadiff.data.windows import TiledWindows
+from dnadiff.diffusion import build_objective
 from dnadiff.errors import DnadiffError
 from dnadiff.evaluation.baselines import markov_heldout_bits
 from dnadiff.evaluation.composition import entropy_bits
+from dnadiff.evaluation.masked_markov import fit_masked_markov
 
 LN2 = math.log(2.0)
 
@@ -42,13 +45,26 @@ def cross_entropy_bits(counts_q, counts_p) -> float:
     return float(-(q * np.log2(p)).sum())
 
 
+def ratio_se(a, b) -> float:
+    """Standard error of sum(a) / sum(b) over windows (the ratio / delta-method estimator)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n = len(a)
+    resid = a - a.sum() / max(b.sum(), 1) * b
+    return math.sqrt(n / max(n - 1, 1) * (resid ** 2).sum()) / max(b.sum(), 1)
+
+
 @torch.no_grad()
 def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, seed: int = 0,
-                  device="cpu", discrete_T: int | None = None) -> dict:
+                  device="cpu", discrete_T: int | None = None, keep_windows: bool = False
+                  ) -> dict:
     """Bits per token over ``dataset`` with a standard error.
 
     MDLM: the NELBO with ``t_draws`` stratified times per window (continuous time, or the
     T-step grid with ``discrete_T``). AR: the exact NLL (one pass; ``t_draws`` is ignored).
+    The times and masks depend only on ``seed``, ``t_draws``, ``batch_size`` and the windows:
+    any two models scored with the same ones see the same masks (a paired comparison).
+    ``keep_windows``: also return the per-window totals (nats and tokens, summed over draws)
+    as ``_window_nats`` and ``_window_tokens``.
     """
     n_win = len(dataset)
     draws = t_draws if objective.stochastic else 1
@@ -79,9 +95,9 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
     # per-window totals (summed over draws) for the ratio estimator's standard error
     a = nll_w.reshape(draws, n_win).sum(0)
     b = tok_w.reshape(draws, n_win).sum(0)
-    resid = a - ratio * b
-    se = math.sqrt(n_win / max(n_win - 1, 1) * (resid ** 2).sum()) / max(b.sum(), 1)
-    return {"nats_per_token": ratio, "bits_per_token": ratio / LN2,
+    se = ratio_se(a, b)
+    kept = {"_window_nats": a, "_window_tokens": b} if keep_windows else {}
+    return {**kept, "nats_per_token": ratio, "bits_per_token": ratio / LN2,
             "bits_per_token_se": se / LN2, "perplexity": math.exp(ratio),
             "windows": n_win, "t_draws": draws, "tokens_scored": int(b.sum() / draws),
             "estimate": ("exact NLL" if not objective.stochastic else
@@ -106,7 +122,8 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
     ds = TiledWindows(genome, split, window, max_windows=eval_cfg["max_windows"])
     args = (model, objective, ds, eval_cfg["batch_size"], eval_cfg["t_draws"], eval_cfg["seed"],
             device)
-    res = heldout_nelbo(*args)
+    res = heldout_nelbo(*args, keep_windows=True)
+    windows = res.pop("_window_nats"), res.pop("_window_tokens")
     res["objective"] = objective.name
     res["backbone"] = ckpt["config"]["model"]["backbone"]
     res["rc_conjoin"] = model.rc_conjoin is not None
@@ -130,6 +147,10 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
             sorted(set(eval_cfg["markov_likelihood_orders"])), complement=tok.get("complement"))
         best = min(res["markov_baselines"], key=lambda r: r["bits_per_token"])
         res["best_markov_order"], res["best_markov_bits"] = best["order"], best["bits_per_token"]
+    if eval_cfg["masked_markov_orders"]:
+        res["masked_markov_baselines"] = masked_markov_nelbo(
+            genome, tok, ckpt["config"], objective, ds, eval_cfg,
+            windows if objective.stochastic else None)
     chars = genome.index.get("characters", {}).get(split)
     if chars:
         # tokenizer-independent: the whole split's bits over its characters
@@ -139,7 +160,36 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
     return res
 
 
+def masked_objective(config: dict, tok: dict):
+    """The masked diffusion objective a checkpoint's ``config`` describes (for an AR checkpoint:
+    the MDLM of the same config), under which masked references are scored."""
+    return build_objective(dict(validate_config(config), objective="mdlm"), tok)
+
+
+def masked_markov_nelbo(genome, tok: dict, config: dict, objective, dataset, eval_cfg: dict,
+                        paired=None) -> list[dict]:
+    """The masked Markov references (``evaluate.masked_markov_orders``), fitted on the training
+    split and scored as a denoiser under the same times and masks as the model (same seed,
+    draws, batch size and windows): NELBO bits per token. ``paired``: the model's per-window
+    (nats, tokens) of that evaluation, for the paired difference reference - model."""
+    masked = objective if objective.stochastic else masked_objective(config, tok)
+    train, rows = genome.split_arrays("train"), []
+    for k in sorted(set(eval_cfg["masked_markov_orders"])):
+        mm = fit_masked_markov(train, k, tok, eval_cfg["masked_markov_min_count"])
+        r = heldout_nelbo(mm, masked, dataset, eval_cfg["batch_size"], eval_cfg["t_draws"],
+                          eval_cfg["seed"], keep_windows=True)
+        row = {**mm.describe(), "bits_per_token": r["bits_per_token"],
+               "bits_per_token_se": r["bits_per_token_se"], "tokens_scored": r["tokens_scored"]}
+        if paired is not None:
+            diff, n = r["_window_nats"] - paired[0], r["_window_tokens"]
+            row["bits_vs_model"] = float(diff.sum() / max(n.sum(), 1) / LN2)
+            row["bits_vs_model_se"] = ratio_se(diff, n) / LN2
+        rows.append(row)
+    return rows
+
+
 LIKELIHOOD_COLUMNS = ["objective", "estimate", "split", "bits_per_token", "bits_per_token_se",
+                      "bits_vs_model", "bits_vs_model_se",
                       "perplexity", "bits_per_character", "order0_entropy_bits",
                       "train_composition_cross_entropy_bits",
                       "windows", "tokens_scored", "t_draws", "checkpoint_step"]
@@ -147,8 +197,9 @@ LIKELIHOOD_COLUMNS = ["objective", "estimate", "split", "bits_per_token", "bits_
 
 def likelihood_rows(res: dict) -> list[dict]:
     """The table of a likelihood result: one row for the main estimate, one per discrete-T
-    estimate, one per Markov baseline."""
-    rows = [{k: v for k, v in res.items() if k != "markov_baselines"}]
+    estimate, one per masked Markov reference, one per Markov baseline."""
+    rows = [{k: v for k, v in res.items()
+             if k not in ("markov_baselines", "masked_markov_baselines")}]
     for d in res.get("discrete", []):
         rows.append(dict(res, estimate=f"NELBO, discrete T={d['T']}",
                          bits_per_token=d["bits_per_token"],
@@ -156,6 +207,16 @@ def likelihood_rows(res: dict) -> list[dict]:
                          perplexity=2 ** d["bits_per_token"]))
         if "chars_per_token" in res:
             rows[-1]["bits_per_character"] = d["bits_per_token"] / res["chars_per_token"]
+    strands = ", both strands" if res.get("modality") == "dna" else ""
+    for m in res.get("masked_markov_baselines", []):
+        rows.append({"objective": f"masked_markov{m['k']}",
+                     "estimate": f"masked Markov +-{m['k']} (train split{strands}, add-0.5, "
+                                 f"backoff below {m['min_count']}), NELBO under the model's "
+                                 "times and masks", "split": res["split"],
+                     **{c: m[c] for c in ("bits_per_token", "bits_per_token_se",
+                                          "bits_vs_model", "bits_vs_model_se",
+                                          "tokens_scored") if c in m},
+                     "perplexity": 2 ** m["bits_per_token"]})
     for m in res.get("markov_baselines", []):
         rows.append({"objective": f"markov{m['order']}",
                      "estimate": f"order-{m['order']} Markov chain (train split, both strands)",
