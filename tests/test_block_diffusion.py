@@ -289,3 +289,19 @@ def test_the_collapse_probe_of_a_block_model_reads_its_first_block():
     rows = collapse_probe(model, obj, tok, prompts, 8, [10, 10, 10, 10, 0, 0, 0])
     # prompts of 6 end inside block 1: its last 2 positions are what one pass predicts
     assert sorted({r["distance"] for r in rows}) == [1, 2] and len(rows) == 4
+
+
+def test_influence_of_a_block_model_stops_at_its_block_on_the_right():
+    """The influence probe on a block model: the query (the centre, masked) sees the clean
+    blocks to its left and its own block; a position in a later block has exactly no
+    influence."""
+    from dnadiff.evaluation.influence import influence_probe
+
+    model, obj = randomized_dit(conv_kernel=5), mdlm(4)
+    windows = data(b=4).numpy()
+    res = influence_probe(model, obj, windows, [1, 2, 3, 4, 6], GEN, 3, seed=0)
+    kl = dict(zip([(side, d) for side, d, _ in res["probes"]], res["kl"].mean(0)))
+    # the centre (8) opens block 2 (8..11): 9, 10, 11 are in it, 12 and 14 are not
+    assert kl[("right", 1)] > 0 and kl[("right", 3)] > 0
+    assert kl[("right", 4)] == 0 and kl[("right", 6)] == 0
+    assert all(kl[("left", d)] > 0 for d in (1, 2, 3, 4, 6))

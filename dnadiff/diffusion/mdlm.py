@@ -102,6 +102,14 @@ class MDLM:
         sigma = self.schedule.sigma(t) if self.time_conditioning else None
         return self.subs(model(x_t, sigma=sigma, cond=cond))
 
+    def denoise(self, model, x_t, x0, t, cond=None) -> torch.Tensor:
+        """SUBS log-probabilities at every position of ``x_t``, the corruption of ``x0`` at
+        times ``t`` (what the NELBO scores): one pass; with block diffusion the earlier blocks
+        are ``x0``'s, clean."""
+        if self.block_size is None:
+            return self.log_probs(model, x_t, t, cond)
+        return self.subs(model.block_logits(x_t, x0, self.block_size, cond=cond))
+
     def one_pass_log_probs(self, model, x_t, t, cond=None) -> torch.Tensor:
         """Log-probabilities of what one forward pass predicts at the masked positions of
         ``x_t``: every position for MDLM. With block diffusion the blocks before the first
@@ -158,10 +166,7 @@ class MDLM:
             if self.block_size is not None:
                 t, ratio = t.view(B, nb), None if ratio is None else ratio.view(B, nb)
         x_t, masked = self.corrupt(x0, t, loss_mask, generator=generator)
-        if self.block_size is None:
-            logp = self.log_probs(model, x_t, t, cond)
-        else:
-            logp = self.subs(model.block_logits(x_t, x0, self.block_size, cond=cond))
+        logp = self.denoise(model, x_t, x0, t, cond)
         # carry-over: only masked positions are scored; gather the true token's log-prob there
         target = torch.where(masked, x0, torch.zeros_like(x0))
         nll = -logp.gather(-1, target[..., None]).squeeze(-1)

@@ -56,7 +56,9 @@ def predict_at(objective, model, x: torch.Tensor, i: int, t: float | None = None
     x = x.clone()
     x[:, i] = objective.mask_id
     tt = torch.full((x.shape[0],), t, device=x.device)
-    return objective.log_probs(model, x, tt)[:, i]
+    # block diffusion: the block of i denoised against the earlier blocks (clean); later
+    # blocks are never seen
+    return objective.one_pass_log_probs(model, x, tt)[:, i]
 
 
 def kl_bits(logp: torch.Tensor, logq: torch.Tensor) -> np.ndarray:

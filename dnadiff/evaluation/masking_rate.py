@@ -56,7 +56,7 @@ def loss_at_rate(model, objective, dataset, rate: float, seed: int, batch_size: 
         lm = torch.stack([it["loss_mask"] for it in items]).to(device)
         tt = torch.full((len(idx),), t, device=device)
         x_t, masked = objective.corrupt(x, tt, lm, generator=gen)
-        logp = objective.log_probs(model, x_t, tt)
+        logp = objective.denoise(model, x_t, x, tt)
         nll = -logp.gather(-1, x[..., None]).squeeze(-1)
         nll = torch.where(masked, nll, torch.zeros_like(nll))
         out["nats"][idx] = nll.double().sum(-1).cpu().numpy()
