@@ -138,6 +138,7 @@ def probe_outputs(run):
     outputs = []
     if config["probe"]["enabled"]:
         outputs += [f"{run}/probe/collapse_curves.tsv", f"{run}/probe/collapse.png"]
+        outputs += [f"{run}/probe/influence.tsv"]
     if config["marginal_trap"]["enabled"]:
         outputs += [f"{run}/probe/marginal_trap.tsv", f"{run}/probe/marginal_trap.png"]
     return outputs

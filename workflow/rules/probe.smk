@@ -79,3 +79,35 @@ rule marginal_trap:
         " --checkpoint {input.checkpoint:q} --data {input.data:q} {params.ar}"
         " --out-tsv {output.tsv:q} --out-json {output.json:q} --plot {output.plot:q}"
         " > {log:q} 2>&1"
+
+
+rule probe_influence:
+    input:
+        checkpoint="results/{run}/mdlm/model.pt",
+        data="results/{run}/data",
+    output:
+        json="results/{run}/probe/influence.json",
+        tsv=report(
+            "results/{run}/probe/influence.tsv",
+            caption="../report/influence.rst",
+            category="Discreteness probes",
+        ),
+    log:
+        "logs/probe_influence/{run}.log",
+    conda:
+        "../envs/dnadiff.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        cfg=config_json(
+            "run",
+            "data",
+            "influence",
+            evaluate={"batch_size": config["evaluate"]["batch_size"]},
+        ),
+    shell:
+        "dnadiff probe influence --config-json {params.cfg:q} --threads {threads}"
+        " --checkpoint {input.checkpoint:q} --data {input.data:q}"
+        " --out-tsv {output.tsv:q} --out-json {output.json:q} > {log:q} 2>&1"
