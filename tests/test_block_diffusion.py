@@ -4,6 +4,7 @@ training saw, every MDLM sampler inside a block, and the config and sampling ref
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from generation_kit import EPS, GEN, MASK, V, randomized_dit
@@ -305,3 +306,53 @@ def test_influence_of_a_block_model_stops_at_its_block_on_the_right():
     assert kl[("right", 1)] > 0 and kl[("right", 3)] > 0
     assert kl[("right", 4)] == 0 and kl[("right", 6)] == 0
     assert all(kl[("left", d)] > 0 for d in (1, 2, 3, 4, 6))
+
+
+def test_the_masked_reference_of_a_block_model_sees_what_it_sees():
+    """The masked Markov reference scored like a block model: a neighbour in an earlier block
+    is read clean, one in a later block is a wildcard; one block is the plain reference."""
+    from dnadiff.evaluation.masked_markov import MaskedMarkov
+
+    mm = MaskedMarkov(1, GEN, V, np.zeros(1), np.zeros(1), 0)
+    x0 = torch.tensor([[0, 1, 2, 3, 0, 1]])
+    x_t = torch.tensor([[MASK, 1, MASK, MASK, 0, MASK]])
+    G = len(GEN)  # the wildcard symbol
+    codes = mm.context_codes(x_t.numpy(), x0.numpy(), 2)[0, :, 1]
+    # blocks {0,1} {2,3} {4,5}; code = left * (G + 1) + right
+    want = [G * 5 + 1,   # 0: left outside, right 1 (same block, visible)
+            G * 5 + G,   # 1: left masked (same block), right in a later block
+            1 * 5 + G,   # 2: left clean 1 (earlier block), right masked
+            G * 5 + G,   # 3: left masked, right in a later block
+            3 * 5 + G,   # 4: left clean 3, right masked
+            0 * 5 + G]   # 5: left 0 (same block, visible), right outside
+    assert codes.tolist() == want
+    plain = mm.context_codes(x_t.numpy())[0, :, 1]
+    assert np.array_equal(mm.context_codes(x_t.numpy(), x0.numpy(), 6)[0, :, 1], plain)
+
+
+def test_a_deeper_model_samples_what_it_trained_on():
+    """Three blocks (the last one runs the noisy queries only): sampling's logits equal
+    training's, and nothing of a block's own or later clean tokens reaches it."""
+    from dnadiff.models.dit import DiT
+
+    torch.manual_seed(0)
+    model = DiT(V, dim=16, layers=3, heads=2, cond_dim=16, conv_kernel=5).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.4)
+    x0 = data()
+    g = torch.Generator().manual_seed(2)
+    x_t = torch.where(torch.rand(x0.shape, generator=g) < 0.5, torch.full_like(x0, MASK), x0)
+    other = torch.where(x_t == MASK, (x0 + 1) % 4, x0)  # other tokens under every mask
+    with torch.no_grad():
+        train = model.block_logits(x_t, x0, 4)
+        ctx = model.block_context(3)
+        for start in range(0, L, 4):
+            assert torch.allclose(model(x_t[:, start: start + 4], cond=ctx),
+                                  train[:, start: start + 4], atol=1e-5)
+            ctx.append(x0[:, start: start + 4])
+        leaked = model.block_logits(x_t, other, 4)
+    first = x_t[:, :4] == MASK
+    assert first.any()
+    # block 0 never sees clean tokens: its logits cannot change
+    assert torch.equal(leaked[:, :4], train[:, :4])

@@ -35,6 +35,7 @@ downstream:
 conditional: {{task: prom, steps: 6, batch_size: 8, val_every: 3, warmup_steps: 2,
                samples_per_class: 4, guidance: [0.0, 2.0], sampling_steps: 8}}
 probe: {{num_prompts: 6}}
+influence: {{windows: 8, distances: [1, 4, 16]}}
 marginal_trap: {{num_samples: 8, batch_size: 8, divisors: [1, 16]}}
 """
 GUE = ROOT.parent / "shared" / "data" / "benchmarks" / "gue" / "prom_core_notata"
@@ -253,7 +254,7 @@ def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
                  "evaluate_samples", "compare_likelihood", "downstream", "downstream_table",
                  "score_samples", "conditional_train", "conditional_sample",
-                 "conditional_score", "probe_collapse", "marginal_trap"):
+                 "conditional_score", "probe_collapse", "probe_influence", "marginal_trap"):
         assert (work / "logs" / rule).is_dir()
 
 
@@ -279,6 +280,8 @@ def test_tiny_workflow_discreteness_probes(tiny_run):
     assert all(1.0 < float(r["ar_bits_per_base"]) < 2.5 for r in trap)
     for png in ("collapse.png", "marginal_trap.png"):
         assert (res / "probe" / png).read_bytes()[:4] == b"\x89PNG"
+    influence = list(csv.DictReader(open(res / "probe" / "influence.tsv"), delimiter="\t"))
+    assert sorted({int(r["distance"]) for r in influence}) == [1, 4, 16]
 
 
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "text" / "tinyshakespeare.txt"
@@ -288,6 +291,7 @@ run: tinytext
 modality: text
 text: {{name: shakespeare, source: "{source}", vocab_size: 300}}
 data: {{window: 32}}
+diffusion: {{block_size: 8}}
 model: {{dim: 32, layers: 1, heads: 2, cond_dim: 32}}
 train: {{steps: 20, batch_size: 8, val_every: 10, val_windows: 4, log_every: 10, warmup_steps: 2}}
 sample: {{num_samples: 4, steps: 8, batch_size: 4}}
@@ -298,8 +302,10 @@ marginal_trap: {{num_samples: 4, divisors: [1, 8]}}
 
 
 def test_tiny_text_workflow(tmp_path):
-    """The text config end to end: BPE on tiny-shakespeare, MDLM and AR, samples as JSONL with
-    their metadata, perplexity bound, generative perplexity, and both probes (LIMA prompts)."""
+    """The text config end to end with block diffusion (blocks of 8 of the 32-token window;
+    the DNA workflow above is plain MDLM): BPE on tiny-shakespeare, block MDLM and AR, samples
+    as JSONL with their metadata, perplexity bound, generative perplexity, and both probes
+    (LIMA prompts)."""
     if not SHAKESPEARE.exists() or not LIMA.exists():
         pytest.skip(f"{SHAKESPEARE} or {LIMA} not present (../shared/data is needed)")
     (tmp_path / "config").mkdir()
@@ -313,6 +319,7 @@ def test_tiny_text_workflow(tmp_path):
     assert len(recs) == 4 and [r["id"] for r in recs] == [f"tinytext_{i}" for i in range(4)]
     for r in recs:
         assert len(r["tokens"]) == 32 and r["steps"] == 8 and r["sampler"] == "ancestral"
+        assert r["block_size"] == 8
         assert r["run"] == "tinytext" and isinstance(r["text"], str) and r["text"]
         assert max(r["tokens"]) < 298  # no [MASK] (298) or [PAD] (299)
     for objective in ("mdlm", "ar"):
@@ -331,10 +338,17 @@ def test_tiny_text_workflow(tmp_path):
     assert summary["prompt_source"] == str(LIMA) and summary["prompts"] == 5
     assert summary["masks"] == 16 and "eos_mass_mean" in summary["at_distance"]["1"]
     trap = list(csv.DictReader(open(res / "probe" / "marginal_trap.tsv"), delimiter="\t"))
-    assert [(r["sampler"], r["steps"]) for r in trap] == [
-        ("ancestral", "32"), ("ancestral", "4"), ("confidence", "32"), ("confidence", "4"),
-        ("remdm", "32"), ("remdm", "4"), ("first_hitting", "32"), ("", "0")]
+    # block diffusion: the steps denoise a block of 8, at 1 and 8 tokens per step
+    assert [(r["sampler"], r["steps"], r["block_size"]) for r in trap] == [
+        ("ancestral", "8", "8"), ("ancestral", "1", "8"), ("confidence", "8", "8"),
+        ("confidence", "1", "8"), ("remdm", "8", "8"), ("remdm", "1", "8"),
+        ("first_hitting", "8", "8"), ("", "0", "0")]
     assert all(float(r["gen_perplexity"]) > 1 for r in trap)
+    mdlm_lik = json.loads((res / "mdlm" / "likelihood.json").read_text())
+    assert mdlm_lik["estimate"] == "NELBO, continuous time"
+    # the default masked references: +-2 counted sparsely, +-4 left out for 298 tokens
+    refs = {m["k"]: m for m in mdlm_lik["masked_markov_baselines"]}
+    assert "bits_per_token" in refs[2] and "skipped" in refs[4]
     assert "Nothing to be done" in snakemake("-n", workdir=tmp_path).stdout
     snakemake("--report", str(tmp_path / "report.html"), workdir=tmp_path)
     assert "marginal_trap" in (tmp_path / "report.html").read_text(errors="replace")

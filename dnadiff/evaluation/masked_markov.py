@@ -70,9 +70,11 @@ class MaskedMarkov:
         pos = np.minimum(np.searchsorted(skeys, keys), len(skeys) - 1)
         return np.where(skeys[pos] == keys, counts[pos], 0)
 
-    def context_codes(self, tokens) -> np.ndarray:
+    def context_codes(self, tokens, clean=None, size: int | None = None) -> np.ndarray:
         """``[B, L, k + 1]``: the context code of every position at each level j = 0..k (the
-        neighbours within distance j; farther ones wildcards)."""
+        neighbours within distance j; farther ones wildcards). With ``clean`` and ``size``
+        (block diffusion): a neighbour in an earlier block is read from ``clean``, one in a
+        later block is a wildcard, as the block model sees them."""
         sym = self.lut[np.asarray(tokens, dtype=np.int64)]
         k, G = self.k, self.G
         if k == 0:
@@ -81,14 +83,25 @@ class MaskedMarkov:
         L = sym.shape[1]
         offsets = [o for o in range(-k, k + 1) if o]
         digits = np.stack([padded[:, k + o:k + o + L] for o in offsets], axis=-1)
+        if clean is not None:
+            before = np.pad(self.lut[np.asarray(clean, dtype=np.int64)], ((0, 0), (k, k)),
+                            constant_values=G)
+            blk = np.arange(L) // size
+            bpad = np.pad(blk, (k, k), constant_values=-1)
+            bpad[k + L:] = blk[-1] + 1  # past the window: a later block (a wildcard anyway)
+            for n, o in enumerate(offsets):
+                bj = bpad[k + o:k + o + L]
+                digits[..., n] = np.where(bj == blk, digits[..., n],
+                                          np.where(bj < blk, before[:, k + o:k + o + L], G))
         dist = np.abs(np.array(offsets))
         return np.stack([np.where(dist <= j, digits, G) @ self.weights for j in range(k + 1)],
                         axis=-1)
 
-    def probs(self, tokens) -> np.ndarray:
+    def probs(self, tokens, clean=None, size: int | None = None) -> np.ndarray:
         """``[B, L, G]`` float64: p(centre | its +-k neighbours, with backoff) at every
-        position (the centre's own token is never looked at)."""
-        codes = self.context_codes(tokens)
+        position (the centre's own token is never looked at; ``clean``, ``size``: as the
+        block model sees them, :meth:`context_codes`)."""
+        codes = self.context_codes(tokens, clean, size)
         tot = self._lookup(self.totals, codes)
         level = np.zeros(codes.shape[:-1], dtype=np.int64)  # the widest level with min_count
         for j in range(1, self.k + 1):
@@ -99,10 +112,18 @@ class MaskedMarkov:
         return (counts + self.alpha) / (n[..., None] + self.alpha * self.G)
 
     def __call__(self, tokens, sigma=None, cond=None) -> torch.Tensor:
-        p = self.probs(tokens.cpu().numpy())
+        return self._logits(self.probs(tokens.cpu().numpy()), tokens.device)
+
+    def block_logits(self, noisy, clean, size: int, sigma=None, cond=None) -> torch.Tensor:
+        """Logits as a block diffusion model's (earlier blocks clean, later ones unseen): the
+        masked reference of a block model, scored under its times and masks."""
+        return self._logits(self.probs(noisy.cpu().numpy(), clean.cpu().numpy(), size),
+                            noisy.device)
+
+    def _logits(self, p: np.ndarray, device) -> torch.Tensor:
         out = torch.full((*p.shape[:-1], self.vocab_size), float("-inf"))
         out[..., torch.from_numpy(self.generable)] = torch.from_numpy(np.log(p)).float()
-        return out.to(tokens.device)
+        return out.to(device)
 
     def eval(self):  # called like a backbone
         return self
@@ -159,6 +180,16 @@ def _sparse_table(pieces, k: int, G: int):
     return (skeys, counts), (tkeys, np.bincount(tinv, weights=counts).astype(np.int64))
 
 
+def order_problem(k: int, generable: int) -> str | None:
+    """Why a +-k masked count model of ``generable`` tokens cannot be fitted, or None."""
+    entries = (generable + 1) ** (2 * k) * generable
+    if entries > DENSE_MAX and (k > 2 or math.log2(entries) > 62):
+        return (f"masked Markov +-{k}: a vocabulary of {generable} tokens has {entries:.3g} "
+                "contexts; use an order of at most 2 for it (sparse counting) or drop it from "
+                "evaluate.masked_markov_orders")
+    return None
+
+
 def fit_masked_markov(train, k: int, tokenizer: dict, min_count: int,
                       pseudocount: float = 0.5) -> MaskedMarkov:
     """The +-k masked count model of the token arrays ``train`` (both strands when the
@@ -166,12 +197,10 @@ def fit_masked_markov(train, k: int, tokenizer: dict, min_count: int,
     gen = np.asarray(tokenizer["generable_ids"], dtype=np.int64)
     vocab = len(tokenizer["tokens"])
     G = len(gen)
-    entries = (G + 1) ** (2 * k) * G
-    dense = entries <= DENSE_MAX
-    if not dense and (k > 2 or math.log2(entries) > 62):
-        raise DnadiffError(f"masked Markov +-{k}: a vocabulary of {G} tokens has "
-                           f"{entries:.3g} contexts; use an order of at most 2 for it (sparse "
-                           "counting) or drop it from evaluate.masked_markov_orders")
+    problem = order_problem(k, G)
+    if problem:
+        raise DnadiffError(problem)
+    dense = (G + 1) ** (2 * k) * G <= DENSE_MAX
     lut = np.full(vocab, G, dtype=np.int64)
     lut[gen] = np.arange(G)
     comp = tokenizer.get("complement")

@@ -74,6 +74,14 @@ class DiTBlock(nn.Module):
         x = x + g2[:, None, :] * F.dropout(self.mlp(h), self.dropout, self.training)
         return x if past is None else (x, (k, v))
 
+    def keys_values(self, x, c, cos, sin):
+        """The keys and values [B, H, L, D/H] this block's attention takes from ``x``."""
+        B, L, D = x.shape
+        sh1, sc1 = self.ada(c).chunk(6, dim=-1)[:2]
+        h = modulate(self.norm1(x), sh1, sc1)
+        _, k, v = self.qkv(h).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        return apply_rotary(k, cos, sin), v
+
     def step(self, x, c, cos, sin, cache: dict):
         """One new position ``x`` [B, 1, D] of a causal block, attending to the keys and values
         of the positions before it (``cache``, extended in place)."""
@@ -200,9 +208,16 @@ class DiT(Backbone):
         cos, sin = rotary_tables(L, self.head_dim, noisy.device)
         cos, sin = torch.cat([cos, cos]), torch.cat([sin, sin])
         mask = attention_mask(L, size, noisy.device)
-        for blk in self.blocks:
+        for blk in self.blocks[:-1]:
             x = blk(x, c, cos, sin, mask=mask)
-        return x[:, :L], c
+        # the last block: only the noisy copy's outputs are used, so only its queries run,
+        # against the clean copy's keys and values (first) and its own
+        last = self.blocks[-1]
+        past = last.keys_values(x[:, L:], c, cos[L:], sin[L:])
+        rows = mask[:L]
+        x, _ = last(x[:, :L], c, cos[:L], sin[:L], mask=torch.cat([rows[:, L:], rows[:, :L]], 1),
+                    past=past)
+        return x, c
 
     def hidden(self, tokens, sigma=None, cond=None):
         if isinstance(cond, BlockContext):  # a block after the finished ones (block diffusion)
