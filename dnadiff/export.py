@@ -85,7 +85,8 @@ def export_checkpoint(checkpoint, out) -> dict:
         for key, value in (ckpt.get(part) or {}).items():
             tensors[prefix + key] = value.detach().cpu().contiguous().clone()  # unshared
     version = dnadiff_version()
-    meta = {k: _jsonable(v, k) for k, v in ckpt.items()
+    saved = {**ckpt, "tokenizer": ckpt["tokenizer"].to_dict()}  # the tokenizer as it is saved
+    meta = {k: _jsonable(v, k) for k, v in saved.items()
             if k not in TENSOR_PARTS and not k.startswith("_")}
     meta["export"] = {"dnadiff": version, "source": Path(checkpoint).name,
                       "weights": WEIGHTS_FILE, "ema": ckpt.get("ema_state_dict") is not None,
@@ -281,8 +282,7 @@ def model_card(ckpt: dict, version: str) -> str:
     ema = ckpt.get("ema_state_dict") is not None
     rows = "\n".join(f"| {_md(k)} | {_fmt(v)} | {METRIC_WORDS.get(k, '')} |"
                      for k, v in metrics.items()) or "| (none recorded) | | |"
-    tokens = ", ".join(_md(t) for t in tok["tokens"][:8]) + (
-        ", ..." if len(tok["tokens"]) > 8 else "")
+    tokens = ", ".join(_md(t) for t in tok.tokens[:8]) + (", ..." if tok.vocab_size > 8 else "")
     weights = f"`{WEIGHTS_FILE}`" + (f"; the EMA weights (used by default) under "
                                      f"`{EMA_PREFIX}`" if ema else "")
     tags = "text" if modality == "text" else "dna, genomics"
@@ -305,7 +305,7 @@ Step {ckpt['step']}; {count_parameters(ckpt):,} parameters.
 ## Model
 
 - backbone: `{m['backbone']}`, dim {m['dim']}, {m['layers']} layers, {m['heads']} heads
-- tokenizer: {len(tok['tokens'])} tokens ({tokens})
+- tokenizer: {tok.vocab_size} tokens ({tokens})
 - weights: {weights}
 - everything else (full run config, tokenizer, step, metrics): `{META_FILE}`
 

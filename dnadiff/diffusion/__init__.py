@@ -9,18 +9,18 @@ from dnadiff.diffusion.mdlm import MDLM
 from dnadiff.diffusion.schedule import build_schedule
 
 
-def build_objective(cfg: dict, tokenizer: dict):
+def build_objective(cfg: dict, tokenizer):
     """The training objective named by ``cfg["objective"]`` (``mdlm`` or ``ar``).
 
-    Both see only token ids: the mask id, the generable ids and the vocabulary size.
+    Both see only token ids: the tokenizer's mask id, generable ids and vocabulary size.
     """
-    vocab = len(tokenizer["tokens"])
+    vocab = tokenizer.vocab_size
     if cfg["objective"] == "mdlm":
-        return MDLM(build_schedule(cfg["diffusion"]), tokenizer["mask_id"],
-                    tokenizer["generable_ids"], vocab,
+        return MDLM(build_schedule(cfg["diffusion"]), tokenizer.mask_id,
+                    tokenizer.generable_ids, vocab,
                     time_conditioning=cfg["model"]["time_conditioning"],
                     train_discrete_T=cfg["diffusion"]["train_discrete_T"],
                     train_time_power=cfg["diffusion"]["train_time_power"])
     if cfg["objective"] == "ar":
-        return Autoregressive(tokenizer["mask_id"], tokenizer["generable_ids"], vocab)
+        return Autoregressive(tokenizer.mask_id, tokenizer.generable_ids, vocab)
     raise ValueError(f"unknown objective {cfg['objective']!r} (known: mdlm, ar)")

@@ -52,7 +52,7 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
     dev = runtime.device(device)
     tok = ckpt["tokenizer"]
     cfg = validate_config(ckpt["config"], "checkpoint config")  # fills keys added since
-    complement = tok.get("complement")
+    complement = tok.complement
     num_classes = len(task.classes)
     methods = ds_cfg["methods"]
     ft = ds_cfg["finetune"]
@@ -76,12 +76,12 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
     def classifier(method, seed):
         torch.manual_seed(seed)
         if method == "cnn":
-            return GenomicBenchmarksCNN(len(tok["tokens"]), input_len, num_classes)
+            return GenomicBenchmarksCNN(tok.vocab_size, input_len, num_classes)
         if method == "finetune":
             backbone, _, _ = model_from_checkpoint(ckpt, rc_conjoin=False)
         else:
             backbone = build_backbone(dict(cfg["model"], rc_conjoin=False, num_classes=None),
-                                      len(tok["tokens"]), complement=complement)
+                                      tok.vocab_size, complement=complement)
         model = SequenceClassifier(backbone, num_classes, ft["dropout"])
         if ft["rc_conjoin"]:
             if complement is None:
