@@ -107,22 +107,36 @@ def load_checkpoint(path) -> dict:
         raise InputFileError(path, "checkpoint not found")
     if path.is_dir():
         return _load_folder(path)
+    ckpt = _read_torch_file(path, "checkpoint")
+    _check_format(path, ckpt, "checkpoint", "not a dnadiff checkpoint (a PyTorch file without "
+                  f"format={FORMAT!r}; dnadiff train writes them)")
+    _check_parts(path, ckpt)
+    ckpt["_path"] = str(path)  # for error messages of later readers (not saved)
+    return ckpt
+
+
+def _read_torch_file(path: Path, what: str):
+    """What ``torch.load(..., weights_only=True)`` reads from ``path``, a file from anywhere
+    (``what``: the kind of file, for the message): one :class:`InputFileError` where it does not
+    look like a PyTorch file or cannot be read as one."""
     problem = sniff_torch_file(path)
     if problem:
         raise InputFileError(path, problem)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file is "corrupt"
-        raise InputFileError(path, _load_failure(exc, "checkpoint")) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise InputFileError(path, "not a dnadiff checkpoint (a PyTorch file without "
-                                   f"format={FORMAT!r}; dnadiff train writes them)")
-    if ckpt.get("version") != VERSION:
-        raise InputFileError(path, f"checkpoint version {ckpt.get('version')} is not supported "
+        raise InputFileError(path, _load_failure(exc, what)) from None
+
+
+def _check_format(path, parts, kind: str, not_ours: str) -> None:
+    """``parts`` (a checkpoint, or the config.json of an export) are in the format and version
+    this dnadiff reads; else one :class:`InputFileError` naming ``path`` (``not_ours``: what
+    it says of a file without the format; ``kind``: what has the version)."""
+    if not isinstance(parts, dict) or parts.get("format") != FORMAT:
+        raise InputFileError(path, not_ours)
+    if parts.get("version") != VERSION:
+        raise InputFileError(path, f"{kind} version {parts.get('version')} is not supported "
                                    f"(this dnadiff reads version {VERSION})")
-    _check_parts(path, ckpt)
-    ckpt["_path"] = str(path)  # for error messages of later readers (not saved)
-    return ckpt
 
 
 def _load_failure(exc: BaseException, what: str) -> str:
@@ -162,12 +176,8 @@ def _load_folder(path: Path) -> dict:
     if isinstance(meta, (dict, list)) and json_depth(meta, MAX_DEPTH):
         raise InputFileError(meta_path, f"nests containers deeper than {MAX_DEPTH} levels: not "
                                         "the config.json of a dnadiff model")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputFileError(meta_path, f"not the config.json of a dnadiff model (no "
-                                        f"format={FORMAT!r}; dnadiff export writes them)")
-    if meta.get("version") != VERSION:
-        raise InputFileError(meta_path, f"model version {meta.get('version')} is not supported "
-                                        f"(this dnadiff reads version {VERSION})")
+    _check_format(meta_path, meta, "model", "not the config.json of a dnadiff model (no "
+                  f"format={FORMAT!r}; dnadiff export writes them)")
     meta.pop("export", None)
     try:
         from safetensors.torch import load_file
@@ -360,13 +370,7 @@ def load_classifier(path) -> tuple[SequenceClassifier, dict]:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "classifier checkpoint not found")
-    problem = sniff_torch_file(path)
-    if problem:
-        raise InputFileError(path, problem)
-    try:
-        c = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file
-        raise InputFileError(path, _load_failure(exc, "classifier checkpoint")) from None
+    c = _read_torch_file(path, "classifier checkpoint")
     if not isinstance(c, dict) or c.get("format") != CLASSIFIER_FORMAT:
         raise InputFileError(path, "not a dnadiff classifier checkpoint")
     cfg = validate_config(c["config"], f"{path} config")
