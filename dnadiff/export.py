@@ -204,28 +204,23 @@ def _names(names: list[str], most: int = 10) -> str:
 
 
 def _data_lines(cfg: dict, prov: dict) -> list[str]:
-    window = cfg["data"]["window"]
+    window, text = cfg["data"]["window"], cfg.get("modality") == "text"
+    # what the data is, the config section that names it, what it is read from
+    what, section, file, kind = (("corpus", cfg["text"], "text file", "corpus") if text else
+                                 ("reference genome", cfg["reference"], "FASTA file", "genome"))
     if prov["source"] is None:
-        what = "corpus" if cfg.get("modality") == "text" else "reference genome"
         lines = [f"- {what}: unknown (this checkpoint does not record the data it was "
                  "trained on)"]
-    elif cfg.get("modality") == "text":
-        t = cfg["text"]
-        lines = [f"- corpus: **{_md(t['name'])}** ({_md(t['source'])}), prepared from "
-                 f"{_md(prov['source'])}" if prov["named"] else
-                 f"- corpus: the text file {_md(prov['source'])} (not a corpus dnadiff "
-                 "fetched by name)"]
+    elif prov["named"]:
+        lines = [f"- {what}: **{_md(section['name'])}** ({_md(section['source'])}), prepared "
+                 f"from {_md(prov['source'])}"]
     else:
-        ref = cfg["reference"]
-        lines = [f"- reference genome: **{_md(ref['name'])}** ({_md(ref['source'])}), prepared "
-                 f"from {_md(prov['source'])}" if prov["named"] else
-                 f"- reference genome: the FASTA file {_md(prov['source'])} (not a genome "
-                 "dnadiff fetched by name)"]
+        lines = [f"- {what}: the {file} {_md(prov['source'])} (not a {kind} dnadiff fetched by "
+                 "name)"]
     if prov["digest"]:
         lines.append(f"- prepared data: index.json sha256 {prov['digest']}")
-    if cfg.get("modality") == "text":
-        t = cfg["text"]
-        lines.append(f"- window: {window} tokens, {_md(t['tokenizer'])} tokenizer")
+    if text:
+        lines.append(f"- window: {window} tokens, {_md(section['tokenizer'])} tokenizer")
         return lines
     held = prov["held"]
     if held is None:

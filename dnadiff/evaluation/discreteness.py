@@ -100,10 +100,17 @@ def _same_tokenizer(tok, genome: PreparedData, checkpoint) -> None:
                            "model trained on this prepared data?)")
 
 
-def _require_mdlm(objective, checkpoint) -> None:
+def _load_mdlm(checkpoint):
+    """(the checkpoint, its model on this machine's device, objective, tokenizer, the device)
+    of ``checkpoint``, which the probes need to be a masked diffusion (mdlm) model."""
+    ckpt = load_checkpoint(checkpoint)
+    model, objective, tokenizer = model_from_checkpoint(ckpt)
     if objective.name != "mdlm":
         raise DnadiffError(f"{checkpoint}: the probes need a masked diffusion (mdlm) checkpoint, "
                            f"not {objective.name!r}")
+    device = runtime.device()
+    model.to(device)
+    return ckpt, model, objective, tokenizer, device
 
 
 def time_for_masked_fraction(schedule, fraction: float) -> float:
@@ -206,11 +213,7 @@ def collapse_curves(rows: list[dict]) -> list[dict]:
 def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_length: int,
                  prompts_file=None, batch_size: int = 32) -> dict:
     """The probe on ``checkpoint``: rows, curves and a summary (entropy at distance 1/32/128)."""
-    ckpt = load_checkpoint(checkpoint)
-    model, objective, tokenizer = model_from_checkpoint(ckpt)
-    _require_mdlm(objective, checkpoint)
-    device = runtime.device()
-    model.to(device)
+    ckpt, model, objective, tokenizer, device = _load_mdlm(checkpoint)
     genome = PreparedData(data_dir)
     _same_tokenizer(tokenizer, genome, checkpoint)
     n = probe_cfg["num_prompts"]
@@ -270,11 +273,7 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
     with a reference row for real held-out windows (tokens_per_step 0): validation windows for
     DNA (the floor of the k-mer figures against the test split), test windows for text (the AR
     scorer was selected on validation). Samplers take their options from ``sample_cfg``."""
-    ckpt = load_checkpoint(checkpoint)
-    model, objective, tok = model_from_checkpoint(ckpt)
-    _require_mdlm(objective, checkpoint)
-    device = runtime.device()
-    model.to(device)
+    ckpt, model, objective, tok, device = _load_mdlm(checkpoint)
     window = ckpt["config"]["data"]["window"]
     length = resolve_section("marginal_trap", trap_cfg, window)["length"]
     if length > window:
