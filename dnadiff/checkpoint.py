@@ -54,13 +54,15 @@ def _cpu_state(state: dict) -> dict:
             for k, v in state.items()}
 
 
-def save_checkpoint(path, model, config: dict, tokenizer: dict, step: int,
+def save_checkpoint(path, model, config: dict, tokenizer, step: int,
                     metrics: dict | None = None, ema_state: dict | None = None,
                     data: dict | None = None) -> None:
-    """Write weights (+ EMA weights when given), the full config and the tokenizer; ``data``:
-    where the training data came from (:meth:`dnadiff.data.prepared.PreparedData.provenance`),
-    which the model card of an export reports."""
-    payload = {"format": FORMAT, "version": VERSION, "config": config, "tokenizer": tokenizer,
+    """Write weights (+ EMA weights when given), the full config and the tokenizer (saved as
+    its dict); ``data``: where the training data came from
+    (:meth:`dnadiff.data.prepared.PreparedData.provenance`), which the model card of an export
+    reports."""
+    payload = {"format": FORMAT, "version": VERSION, "config": config,
+               "tokenizer": tokenizer.to_dict(),
                "step": int(step), "metrics": metrics or {},
                "state_dict": _cpu_state(model.state_dict())}
     if data is not None:
@@ -98,28 +100,43 @@ def sniff_torch_file(path: Path) -> str | None:
 def load_checkpoint(path) -> dict:
     """Read a dnadiff checkpoint (``weights_only=True``: tensors and plain containers only, so
     a file from elsewhere cannot run code) and check its parts; every problem is one
-    :class:`InputFileError` naming the file."""
+    :class:`InputFileError` naming the file. Its ``tokenizer`` is the tokenizer object (the
+    file holds its dict)."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "checkpoint not found")
     if path.is_dir():
         return _load_folder(path)
+    ckpt = _read_torch_file(path, "checkpoint")
+    _check_format(path, ckpt, "checkpoint", "not a dnadiff checkpoint (a PyTorch file without "
+                  f"format={FORMAT!r}; dnadiff train writes them)")
+    _check_parts(path, ckpt)
+    ckpt["_path"] = str(path)  # for error messages of later readers (not saved)
+    return ckpt
+
+
+def _read_torch_file(path: Path, what: str):
+    """What ``torch.load(..., weights_only=True)`` reads from ``path``, a file from anywhere
+    (``what``: the kind of file, for the message): one :class:`InputFileError` where it does not
+    look like a PyTorch file or cannot be read as one."""
     problem = sniff_torch_file(path)
     if problem:
         raise InputFileError(path, problem)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file is "corrupt"
-        raise InputFileError(path, _load_failure(exc, "checkpoint")) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise InputFileError(path, "not a dnadiff checkpoint (a PyTorch file without "
-                                   f"format={FORMAT!r}; dnadiff train writes them)")
-    if ckpt.get("version") != VERSION:
-        raise InputFileError(path, f"checkpoint version {ckpt.get('version')} is not supported "
+        raise InputFileError(path, _load_failure(exc, what)) from None
+
+
+def _check_format(path, parts, kind: str, not_ours: str) -> None:
+    """``parts`` (a checkpoint, or the config.json of an export) are in the format and version
+    this dnadiff reads; else one :class:`InputFileError` naming ``path`` (``not_ours``: what
+    it says of a file without the format; ``kind``: what has the version)."""
+    if not isinstance(parts, dict) or parts.get("format") != FORMAT:
+        raise InputFileError(path, not_ours)
+    if parts.get("version") != VERSION:
+        raise InputFileError(path, f"{kind} version {parts.get('version')} is not supported "
                                    f"(this dnadiff reads version {VERSION})")
-    _check_parts(path, ckpt)
-    ckpt["_path"] = str(path)  # for error messages of later readers (not saved)
-    return ckpt
 
 
 def _load_failure(exc: BaseException, what: str) -> str:
@@ -159,12 +176,8 @@ def _load_folder(path: Path) -> dict:
     if isinstance(meta, (dict, list)) and json_depth(meta, MAX_DEPTH):
         raise InputFileError(meta_path, f"nests containers deeper than {MAX_DEPTH} levels: not "
                                         "the config.json of a dnadiff model")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputFileError(meta_path, f"not the config.json of a dnadiff model (no "
-                                        f"format={FORMAT!r}; dnadiff export writes them)")
-    if meta.get("version") != VERSION:
-        raise InputFileError(meta_path, f"model version {meta.get('version')} is not supported "
-                                        f"(this dnadiff reads version {VERSION})")
+    _check_format(meta_path, meta, "model", "not the config.json of a dnadiff model (no "
+                  f"format={FORMAT!r}; dnadiff export writes them)")
     meta.pop("export", None)
     try:
         from safetensors.torch import load_file
@@ -254,8 +267,9 @@ def _record_problem(ckpt: dict) -> str | None:
 
 
 def _check_parts(path: Path, ckpt: dict, weights_file=None) -> None:
-    """The parts every reader relies on: a config, a tokenizer, a step, metrics and finite
-    weights (errors about the weights name ``weights_file`` when they come from one)."""
+    """The parts every reader relies on: a config, a tokenizer (rebuilt here from its dict: the
+    object replaces it in ``ckpt``), a step, metrics and finite weights (errors about the
+    weights name ``weights_file`` when they come from one)."""
     for key, kind in (("config", dict), ("tokenizer", dict), ("state_dict", dict)):
         if not isinstance(ckpt.get(key), kind):
             raise InputFileError(path, f"checkpoint has no {key!r} ({kind.__name__}): "
@@ -272,7 +286,7 @@ def _check_parts(path: Path, ckpt: dict, weights_file=None) -> None:
     if problem:
         raise InputFileError(path, f"checkpoint {problem}")
     try:
-        tokenizer_from_dict(tok)
+        ckpt["tokenizer"] = tokenizer_from_dict(tok)
     except Exception as exc:  # noqa: BLE001 - any broken entry is the file's problem
         raise InputFileError(path, f"checkpoint tokenizer cannot be rebuilt "
                                    f"({type(exc).__name__}: {str(exc)[:160]})") from None
@@ -293,7 +307,7 @@ def _check_parts(path: Path, ckpt: dict, weights_file=None) -> None:
 
 
 def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | None = None):
-    """Rebuild (backbone in eval mode, objective, tokenizer dict) from a loaded checkpoint.
+    """Rebuild (backbone in eval mode, objective, tokenizer) from a loaded checkpoint.
 
     The EMA weights are used when the checkpoint has them (unless ``use_ema`` is False).
     ``rc_conjoin`` overrides the trained ``model.rc_conjoin`` (None keeps it; it never applies
@@ -314,7 +328,7 @@ def model_from_checkpoint(ckpt: dict, use_ema: bool = True, rc_conjoin: bool | N
 
 
 def _build(ckpt: dict, where, rc_conjoin: bool | None = None):
-    """(backbone with fresh weights, objective, tokenizer dict) of a checkpoint's config."""
+    """(backbone with fresh weights, objective, tokenizer) of a checkpoint's config."""
     try:
         cfg = validate_config(ckpt["config"], f"{where}: its config")  # fills keys added since
     except DnadiffError as exc:
@@ -328,8 +342,8 @@ def _build(ckpt: dict, where, rc_conjoin: bool | None = None):
                  "usable here (%s): using the pure-PyTorch scan", mamba_ssm_status()[1])
         model_cfg["scan_impl"] = "auto"
     objective = build_objective(cfg, tok)
-    model = build_backbone(model_cfg, len(tok["tokens"]),
-                           causal=objective.causal, complement=tok.get("complement"))
+    model = build_backbone(model_cfg, tok.vocab_size, causal=objective.causal,
+                           complement=tok.complement)
     return model, objective, tok
 
 
@@ -341,7 +355,7 @@ def save_classifier(path, model: SequenceClassifier, ckpt: dict, task, record: d
     cfg["model"]["rc_conjoin"] = False
     cfg["model"]["num_classes"] = None
     payload = {"format": CLASSIFIER_FORMAT, "version": 1, "config": cfg,
-               "tokenizer": ckpt["tokenizer"], "classes": list(task.classes),
+               "tokenizer": ckpt["tokenizer"].to_dict(), "classes": list(task.classes),
                "length": task.length, "task": task.name, "record": record,
                "dropout": model.dropout,
                "rc_conjoin": model.backbone.rc_conjoin is not None,
@@ -351,29 +365,26 @@ def save_classifier(path, model: SequenceClassifier, ckpt: dict, task, record: d
 
 
 def load_classifier(path) -> tuple[SequenceClassifier, dict]:
-    """A saved classifier (eval mode) and its metadata (classes, length, task, record)."""
+    """A saved classifier (eval mode) and its metadata (classes, length, task, record, the
+    tokenizer object)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "classifier checkpoint not found")
-    problem = sniff_torch_file(path)
-    if problem:
-        raise InputFileError(path, problem)
-    try:
-        c = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to read an untrusted file
-        raise InputFileError(path, _load_failure(exc, "classifier checkpoint")) from None
+    c = _read_torch_file(path, "classifier checkpoint")
     if not isinstance(c, dict) or c.get("format") != CLASSIFIER_FORMAT:
         raise InputFileError(path, "not a dnadiff classifier checkpoint")
     cfg = validate_config(c["config"], f"{path} config")
-    tok = c["tokenizer"]
-    backbone = build_backbone(cfg["model"], len(tok["tokens"]),
-                              complement=tok.get("complement"))
+    try:
+        tok = tokenizer_from_dict(c["tokenizer"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputFileError(path, f"malformed classifier checkpoint ({exc})"[:300]) from None
+    backbone = build_backbone(cfg["model"], tok.vocab_size, complement=tok.complement)
     try:
         model = SequenceClassifier(backbone, len(c["classes"]), c["dropout"])
         model.load_state_dict(c["state_dict"])
         if c.get("rc_conjoin"):  # scored as it was selected: strand-averaged features
-            model.backbone.set_rc_conjoin(tok["complement"], len(tok["tokens"]))
-        meta = {k: c[k] for k in ("classes", "length", "task", "record", "tokenizer")}
+            model.backbone.set_rc_conjoin(tok.complement, tok.vocab_size)
+        meta = {**{k: c[k] for k in ("classes", "length", "task", "record")}, "tokenizer": tok}
     except (KeyError, RuntimeError, TypeError) as exc:
         raise InputFileError(path, f"malformed classifier checkpoint ({exc})"[:300]) from None
     return model.eval(), meta

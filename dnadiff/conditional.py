@@ -35,7 +35,7 @@ from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.models.classifier import predict_proba
 from dnadiff.resolve import resolve_section
 from dnadiff.tasks import split_validation
-from dnadiff.tokenizers import N_BASES, DNATokenizer, tokenizer_from_dict
+from dnadiff.tokenizers import N_BASES, DNATokenizer
 from dnadiff.training import fit
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def train_conditional(task, pre_ckpt: dict, run_cfg: dict, checkpoint_out, metri
         train_set, val = split_validation(task.train, cond_cfg["validation_fraction"],
                                           tc["seed"])
     train_ds = LabeledSequences(train_set, tc["steps"] * tc["batch_size"], seed=tc["seed"],
-                                complement=tok.get("complement"),
+                                complement=tok.complement,
                                 rc_prob=cond_cfg["rc_augment"])
     val_ds = LabeledSequences(val, 0)
     # validation loss is for monitoring: a seeded draw of 1,024 suffices (not file order,
@@ -207,7 +207,7 @@ def sample_records(ckpt: dict, cfg: dict, seed: int = 0):
     """Yield (header, sequence) of every sample of :func:`sample_conditional`, every (class,
     guidance) group and then the unconditional one; headers ``<class>_w<guidance>_<i>
     class=<class> guidance=<w> run=<run>`` (read back by :func:`read_conditional_samples`)."""
-    tok = tokenizer_from_dict(ckpt["tokenizer"])
+    tok = ckpt["tokenizer"]
     for name, w, x in sample_conditional(ckpt, cfg["conditional"], seed,
                                          cfg["downstream"]["device"], cfg["sample"]):
         for i, row in enumerate(x):

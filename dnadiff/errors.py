@@ -17,22 +17,21 @@ class DnadiffError(Exception):
     """A problem with the user's input (file, config, checkpoint) described in one line."""
 
 
-class InputFileError(DnadiffError):
+class _PathError(DnadiffError):
+    """A problem with one file or folder: the message starts with its path."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class InputFileError(_PathError):
     """A problem with an input file; the message always starts with the file's path."""
 
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
-
-class OutputError(DnadiffError):
+class OutputError(_PathError):
     """An output that cannot be written; the message starts with the output's path."""
-
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 #: errno values that describe the file system rather than a bug in dnadiff

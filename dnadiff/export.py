@@ -85,7 +85,8 @@ def export_checkpoint(checkpoint, out) -> dict:
         for key, value in (ckpt.get(part) or {}).items():
             tensors[prefix + key] = value.detach().cpu().contiguous().clone()  # unshared
     version = dnadiff_version()
-    meta = {k: _jsonable(v, k) for k, v in ckpt.items()
+    saved = {**ckpt, "tokenizer": ckpt["tokenizer"].to_dict()}  # the tokenizer as it is saved
+    meta = {k: _jsonable(v, k) for k, v in saved.items()
             if k not in TENSOR_PARTS and not k.startswith("_")}
     meta["export"] = {"dnadiff": version, "source": Path(checkpoint).name,
                       "weights": WEIGHTS_FILE, "ema": ckpt.get("ema_state_dict") is not None,
@@ -203,28 +204,23 @@ def _names(names: list[str], most: int = 10) -> str:
 
 
 def _data_lines(cfg: dict, prov: dict) -> list[str]:
-    window = cfg["data"]["window"]
+    window, text = cfg["data"]["window"], cfg.get("modality") == "text"
+    # what the data is, the config section that names it, what it is read from
+    what, section, file, kind = (("corpus", cfg["text"], "text file", "corpus") if text else
+                                 ("reference genome", cfg["reference"], "FASTA file", "genome"))
     if prov["source"] is None:
-        what = "corpus" if cfg.get("modality") == "text" else "reference genome"
         lines = [f"- {what}: unknown (this checkpoint does not record the data it was "
                  "trained on)"]
-    elif cfg.get("modality") == "text":
-        t = cfg["text"]
-        lines = [f"- corpus: **{_md(t['name'])}** ({_md(t['source'])}), prepared from "
-                 f"{_md(prov['source'])}" if prov["named"] else
-                 f"- corpus: the text file {_md(prov['source'])} (not a corpus dnadiff "
-                 "fetched by name)"]
+    elif prov["named"]:
+        lines = [f"- {what}: **{_md(section['name'])}** ({_md(section['source'])}), prepared "
+                 f"from {_md(prov['source'])}"]
     else:
-        ref = cfg["reference"]
-        lines = [f"- reference genome: **{_md(ref['name'])}** ({_md(ref['source'])}), prepared "
-                 f"from {_md(prov['source'])}" if prov["named"] else
-                 f"- reference genome: the FASTA file {_md(prov['source'])} (not a genome "
-                 "dnadiff fetched by name)"]
+        lines = [f"- {what}: the {file} {_md(prov['source'])} (not a {kind} dnadiff fetched by "
+                 "name)"]
     if prov["digest"]:
         lines.append(f"- prepared data: index.json sha256 {prov['digest']}")
-    if cfg.get("modality") == "text":
-        t = cfg["text"]
-        lines.append(f"- window: {window} tokens, {_md(t['tokenizer'])} tokenizer")
+    if text:
+        lines.append(f"- window: {window} tokens, {_md(section['tokenizer'])} tokenizer")
         return lines
     held = prov["held"]
     if held is None:
@@ -281,8 +277,7 @@ def model_card(ckpt: dict, version: str) -> str:
     ema = ckpt.get("ema_state_dict") is not None
     rows = "\n".join(f"| {_md(k)} | {_fmt(v)} | {METRIC_WORDS.get(k, '')} |"
                      for k, v in metrics.items()) or "| (none recorded) | | |"
-    tokens = ", ".join(_md(t) for t in tok["tokens"][:8]) + (
-        ", ..." if len(tok["tokens"]) > 8 else "")
+    tokens = ", ".join(_md(t) for t in tok.tokens[:8]) + (", ..." if tok.vocab_size > 8 else "")
     weights = f"`{WEIGHTS_FILE}`" + (f"; the EMA weights (used by default) under "
                                      f"`{EMA_PREFIX}`" if ema else "")
     tags = "text" if modality == "text" else "dna, genomics"
@@ -305,7 +300,7 @@ Step {ckpt['step']}; {count_parameters(ckpt):,} parameters.
 ## Model
 
 - backbone: `{m['backbone']}`, dim {m['dim']}, {m['layers']} layers, {m['heads']} heads
-- tokenizer: {len(tok['tokens'])} tokens ({tokens})
+- tokenizer: {tok.vocab_size} tokens ({tokens})
 - weights: {weights}
 - everything else (full run config, tokenizer, step, metrics): `{META_FILE}`
 

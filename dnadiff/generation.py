@@ -27,11 +27,11 @@ from dnadiff.diffusion.samplers.driver import fill_batches
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open, read_jsonl
 from dnadiff.resolve import resolve_section
-from dnadiff.tokenizers import tokenizer_from_dict
 
 
-def encode_fixed(tokenizer, text: str, key: str, generable) -> torch.Tensor:
+def encode_fixed(tokenizer, text: str, key: str) -> torch.Tensor:
     """Encode a prefix/suffix; it must consist of generable tokens."""
+    generable = tokenizer.generable_ids
     try:
         ids = tokenizer.encode(text)
     except ValueError as exc:
@@ -44,12 +44,12 @@ def encode_fixed(tokenizer, text: str, key: str, generable) -> torch.Tensor:
     return torch.as_tensor(ids, dtype=torch.long)
 
 
-def build_template(tokenizer, text: str, tok: dict) -> torch.Tensor:
+def build_template(tokenizer, text: str) -> torch.Tensor:
     """Ids of an infill template: '-' -> mask (to generate), other characters kept."""
     gen = torch.tensor([c == "-" for c in text])
     fixed = encode_fixed(tokenizer, "".join("A" if c == "-" else c for c in text),
-                         "sample.template", tok["generable_ids"])
-    return torch.where(gen, torch.full_like(fixed, tok["mask_id"]), fixed)
+                         "sample.template")
+    return torch.where(gen, torch.full_like(fixed, tokenizer.mask_id), fixed)
 
 
 def check_lookahead(checkpoint, block: int, length: int, prefix, suffix, template,
@@ -132,7 +132,6 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=sample_cfg["rc_conjoin"])
     model.to(device)
-    tokenizer = tokenizer_from_dict(tok)
     sc = sample_cfg
     try:
         sampler = sampler_for(sc["sampler"], objective.name)
@@ -147,28 +146,28 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     stride = resolved["semi_ar_stride"]
     template = None
     if sc["template"]:
-        template = build_template(tokenizer, sc["template"], tok)
+        template = build_template(tok, sc["template"])
         length = len(template)
     else:
         length = resolved["length"]
-    prefix = encode_fixed(tokenizer, sc["prefix"], "sample.prefix", tok["generable_ids"])
-    suffix = encode_fixed(tokenizer, sc["suffix"], "sample.suffix", tok["generable_ids"])
+    prefix = encode_fixed(tok, sc["prefix"], "sample.prefix")
+    suffix = encode_fixed(tok, sc["suffix"], "sample.suffix")
     if len(prefix) + len(suffix) >= length:
         raise DnadiffError("config keys 'sample.prefix'/'sample.suffix' leave nothing to "
                            f"generate in {length} positions")
     block = 1 if objective.name == "ar" else getattr(objective, "block_size", None)
     if block is not None:
-        check_lookahead(checkpoint, block, length, prefix, suffix, template, tok["mask_id"])
+        check_lookahead(checkpoint, block, length, prefix, suffix, template, tok.mask_id)
         if model.rc_conjoin is not None:
             raise DnadiffError(f"config key 'sample.rc_conjoin': {checkpoint} is a block "
                                "diffusion model, generated left to right: strand averaging "
                                "would look ahead; set it to false")
     n, bs, seed = sc["num_samples"], sc["batch_size"], sc["seed"]
-    check_memory(min(n, bs), length, window, len(tok["tokens"]))
+    check_memory(min(n, bs), length, window, tok.vocab_size)
     gen = torch.Generator().manual_seed(seed)
-    allowed = torch.zeros(len(tok["tokens"]), dtype=torch.bool)
-    allowed[tok["generable_ids"]] = True
-    start_ids = torch.full((length,), tok["mask_id"], dtype=torch.long)
+    allowed = torch.zeros(tok.vocab_size, dtype=torch.bool)
+    allowed[tok.generable_ids] = True
+    start_ids = torch.full((length,), tok.mask_id, dtype=torch.long)
     if template is not None:
         start_ids[:] = template
     start_ids[: len(prefix)] = prefix
@@ -194,7 +193,7 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
             fields.update({key: "auto" if sc.get(key) is None else sc[key]
                            for key in sampler.options})
             if template is not None:
-                fields["template_fixed"] = int((template != tok["mask_id"]).sum())
+                fields["template_fixed"] = int((template != tok.mask_id).sum())
             if blockwise:
                 fields["block_size"] = block
             elif length > window:
@@ -212,7 +211,7 @@ def write_samples(checkpoint, out, sample_cfg: dict, run: str, line_width: int =
     same fields as the FASTA header plus ``text`` (specials written as [EOS]) and ``tokens``
     (the ids, so scores need no re-tokenization). Returns the number of samples."""
     ckpt = load_checkpoint(checkpoint)
-    tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
+    tokenizer = ckpt["tokenizer"]
     device = runtime.device()
     n = 0
     with atomic_open(out, "w") as fh:

@@ -1,5 +1,5 @@
-"""Outputs that appear whole or not at all, and reading JSON Lines with errors that name the
-file and line.
+"""Outputs that appear whole or not at all, and reading JSON Lines (and files of bounded size)
+with errors that name the file and line.
 
 Every output goes through :func:`atomic_path`: it is written under a temporary name next to
 its final path and renamed into place only when complete. Inside :func:`all_or_nothing` (the
@@ -340,6 +340,16 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+def read_bounded(path, limit: int, what: str) -> bytes:
+    """The bytes of the file ``path``, or one :class:`InputFileError` when it holds more than
+    ``limit`` bytes (then it is "not a ``what``"), read no further than that."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise InputFileError(path, f"larger than {limit >> 20} MiB: not a {what}")
+    return data
 
 
 def read_jsonl(path):

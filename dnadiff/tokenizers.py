@@ -266,8 +266,14 @@ def get_tokenizer(name: str = "dna"):
                      "are trained on a corpus by `dnadiff prepare --text`)")
 
 
+#: the entries of a tokenizer's dict that its object has as attributes of the same name
+DESCRIBED = ("modality", "mask_id", "pad_id", "eos_id", "generable_ids", "complement")
+
+
 def tokenizer_from_dict(d: dict):
-    """Rebuild the tokenizer a checkpoint or prepared data set was made with."""
+    """Rebuild the tokenizer a checkpoint or prepared data set was made with from its dict
+    (``to_dict``, the form it is saved in: in memory a tokenizer is always the object). A dict
+    whose tokens or ids are not those of the tokenizer it names is refused (ValueError)."""
     if d["name"] == "char":
         tok = CharTokenizer(d["tokens"][: -len(TEXT_SPECIALS)])
     elif d["name"] == "bpe":
@@ -276,4 +282,10 @@ def tokenizer_from_dict(d: dict):
         tok = get_tokenizer(d["name"])
     if tok.tokens != list(d["tokens"]):
         raise ValueError(f"tokenizer {d['name']!r} has changed since this file was written")
+    for key in DESCRIBED:
+        mine = getattr(tok, key)
+        mine = mine.tolist() if isinstance(mine, np.ndarray) else mine
+        if key in d and d[key] != mine:
+            raise ValueError(f"tokenizer {d['name']!r}: {key} {str(d[key])[:40]} is not its "
+                             f"{key} {str(mine)[:40]}")
     return tok

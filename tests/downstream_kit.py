@@ -58,7 +58,7 @@ def pretrained(tmp_path_factory):
     cfg = small_cfg()
     model = randomize(build_backbone(cfg["model"], TOK.vocab_size), seed=5)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    save_checkpoint(path, model, cfg, TOK.to_dict(), step=1)
+    save_checkpoint(path, model, cfg, TOK, step=1)
     return path
 
 def ds(**downstream):

@@ -183,7 +183,7 @@ def test_fused_adamw_with_clipping_under_bf16_mixed(monkeypatch):
     cfg = validate_config({"run": "b", "model": {"dim": 16, "heads": 2, "layers": 1,
                                                  "cond_dim": 8},
                            "train": {"steps": 2, "grad_clip": 0.5}}, "t")
-    module = training.DenoiserModule(cfg, DNATokenizer().to_dict())
+    module = training.DenoiserModule(cfg, DNATokenizer())
     data = [{"tokens": torch.randint(0, 4, (16,)), "loss_mask": torch.ones(16, dtype=torch.bool)}
             for _ in range(4)]
     trainer = L.Trainer(accelerator="cpu", precision="bf16-mixed", gradient_clip_val=0.5,

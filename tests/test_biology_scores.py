@@ -123,7 +123,7 @@ def test_likelihood_reports_markov_baselines(annotated, tmp_path):
         "dim": 16, "heads": 2, "layers": 1, "cond_dim": 8},
         "evaluate": {"max_windows": 4, "markov_likelihood_orders": [0, 2]}})
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "m.pt", build_backbone(cfg["model"], 7), cfg, TOK.to_dict(), 0)
+    save_checkpoint(tmp_path / "m.pt", build_backbone(cfg["model"], 7), cfg, TOK, 0)
     res = evaluate_likelihood(tmp_path / "m.pt", annotated["data"], cfg["evaluate"])
     assert [m["order"] for m in res["markov_baselines"]] == [0, 2]
     # order 0 of the train split on both strands is the train composition (symmetrized)

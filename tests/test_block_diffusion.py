@@ -207,13 +207,13 @@ def block_checkpoint(path, **sample):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
-    save_checkpoint(path, model, cfg, DNATokenizer().to_dict(), step=7)
+    save_checkpoint(path, model, cfg, DNATokenizer(), step=7)
     return cfg
 
 
 def test_block_checkpoint_samples_any_length_with_a_prefix(tmp_path):
     cfg = block_checkpoint(tmp_path / "m.pt")
-    obj = build_objective(cfg, DNATokenizer().to_dict())
+    obj = build_objective(cfg, DNATokenizer())
     assert obj.block_size == 4
     sc = dict(cfg["sample"], length=50, prefix="ACGTA")
     assert write_samples(tmp_path / "m.pt", tmp_path / "s.fa", sc, "bd") == 3
@@ -255,7 +255,7 @@ def test_block_size_is_refused_where_it_cannot_apply(model, why):
 
 
 def test_block_size_of_the_window_or_ar_is_plain():
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     whole = validate_config({"run": "x", "data": {"window": 64}, "diffusion": {"block_size": 64}})
     assert build_objective(whole, tok).block_size is None
     ar = validate_config({"run": "x", "objective": "ar", "data": {"window": 64},
@@ -282,9 +282,7 @@ def test_one_pass_of_a_block_model_predicts_the_block_after_the_context():
 
 def test_the_collapse_probe_of_a_block_model_reads_its_first_block():
     from dnadiff.evaluation.discreteness import collapse_probe
-    from dnadiff.tokenizers import tokenizer_from_dict
-
-    tok = tokenizer_from_dict(DNATokenizer().to_dict())
+    tok = DNATokenizer()
     model, obj = randomized_dit(conv_kernel=5), mdlm(4)
     prompts = [("a", tok.encode("ACGTAC")), ("b", tok.encode("GGTTCA"))]
     rows = collapse_probe(model, obj, tok, prompts, 8, [10, 10, 10, 10, 0, 0, 0])

@@ -39,7 +39,7 @@ def saved(tmp_path):
     cfg = small_config()
     model = make_model(cfg)
     path = tmp_path / "model.pt"
-    save_checkpoint(path, model, cfg, DNATokenizer().to_dict(), step=42,
+    save_checkpoint(path, model, cfg, DNATokenizer(), step=42,
                     metrics={"val_bits_per_token": 1.9})
     return path, model, cfg
 
@@ -50,7 +50,10 @@ def test_round_trip(saved, tmp_path):
     assert ckpt["format"] == "dnadiff-checkpoint" and ckpt["version"] == 1
     assert ckpt["step"] == 42
     assert ckpt["config"] == cfg
-    assert ckpt["tokenizer"] == DNATokenizer().to_dict()
+    # the file holds the tokenizer's dict; the loaded checkpoint, the tokenizer object
+    assert torch.load(path, weights_only=True)["tokenizer"] == DNATokenizer().to_dict()
+    assert isinstance(ckpt["tokenizer"], DNATokenizer)
+    assert ckpt["tokenizer"].to_dict() == DNATokenizer().to_dict()
     assert ckpt["metrics"] == {"val_bits_per_token": 1.9}
     sd = model.state_dict()
     assert set(ckpt["state_dict"]) == set(sd)
@@ -62,7 +65,7 @@ def test_round_trip(saved, tmp_path):
     assert torch.equal(model2(x), model(x))
     assert not model2.training
     assert mdlm.mask_id == 5 and mdlm.schedule.eps == cfg["diffusion"]["eps"]
-    assert tok["tokens"] == DNATokenizer().tokens
+    assert tok is ckpt["tokenizer"] and tok.tokens == DNATokenizer().tokens
     # nothing but the checkpoint in the folder (atomic write, no temp files left)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
@@ -72,7 +75,7 @@ def test_time_conditioned_round_trip(tmp_path):
                               "time_conditioning": True})
     model = make_model(cfg)
     path = tmp_path / "t.pt"
-    save_checkpoint(path, model, cfg, DNATokenizer().to_dict(), step=1)
+    save_checkpoint(path, model, cfg, DNATokenizer(), step=1)
     model2, mdlm, _ = model_from_checkpoint(load_checkpoint(path))
     assert mdlm.time_conditioning
     x = torch.randint(0, 4, (2, 24))

@@ -68,7 +68,7 @@ def test_guidance_mixes_log_probabilities_and_is_neutral_without_class_signal():
         for p in model.parameters():
             p.normal_(0, 0.3)
     model.eval()
-    mdlm = build_objective(validate_config({"run": "t"}), TOK.to_dict())
+    mdlm = build_objective(validate_config({"run": "t"}), TOK)
     x = torch.randint(0, 4, (3, 16))
     x[:, ::3] = TOK.mask_id
     t = torch.full((3,), 0.5)
@@ -129,7 +129,7 @@ def trained(tmp_path_factory):
                            "model": {"dim": 32, "layers": 2, "heads": 2, "cond_dim": 16}})
     model = build_backbone(cfg["model"], TOK.vocab_size)
     pre = work / "pre.pt"
-    save_checkpoint(pre, model, cfg, TOK.to_dict(), step=0)
+    save_checkpoint(pre, model, cfg, TOK, step=0)
     task = two_class_task()
     run_cfg = validate_config({"run": "t", "downstream": {"tasks": [
         {"name": "at_vs_gc", "type": "gue", "path": "unused"}]},
@@ -202,7 +202,7 @@ def test_unconditional_checkpoint_refused_for_conditional_sampling(tmp_path, cap
     cfg = validate_config({"run": "t", "data": {"window": 16},
                            "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 8}})
     path = tmp_path / "m.pt"
-    save_checkpoint(path, build_backbone(cfg["model"], TOK.vocab_size), cfg, TOK.to_dict(),
+    save_checkpoint(path, build_backbone(cfg["model"], TOK.vocab_size), cfg, TOK,
                     step=0)
     with pytest.raises(DnadiffError, match="not a class-conditional checkpoint"):
         next(sample_records(load_checkpoint(path), validate_config({"run": "t"})))

@@ -17,6 +17,27 @@ from dnadiff.errors import DnadiffError, InputFileError
 
 # -- prepare_genome ---------------------------------------------------------------------------
 
+def test_prepared_data_has_its_tokenizer_object(prepared, tok, tmp_path):
+    """``PreparedData.tokenizer``: the object rebuilt from index.json (the form the library
+    passes around), not kept in a data-loader worker's copy; a tokenizer entry that no longer
+    describes its tokenizer is one error naming index.json."""
+    import pickle
+    import shutil
+
+    out, index = prepared
+    data = PreparedData(out)
+    assert type(data.tokenizer) is type(tok) and data.tokenizer.to_dict() == index["tokenizer"]
+    assert data.tokenizer is data.tokenizer  # rebuilt once
+    assert "tokenizer" not in pickle.loads(pickle.dumps(data)).__dict__
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    edited = json.loads((damaged / "index.json").read_text())
+    edited["tokenizer"]["complement"] = list(range(7))  # ids that are not the DNA tokenizer's
+    (damaged / "index.json").write_text(json.dumps(edited))
+    with pytest.raises(InputFileError, match="index.json: tokenizer cannot be rebuilt"):
+        assert PreparedData(damaged).tokenizer is None  # never reached: the access raises
+
+
 def test_prepare_index_contents(prepared, genome_fa, tok):
     out, index = prepared
     on_disk = json.loads((out / "index.json").read_text())

@@ -155,7 +155,7 @@ def test_scratch_and_cnn_learn_a_dinucleotide_task(tmp_path):
     mcfg = small_cfg(conv_kernel=3)
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "m.pt", build_backbone(mcfg["model"], TOK.vocab_size), mcfg,
-                    TOK.to_dict(), step=1)
+                    TOK, step=1)
     cfg = ds(methods=["scratch", "cnn", "kmer"],
              finetune=dict(FT, steps=80, seeds=[0], lr=1e-3), scratch={"lr": 2e-3})
     res = run_task(task, load_checkpoint(tmp_path / "m.pt"), cfg, "cpu")

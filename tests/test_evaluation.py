@@ -292,7 +292,7 @@ def test_score_generated_frechet_distance_of_an_embedder(tmp_path, eval_genome):
                            "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16}})
     torch.manual_seed(0)
     clf = SequenceClassifier(build_backbone(cfg["model"], 7), 2)
-    ckpt = {"config": cfg, "tokenizer": DNATokenizer().to_dict()}
+    ckpt = {"config": cfg, "tokenizer": DNATokenizer()}
     for length in (16, 64):
         save_classifier(tmp_path / f"c{length}.pt", clf, ckpt,
                         SimpleNamespace(classes=["a", "b"], length=length, name="toy"), {})
@@ -351,7 +351,7 @@ def test_evaluate_likelihood_of_untrained_model_is_two_bits(tmp_path, eval_genom
                            "evaluate": {"t_draws": 4, "batch_size": 64}})
     model = build_backbone(cfg["model"], 7)
     ckpt = tmp_path / "m.pt"
-    save_checkpoint(ckpt, model, cfg, DNATokenizer().to_dict(), step=3)
+    save_checkpoint(ckpt, model, cfg, DNATokenizer(), step=3)
     res = evaluate_likelihood(ckpt, data, cfg["evaluate"], "test")
     assert res["split"] == "test" and res["checkpoint_step"] == 3
     assert res["windows"] == 10 and res["t_draws"] == 4 and res["tokens_scored"] == 320

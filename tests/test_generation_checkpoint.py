@@ -28,7 +28,7 @@ def make_checkpoint(path, objective="mdlm"):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
-    save_checkpoint(path, model, cfg, DNATokenizer().to_dict(), step=7)
+    save_checkpoint(path, model, cfg, DNATokenizer(), step=7)
     return cfg
 
 

@@ -19,9 +19,9 @@ def test_template_infills_several_spans(tmp_path):
     cfg = validate_config({"run": "tp", "data": {"window": 24},
                            "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16},
                            "sample": {"template": template, "num_samples": 3, "steps": 5}})
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     torch.manual_seed(0)
-    model = build_backbone(cfg["model"], len(tok["tokens"]))
+    model = build_backbone(cfg["model"], tok.vocab_size)
     save_checkpoint(tmp_path / "m.pt", model, cfg, tok, step=1)
     write_samples(tmp_path / "m.pt", tmp_path / "s.fa", cfg["sample"], "tp")
     lines = (tmp_path / "s.fa").read_text().splitlines()
@@ -50,7 +50,7 @@ def test_training_loss_uses_discrete_T_when_configured():
     from dnadiff.diffusion import build_objective
     from dnadiff.tokenizers import DNATokenizer
 
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     cfg = validate_config({"run": "t", "diffusion": {"train_discrete_T": 4}})
     obj = build_objective(cfg, tok)
     seen = []
@@ -64,6 +64,6 @@ def test_training_loss_uses_discrete_T_when_configured():
     obj.loss(model, x0, torch.ones_like(x0, dtype=torch.bool))
     # with T = 4 the masking rates are 1 - alpha(i/4): the fraction masked per row is near
     # one of 0.25, 0.5, 0.75, ~1.0 (stratified: rows 0-1 -> 1/4, 2-3 -> 2/4, ...)
-    frac = (seen[0] == tok["mask_id"]).float().mean(1)
+    frac = (seen[0] == tok.mask_id).float().mean(1)
     grid = torch.tensor([0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 0.999, 0.999])
     assert torch.all((frac - grid).abs() < 0.2)

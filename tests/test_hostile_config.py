@@ -43,8 +43,8 @@ def tiny_checkpoint(path, objective="mdlm", **config):
     """A checkpoint with random weights of ``objective`` (fast: no training)."""
     full = validate_config(json.loads(cfg(objective=objective, **config)))
     torch.manual_seed(0)
-    tok = DNATokenizer().to_dict()
-    model = build_backbone(full["model"], len(tok["tokens"]), causal=objective == "ar")
+    tok = DNATokenizer()
+    model = build_backbone(full["model"], tok.vocab_size, causal=objective == "ar")
     save_checkpoint(path, model, full, tok, step=3)
     return path
 

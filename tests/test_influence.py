@@ -24,7 +24,7 @@ from dnadiff.evaluation.influence import (
     run_influence,
 )
 from dnadiff.models import build_backbone
-from dnadiff.tokenizers import CharTokenizer, DNATokenizer
+from dnadiff.tokenizers import CharTokenizer, DNATokenizer, tokenizer_from_dict
 
 from conftest import random_dna, run_cli, write_fasta
 
@@ -63,7 +63,7 @@ class Previous(torch.nn.Module):
 
 
 def objective_for(tok, name="mdlm"):
-    return build_objective(validate_config({"run": "x", "objective": name}), tok.to_dict())
+    return build_objective(validate_config({"run": "x", "objective": name}), tok)
 
 
 def windows_of(tok, n, length, seed=0):
@@ -178,7 +178,7 @@ def runs(tmp_path_factory):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
-    save_checkpoint(tmp / "dna.pt", model, cfg, DNATokenizer().to_dict(), step=5)
+    save_checkpoint(tmp / "dna.pt", model, cfg, DNATokenizer(), step=5)
     (tmp / "c.txt").write_text("\n\n".join("the king and the queen of night " * 3
                                            for _ in range(60)))
     tcfg = validate_config({"run": "t", "modality": "text", "objective": "ar",
@@ -186,7 +186,7 @@ def runs(tmp_path_factory):
                             "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 16}})
     index = prepare_text(tmp / "c.txt", tmp / "text", tcfg["text"])
     save_checkpoint(tmp / "ar.pt", build_backbone(tcfg["model"], len(index["tokenizer"][
-        "tokens"]), causal=True), tcfg, index["tokenizer"], step=2)
+        "tokens"]), causal=True), tcfg, tokenizer_from_dict(index["tokenizer"]), step=2)
     return tmp
 
 

@@ -113,7 +113,7 @@ def test_fresh_model_predicts_uniformly_and_learns():
     model = MambaLM(V, dim=32, layers=2, cond_dim=16, complement=COMP)
     x = torch.randint(0, 4, (8, 64))
     assert torch.equal(model(x), torch.zeros(8, 64, V))
-    obj = build_objective(validate_config({"run": "t"}), TOK.to_dict())
+    obj = build_objective(validate_config({"run": "t"}), TOK)
     # a learnable pattern: period-4 repeats
     x = torch.tensor([[0, 1, 2, 3] * 16] * 8)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)

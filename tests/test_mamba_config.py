@@ -68,10 +68,9 @@ def test_caduceus_checkpoint_round_trip(tmp_path):
     from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 
     cfg = _cfg(backbone="caduceus")
-    tok = TOK.to_dict()
     model = _randomized(build_backbone(cfg["model"], V, complement=COMP)).float()
     path = tmp_path / "m.pt"
-    save_checkpoint(path, model=model, config=cfg, tokenizer=tok, step=3)
+    save_checkpoint(path, model=model, config=cfg, tokenizer=TOK, step=3)
     loaded, _, _ = model_from_checkpoint(load_checkpoint(path))
     x = _tokens(b=2, length=32)
     with torch.no_grad():
@@ -87,7 +86,7 @@ def test_checkpoint_conjoin_override_and_cuda_fallback(tmp_path):
     model = _randomized(build_backbone(cfg["model"], V)).float()
     path = tmp_path / "m.pt"
     cfg["model"]["scan_impl"] = "cuda"
-    save_checkpoint(path, model=model, config=cfg, tokenizer=TOK.to_dict(), step=3)
+    save_checkpoint(path, model=model, config=cfg, tokenizer=TOK, step=3)
     x = _tokens(b=2, length=32)
     plain, _, _ = model_from_checkpoint(load_checkpoint(path))
     if not mamba_ssm_status()[0]:
@@ -109,7 +108,7 @@ def test_sampling_and_scoring_with_post_hoc_conjoining(tmp_path):
     cfg = _cfg(backbone="mamba")
     model = _randomized(build_backbone(cfg["model"], V)).float()
     path = tmp_path / "m.pt"
-    save_checkpoint(path, model=model, config=cfg, tokenizer=TOK.to_dict(), step=3)
+    save_checkpoint(path, model=model, config=cfg, tokenizer=TOK, step=3)
     sc = {**cfg["sample"], "num_samples": 2, "steps": 4, "batch_size": 2}
     for conjoin in (None, True):
         out = tmp_path / f"s{conjoin}.fa"

@@ -34,7 +34,7 @@ def test_hand_computed_probabilities_both_strands_wildcards_and_backoff():
     """Train AAC: the one 3-gram is (A _ C) -> A; its reverse complement GTT gives (G _ T) -> T.
     Add-0.5 over 4 bases: a context seen once gives 1.5/3 = 1/2 to its centre, 1/6 elsewhere;
     the all-wildcard context has A 1, T 1: (1.5, .5, .5, 1.5) / 4."""
-    mm = fit_masked_markov([DNA.encode("AAC")], 1, DNA.to_dict(), min_count=0)
+    mm = fit_masked_markov([DNA.encode("AAC")], 1, DNA, min_count=0)
     assert mm.describe() == {"k": 1, "min_count": 0, "pseudocount": 0.5, "storage": "dense",
                              "train_positions": 2}
     x = np.array([[A, M, C, G, M, T, N, M, N]])
@@ -51,17 +51,17 @@ def test_hand_computed_probabilities_both_strands_wildcards_and_backoff():
     assert torch.isinf(logits[0, :, 4:]).all()
     assert logits[0, 1, :4].exp().tolist() == pytest.approx([1 / 2, 1 / 6, 1 / 6, 1 / 6])
     # min_count 2: the context (A _ C), seen once, backs off to all wildcards
-    backed = fit_masked_markov([DNA.encode("AAC")], 1, DNA.to_dict(), min_count=2)
+    backed = fit_masked_markov([DNA.encode("AAC")], 1, DNA, min_count=2)
     assert backed.probs(x)[0, 1] == pytest.approx([.375, .125, .125, .375])
     # one strand only (no complement map): T never seen
-    one = fit_masked_markov([DNA.encode("AAC")], 1, dict(DNA.to_dict(), complement=None), 0)
+    one = fit_masked_markov([DNA.encode("AAC")], 1, DNA, 0, both_strands=False)
     assert one.probs(x)[0, 0] == pytest.approx([1.5 / 3, .5 / 3, .5 / 3, .5 / 3])
 
 
 def test_backoff_takes_the_widest_context_seen_often_enough():
     """Train ACGTA (k = 2): one 5-gram, (A C _ T A) -> G, and on the other strand (T A _ G T)
     -> C. Query (A C _ T G): +-2 never seen (0), +-1 (C _ T) seen once, +-0 twice."""
-    mm = lambda n: fit_masked_markov([DNA.encode("ACGTA")], 2, DNA.to_dict(), n)  # noqa: E731
+    mm = lambda n: fit_masked_markov([DNA.encode("ACGTA")], 2, DNA, n)  # noqa: E731
     q = np.array([[A, C, M, T, G]])
     assert mm(0).probs(q)[0, 2] == pytest.approx([.25] * 4)
     assert mm(1).probs(q)[0, 2] == pytest.approx([1 / 6, 1 / 6, 1 / 2, 1 / 6])
@@ -73,7 +73,7 @@ def test_wildcard_counts_are_sums_of_full_counts_and_sparse_equals_dense(monkeyp
     rng = np.random.default_rng(0)
     train = [rng.choice(7, size=3000, p=[.3, .2, .2, .25, .05, 0, 0]) for _ in range(2)]
     k = 2
-    mm = fit_masked_markov(train, k, DNA.to_dict(), min_count=5)
+    mm = fit_masked_markov(train, k, DNA, min_count=5)
     table = mm.table.reshape([5] * (2 * k) + [4])
     for axis in range(2 * k):
         wild = np.take(table, 4, axis=axis)
@@ -81,7 +81,7 @@ def test_wildcard_counts_are_sums_of_full_counts_and_sparse_equals_dense(monkeyp
     assert np.array_equal(mm.totals, table.sum(-1).reshape(-1))
     assert mm.totals[-1] == mm.positions == table[(slice(0, 4),) * (2 * k)].sum()
     monkeypatch.setattr(masked_markov, "DENSE_MAX", 0)
-    sparse = fit_masked_markov(train, k, DNA.to_dict(), min_count=5)
+    sparse = fit_masked_markov(train, k, DNA, min_count=5)
     assert sparse.describe()["storage"] == "sparse" and sparse.positions == mm.positions
     x = rng.integers(0, 7, size=(4, 40))
     assert np.array_equal(sparse.probs(x), mm.probs(x))
@@ -89,16 +89,15 @@ def test_wildcard_counts_are_sums_of_full_counts_and_sparse_equals_dense(monkeyp
 
 def test_text_counts_dense_and_sparse_and_refuses_wide_contexts():
     tok = CharTokenizer(list("ab"))  # generable: a, b, [EOS]: G = 3, add-0.5: n + 1.5
-    d = tok.to_dict()
     a, mask = 0, tok.mask_id
-    mm = fit_masked_markov([tok.encode("abab")], 1, d, 0)
+    mm = fit_masked_markov([tok.encode("abab")], 1, tok, 0)
     assert mm.describe()["storage"] == "dense"
     # (a _ a) -> b once, (b _ b) -> a once
     assert mm.probs(np.array([[a, mask, a]]))[0, 1] == pytest.approx([.5 / 2.5, 1.5 / 2.5,
                                                                       .5 / 2.5])
     big = CharTokenizer([chr(65 + i) for i in range(40)])
     ids = big.encode("ABCDEABCDEABCDF")
-    sparse = fit_masked_markov([ids], 2, big.to_dict(), 0)
+    sparse = fit_masked_markov([ids], 2, big, 0)
     assert sparse.describe()["storage"] == "sparse"
     g = len(big.generable_ids)
     q = big.encode("ABCDE")
@@ -108,10 +107,10 @@ def test_text_counts_dense_and_sparse_and_refuses_wide_contexts():
     q[4] = big.mask_id  # (A B _ D *): C three times
     assert sparse.probs(q[None])[0, 2, 2] == pytest.approx(3.5 / (3 + 0.5 * g))
     with pytest.raises(DnadiffError, match="at most 2") as ei:
-        fit_masked_markov([ids], 3, big.to_dict(), 0)
+        fit_masked_markov([ids], 3, big, 0)
     assert "\n" not in str(ei.value)
     with pytest.raises(DnadiffError, match="no 3 consecutive generable tokens"):
-        fit_masked_markov([DNA.encode("AANAC")], 1, DNA.to_dict(), 0)
+        fit_masked_markov([DNA.encode("AANAC")], 1, DNA, 0)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +129,7 @@ def run(tmp_path_factory):
     for objective in ("mdlm", "ar"):
         c = dict(cfg, objective=objective)
         model = build_backbone(c["model"], 7, causal=objective == "ar")
-        save_checkpoint(tmp / f"{objective}.pt", model, c, DNA.to_dict(), step=4)
+        save_checkpoint(tmp / f"{objective}.pt", model, c, DNA, step=4)
     return tmp, cfg
 
 
@@ -138,8 +137,8 @@ def test_masked_reference_is_scored_under_the_models_masks(run):
     tmp, cfg = run
     data = PreparedData(tmp / "data")
     ds = TiledWindows(data, "test", 64)
-    obj = build_objective(cfg, DNA.to_dict())
-    mm = fit_masked_markov(data.split_arrays("train"), 2, DNA.to_dict(), 10)
+    obj = build_objective(cfg, DNA)
+    mm = fit_masked_markov(data.split_arrays("train"), 2, DNA, 10)
     inputs = {}
 
     def recorder(name, model):
@@ -191,8 +190,8 @@ def test_loss_by_masking_rate(run):
     tmp, cfg = run
     data = PreparedData(tmp / "data")
     ds = TiledWindows(data, "test", 64)
-    obj = build_objective(cfg, DNA.to_dict())
-    mm = fit_masked_markov(data.split_arrays("train"), 0, DNA.to_dict(), 0)
+    obj = build_objective(cfg, DNA)
+    mm = fit_masked_markov(data.split_arrays("train"), 0, DNA, 0)
     rows = masking_rate_rows(IIDTrueConditional([.25] * 4), obj, {"mm0": mm}, ds,
                              cfg["evaluate"])
     assert [(r["model"], r["masking_rate"]) for r in rows] == [

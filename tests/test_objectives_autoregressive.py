@@ -102,11 +102,11 @@ def test_ar_all_unscored_loss_is_exactly_zero():
 def test_build_objective_ar():
     cfg = validate_config({"run": "x", "objective": "ar",
                            "model": {"dim": 16, "heads": 2, "layers": 1, "cond_dim": 16}})
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     obj = build_objective(cfg, tok)
     assert isinstance(obj, Autoregressive)
     assert obj.causal is True
-    assert obj.bos_id == tok["mask_id"] == MASK and obj.vocab_size == V
+    assert obj.bos_id == tok.mask_id == MASK and obj.vocab_size == V
     assert obj.allowed.tolist() == [True, True, True, True, False, False, False]
     model = build_backbone(cfg["model"], V, causal=obj.causal)
     assert model.causal and all(b.causal for b in model.blocks)

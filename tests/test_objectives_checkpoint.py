@@ -33,7 +33,7 @@ def test_checkpoint_uses_ema_weights_by_default(tmp_path):
     raw_w = model.head.weight.detach().clone()
     assert not torch.equal(ema_w, raw_w)
     path = tmp_path / "m.pt"
-    save_checkpoint(path, model, cfg, DNATokenizer().to_dict(), step=3,
+    save_checkpoint(path, model, cfg, DNATokenizer(), step=3,
                     ema_state=ema.state_dict(model))
     ckpt = load_checkpoint(path)
     assert "ema_state_dict" in ckpt
@@ -45,7 +45,7 @@ def test_checkpoint_uses_ema_weights_by_default(tmp_path):
         assert torch.equal(m_raw.state_dict()[k], v), k
     assert isinstance(obj, MDLM)
     # without EMA weights the raw ones are used
-    save_checkpoint(tmp_path / "n.pt", model, cfg, DNATokenizer().to_dict(), step=3)
+    save_checkpoint(tmp_path / "n.pt", model, cfg, DNATokenizer(), step=3)
     ck2 = load_checkpoint(tmp_path / "n.pt")
     assert "ema_state_dict" not in ck2
     assert torch.equal(model_from_checkpoint(ck2)[0].head.weight, raw_w)
@@ -55,7 +55,7 @@ def test_ar_checkpoint_rebuilds_causal_model(tmp_path):
     cfg = small_config(objective="ar")
     model = build_backbone(cfg["model"], V, causal=True)
     perturb(model, 8, scale=0.3)
-    save_checkpoint(tmp_path / "ar.pt", model, cfg, DNATokenizer().to_dict(), step=1)
+    save_checkpoint(tmp_path / "ar.pt", model, cfg, DNATokenizer(), step=1)
     m, obj, _ = model_from_checkpoint(load_checkpoint(tmp_path / "ar.pt"))
     assert isinstance(obj, Autoregressive) and m.causal
     x = torch.randint(0, 4, (2, 24))
@@ -73,7 +73,7 @@ def test_old_config_without_new_keys_is_filled(tmp_path):
     old["train"] = {k: v for k, v in cfg["train"].items() if k != "ema_decay"}
     model = build_backbone(cfg["model"], V)
     perturb(model, 9, scale=0.3)
-    save_checkpoint(tmp_path / "old.pt", model, old, DNATokenizer().to_dict(), step=5)
+    save_checkpoint(tmp_path / "old.pt", model, old, DNATokenizer(), step=5)
     ckpt = load_checkpoint(tmp_path / "old.pt")
     assert "objective" not in ckpt["config"]
     m, obj, tok = model_from_checkpoint(ckpt)

@@ -70,7 +70,7 @@ def test_build_schedule_cosine():
     assert isinstance(s, CosineSchedule) and s.eps == 0.01 and s.name == "cosine"
     assert isinstance(build_schedule({"schedule": "loglinear", "eps": 0.01}), LogLinearSchedule)
     cfg = validate_config({"run": "x", "diffusion": {"schedule": "cosine"}})
-    obj = build_objective(cfg, DNATokenizer().to_dict())
+    obj = build_objective(cfg, DNATokenizer())
     assert isinstance(obj, MDLM) and isinstance(obj.schedule, CosineSchedule)
     assert obj.schedule.eps == cfg["diffusion"]["eps"] == 0.001
 

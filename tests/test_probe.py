@@ -40,7 +40,7 @@ class CopyFirst(torch.nn.Module):
 
 def mdlm_for(tok, time_conditioning=False):
     cfg = validate_config({"run": "x", "model": {"time_conditioning": time_conditioning}})
-    return build_objective(cfg, tok.to_dict())
+    return build_objective(cfg, tok)
 
 
 def test_dna_probe_figures_are_exact():

@@ -42,9 +42,9 @@ def dna_run(tmp_path_factory):
                            "marginal_trap": {"num_samples": 6, "batch_size": 4,
                                              "divisors": [1, 4, 16]},
                            "evaluate": {"kmer_max_k": 3}})
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     torch.manual_seed(0)
-    model = build_backbone(cfg["model"], len(tok["tokens"]), causal=False)
+    model = build_backbone(cfg["model"], tok.vocab_size, causal=False)
     with torch.no_grad():  # not the zero-initialized head: predictions that differ by position
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -132,12 +132,12 @@ def text_run(tmp_path_factory):
                            "marginal_trap": {"num_samples": 4, "divisors": [1, 8],
                                              "samplers": ["ancestral"]}})
     index = prepare_text(tmp / "c.txt", tmp / "data", cfg["text"])
-    tok = index["tokenizer"]
+    tok = tokenizer_from_dict(index["tokenizer"])
     for objective in ("mdlm", "ar"):
         c = dict(cfg, objective=objective)
-        model = build_backbone(c["model"], len(tok["tokens"]), causal=objective == "ar")
+        model = build_backbone(c["model"], tok.vocab_size, causal=objective == "ar")
         save_checkpoint(tmp / f"{objective}.pt", model, c, tok, step=3)
-    return tmp, cfg, tokenizer_from_dict(tok)
+    return tmp, cfg, tok
 
 
 def test_unigram_entropy_and_uniform_ar_perplexity(text_run):
@@ -179,7 +179,7 @@ def test_marginal_trap_scores_each_set_with_the_ar_model(text_run, tmp_path):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.5 * torch.randn_like(p))
-    save_checkpoint(tmp_path / "ar.pt", model, ar_cfg, tok.to_dict(), step=1)
+    save_checkpoint(tmp_path / "ar.pt", model, ar_cfg, tok, step=1)
     res = run_marginal_trap(tmp / "mdlm.pt", tmp / "data", cfg["marginal_trap"],
                             cfg["evaluate"], ar_checkpoint=tmp_path / "ar.pt")
     scorer = ARScorer(tmp_path / "ar.pt")
@@ -238,7 +238,7 @@ def test_marginal_trap_scores_dna_samples_under_the_runs_ar_model(dna_run, tmp_p
     ar_cfg = dict(cfg, objective="ar")
     torch.manual_seed(2)
     model = build_backbone(ar_cfg["model"], 7, causal=True)
-    save_checkpoint(tmp_path / "ar.pt", model, ar_cfg, DNATokenizer().to_dict(), step=1)
+    save_checkpoint(tmp_path / "ar.pt", model, ar_cfg, DNATokenizer(), step=1)
     trap = {**cfg["marginal_trap"], "samplers": ["ancestral"], "divisors": [1]}
     res = run_marginal_trap(tmp / "m.pt", tmp / "data", trap, cfg["evaluate"],
                             ar_checkpoint=tmp_path / "ar.pt")

@@ -84,7 +84,7 @@ def test_resolution_fills_every_computed_key(window):
 def test_an_old_checkpoint_config_without_train_time_power_builds():
     cfg = validate_config({"run": "t"})
     del cfg["diffusion"]["train_time_power"]
-    obj = build_objective(validate_config(cfg), DNATokenizer().to_dict())
+    obj = build_objective(validate_config(cfg), DNATokenizer())
     assert obj.train_time_power == defaults("diffusion")["train_time_power"]
 
 

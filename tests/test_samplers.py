@@ -202,7 +202,7 @@ def test_remdm_loop_holds_the_masked_share_at_alpha_on():
 
 
 def test_ar_with_a_kv_cache_equals_without():
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     cfg = validate_config({"run": "x", "objective": "ar", "model": {
         "dim": 32, "heads": 2, "layers": 2, "cond_dim": 16, "conv_kernel": 5}})
     model = build_backbone(cfg["model"], 7, causal=True).double().eval()
@@ -211,7 +211,7 @@ def test_ar_with_a_kv_cache_equals_without():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
     ar = build_objective(cfg, tok)
-    x_init = torch.full((3, 40), tok["mask_id"])
+    x_init = torch.full((3, 40), tok.mask_id)
     x_init[:, :5] = 2  # a prompt
     a, ia = autoregressive_sample(ar, model, x_init, torch.Generator().manual_seed(1), cache=True)
     b, ib = autoregressive_sample(ar, model, x_init, torch.Generator().manual_seed(1),
@@ -296,7 +296,7 @@ def test_conditional_sampling_and_bench_take_the_configured_sampler(tmp_path):
                         "sampling_steps": 4}})
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "c.pt", build_backbone(cfg["model"], tok.vocab_size), cfg,
-                    tok.to_dict(), step=0)
+                    tok, step=0)
     ckpt = load_checkpoint(tmp_path / "c.pt")
 
     def groups(sample_cfg):

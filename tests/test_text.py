@@ -71,6 +71,22 @@ def test_tokenizer_from_dict_rejects_a_changed_vocabulary():
         tokenizer_from_dict(dna)
 
 
+@pytest.mark.parametrize("key,value", [("mask_id", 4), ("generable_ids", [0, 1, 2]),
+                                       ("complement", [0, 1, 2, 3, 4, 5, 6]),
+                                       ("modality", "text")])
+def test_tokenizer_from_dict_refuses_ids_that_are_not_the_tokenizers(key, value):
+    """The object is the one form in memory: a dict whose ids say otherwise than the tokenizer
+    it names is refused, not silently replaced by the tokenizer's own."""
+    d = DNATokenizer().to_dict()
+    tok = tokenizer_from_dict(d)
+    assert (tok.mask_id, tok.generable_ids, tok.vocab_size) == (5, [0, 1, 2, 3], 7)
+    d[key] = value
+    with pytest.raises(ValueError, match=f"{key} "):
+        tokenizer_from_dict(d)
+    del d[key]  # a dict written before the entry existed: the tokenizer's own
+    assert tokenizer_from_dict(d).to_dict() == DNATokenizer().to_dict()
+
+
 # -- corpus reading and splits ---------------------------------------------------------------------
 def test_read_corpus_plain_gzip_and_line_ends(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfone\r\ntwo\rthree\n")
@@ -216,7 +232,7 @@ def test_shared_core_trains_on_text(tmp_path):
     metrics = train(cfg, tmp_path / "data", tmp_path / "m.pt", tmp_path / "m.csv",
                     tmp_path / "wd", progress=False)
     data = PreparedData(tmp_path / "data")
-    gen = data.index["tokenizer"]["generable_ids"]
+    gen = data.tokenizer.generable_ids
     c = data.token_counts("validation")[gen].astype(float)
     c = c[c > 0] / c.sum()
     unigram_bits = float(-(c * np.log2(c)).sum())
@@ -224,7 +240,7 @@ def test_shared_core_trains_on_text(tmp_path):
     from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
 
     model, objective, tok = model_from_checkpoint(load_checkpoint(tmp_path / "m.pt"))
-    x0 = torch.full((4, 32), tok["mask_id"])
+    x0 = torch.full((4, 32), tok.mask_id)
     x, _ = ancestral_sample(objective, model, x0, 8, generator=torch.Generator().manual_seed(0))
     assert set(x.unique().tolist()) <= set(gen)
     assert math.isfinite(metrics["val_bits_per_token"])
@@ -280,13 +296,13 @@ def test_text_sample_files_with_bad_records_are_rejected(tmp_path):
                            "text": {"tokenizer": "char"}, "data": {"window": 16},
                            "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 16}})
     index = prepare_text(corpus, tmp_path / "data", cfg["text"])
-    tok = index["tokenizer"]
+    tok = tokenizer_from_dict(index["tokenizer"])
     from dnadiff.checkpoint import save_checkpoint
     from dnadiff.models import build_backbone
 
-    model = build_backbone(cfg["model"], len(tok["tokens"]), causal=True)
+    model = build_backbone(cfg["model"], tok.vocab_size, causal=True)
     save_checkpoint(tmp_path / "ar.pt", model, cfg, tok, step=1)
     path.write_text('{"id": "a", "tokens": [1, 2]}\n'
-                    f'{{"id": "b", "tokens": [1, {tok["mask_id"]}]}}\n')
+                    f'{{"id": "b", "tokens": [1, {tok.mask_id}]}}\n')
     with pytest.raises(InputFileError, match="line 2: sample 'b' holds token id"):
         evaluate_text_samples(path, tmp_path / "data", tmp_path / "ar.pt", cfg["evaluate"])

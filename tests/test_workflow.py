@@ -396,7 +396,7 @@ def test_workflow_trains_each_backbone(tmp_path, backbone, mixer, compare_ar):
     assert type(model).__name__ == "MambaLM" and model.rc_equivariant == (backbone == "caduceus")
     if backbone == "caduceus":  # the trained model is equivariant too
         x = torch.randint(0, 4, (2, 96))
-        comp = torch.as_tensor(tok["complement"])
+        comp = torch.as_tensor(tok.complement)
         with torch.no_grad():
             out, out_rc = model(x), model(comp[x].flip(1))
         assert (out_rc - out.flip(1)[..., comp]).abs().max().item() < 1e-5

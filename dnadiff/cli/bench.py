@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 import sys
 
-from dnadiff.cli.common import config, int_list, set_threads, verb
+from dnadiff.cli.common import config, int_list, set_threads, verb, verb_group
 from dnadiff.config import load_config
 from dnadiff.errors import DnadiffError
 
 
 def register(sub) -> None:
     """Add ``bench`` and its figures to the parser."""
-    p = sub.add_parser("bench", help="measurements printed as JSON")
-    p.set_defaults(all_or_nothing=False)  # each figure is published as soon as it is measured
-    bn = p.add_subparsers(dest="what", required=True)
+    # each figure is published as soon as it is measured
+    bn = verb_group(sub, "bench", "measurements printed as JSON", all_or_nothing=False)
     q = verb(bn, "sampler", "cached vs uncached sampler (sample.sampler)", sampler,
              inputs=("checkpoint",))
     q.add_argument("--checkpoint", help="a trained model (default: a fresh one of the "

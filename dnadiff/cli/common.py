@@ -49,6 +49,14 @@ def verb(sub, name: str, help: str, handler, *, config: bool = True, threads: bo
     return p
 
 
+def verb_group(sub, name: str, help: str, **defaults):
+    """A verb with verbs of its own (``dnadiff <name> <what>``): the subparsers to add them to
+    with :func:`verb` (``defaults``: settings every one of them shares)."""
+    p = sub.add_parser(name, help=help)
+    p.set_defaults(**defaults)
+    return p.add_subparsers(dest="what", required=True)
+
+
 def option(dest: str) -> str:
     """The command-line spelling of an option's ``dest``."""
     return "--" + dest.replace("_", "-")

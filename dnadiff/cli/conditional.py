@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dnadiff.cli.common import config, set_threads, verb, write_outputs
+from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
 from dnadiff.cli.downstream import TASK_INPUTS, add_task_inputs
 from dnadiff.errors import DnadiffError
 
@@ -14,8 +14,7 @@ AGREEMENT_COLUMNS_HEAD = ["source", "requested", "guidance", "n", "agreement"]
 
 def register(sub) -> None:
     """Add ``conditional`` to the parser."""
-    p = sub.add_parser("conditional", help="class-conditional MDLM with classifier-free guidance")
-    cd = p.add_subparsers(dest="what", required=True)
+    cd = verb_group(sub, "conditional", "class-conditional MDLM with classifier-free guidance")
     q = verb(cd, "train", "train on conditional.task from a pretrained MDLM", train,
              out=("out", "metrics"), out_dirs=("workdir",), inputs=(*TASK_INPUTS, "checkpoint"))
     add_task_inputs(q)

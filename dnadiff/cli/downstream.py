@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from dnadiff.cli.common import config, set_threads, verb, write_outputs
+from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
 from dnadiff.errors import DnadiffError, InputFileError
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,7 @@ def add_task_inputs(p) -> None:
 
 def register(sub) -> None:
     """Add ``downstream`` to the parser."""
-    p = sub.add_parser("downstream", help="classification benchmarks of a pretrained model")
-    ds = p.add_subparsers(dest="what", required=True)
+    ds = verb_group(sub, "downstream", "classification benchmarks of a pretrained model")
     q = verb(ds, "run", "fine-tune, probe, k-mer and from-scratch on one task", run,
              out=("out_json", "out_tsv", "oracle"), inputs=(*TASK_INPUTS, "checkpoint"))
     add_task_inputs(q)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 
 from dnadiff import io
-from dnadiff.cli.common import config, set_threads, verb, write_outputs
+from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
 
 
 def register(sub) -> None:
     """Add ``evaluate`` and its measures to the parser."""
-    p = sub.add_parser("evaluate", help="score a model or its samples")
-    ev = p.add_subparsers(dest="what", required=True)
+    ev = verb_group(sub, "evaluate", "score a model or its samples")
     q = verb(ev, "likelihood", "held-out NELBO in bits per token", likelihood,
              out=("out_json", "out_tsv"), inputs=("checkpoint", "data"))
     q.add_argument("--checkpoint", required=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-from dnadiff.cli.common import config, set_threads, verb, write_outputs
+from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
 
 
 def register(sub) -> None:
     """Add ``probe`` and its analyses to the parser."""
-    p = sub.add_parser("probe", help="the discreteness analyses of Jin et al. and influence by "
-                                     "distance (DNA and text)")
-    pb = p.add_subparsers(dest="what", required=True)
+    pb = verb_group(sub, "probe", "the discreteness analyses of Jin et al. and influence by "
+                    "distance (DNA and text)")
     q = verb(pb, "collapse", "masked-position probe: prompt + masks, one forward pass", collapse,
              out=("out_tsv", "out_curves", "out_json", "plot"),
              inputs=("checkpoint", "data", "prompts"))

@@ -10,6 +10,7 @@ hold (no [MASK], no [PAD], nothing outside the vocabulary). Every problem is one
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path, PurePosixPath
@@ -17,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from dnadiff.errors import InputFileError
+from dnadiff.tokenizers import tokenizer_from_dict
 
 SPLITS = ("train", "validation", "test")
 #: how an error about a damaged prepared folder ends
@@ -227,8 +229,21 @@ class PreparedData:
             self.tokens(i)  # every array checked now, in this process (not in a worker)
 
     def __getstate__(self):
-        # a copy for a data-loader worker reopens the arrays (already checked) itself
-        return {**self.__dict__, "_arrays": {}}
+        # a copy for a data-loader worker reopens the arrays (already checked) itself, and
+        # rebuilds the tokenizer if it needs it
+        state = {**self.__dict__, "_arrays": {}}
+        state.pop("tokenizer", None)
+        return state
+
+    @functools.cached_property
+    def tokenizer(self):
+        """The tokenizer the data was prepared with (rebuilt from ``index.json`` on first use)."""
+        try:
+            return tokenizer_from_dict(self.index["tokenizer"])
+        except Exception as exc:  # noqa: BLE001 - any broken entry is the file's problem
+            raise InputFileError(self.path / "index.json",
+                                 f"tokenizer cannot be rebuilt ({type(exc).__name__}: "
+                                 f"{str(exc)[:160]}): {AGAIN}") from None
 
     def _allowed(self) -> np.ndarray:
         """Which ids a token array may hold: every token but [MASK] and [PAD]."""

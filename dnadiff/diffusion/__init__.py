@@ -17,19 +17,19 @@ def block_size(cfg: dict) -> int | None:
     return None if size is None or size >= cfg["data"]["window"] else int(size)
 
 
-def build_objective(cfg: dict, tokenizer: dict):
+def build_objective(cfg: dict, tokenizer):
     """The training objective named by ``cfg["objective"]`` (``mdlm`` or ``ar``).
 
-    Both see only token ids: the mask id, the generable ids and the vocabulary size.
+    Both see only token ids: the tokenizer's mask id, generable ids and vocabulary size.
     """
-    vocab = len(tokenizer["tokens"])
+    vocab = tokenizer.vocab_size
     if cfg["objective"] == "mdlm":
-        return MDLM(build_schedule(cfg["diffusion"]), tokenizer["mask_id"],
-                    tokenizer["generable_ids"], vocab,
+        return MDLM(build_schedule(cfg["diffusion"]), tokenizer.mask_id,
+                    tokenizer.generable_ids, vocab,
                     time_conditioning=cfg["model"]["time_conditioning"],
                     train_discrete_T=cfg["diffusion"]["train_discrete_T"],
                     train_time_power=cfg["diffusion"]["train_time_power"],
                     block_size=block_size(cfg), window=cfg["data"]["window"])
     if cfg["objective"] == "ar":
-        return Autoregressive(tokenizer["mask_id"], tokenizer["generable_ids"], vocab)
+        return Autoregressive(tokenizer.mask_id, tokenizer.generable_ids, vocab)
     raise ValueError(f"unknown objective {cfg['objective']!r} (known: mdlm, ar)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from dnadiff.diffusion.mdlm import allowed_outputs
+
 
 class Autoregressive:
     """The autoregressive baseline objective: next-token cross-entropy with the same backbone
@@ -24,10 +26,7 @@ class Autoregressive:
         self.bos_id = bos_id
         self.mask_id = bos_id  # positions to generate are marked with it, as for MDLM
         self.vocab_size = vocab_size
-        allowed = torch.zeros(vocab_size, dtype=torch.bool)
-        allowed[list(generable_ids)] = True
-        allowed[bos_id] = False
-        self.allowed = allowed
+        self.allowed = allowed_outputs(vocab_size, generable_ids, bos_id)
 
     def shift_right(self, x0: torch.Tensor) -> torch.Tensor:
         bos = torch.full_like(x0[:, :1], self.bos_id)

@@ -24,6 +24,15 @@ from __future__ import annotations
 import torch
 
 
+def allowed_outputs(vocab_size: int, generable_ids, never: int) -> torch.Tensor:
+    """Which ids an objective's predictions may take (a bool per id): the generable ones, never
+    ``never`` (the mask id, which is also the AR start symbol)."""
+    allowed = torch.zeros(vocab_size, dtype=torch.bool)
+    allowed[list(generable_ids)] = True
+    allowed[never] = False
+    return allowed
+
+
 class MDLM:
     """Masked diffusion objective. ``stochastic``: its NELBO is a Monte Carlo estimate over t."""
 
@@ -53,10 +62,7 @@ class MDLM:
         self.mask_id = mask_id
         self.vocab_size = vocab_size
         self.time_conditioning = time_conditioning
-        allowed = torch.zeros(vocab_size, dtype=torch.bool)
-        allowed[list(generable_ids)] = True
-        allowed[mask_id] = False
-        self.allowed = allowed
+        self.allowed = allowed_outputs(vocab_size, generable_ids, mask_id)
 
     # -- noise ---------------------------------------------------------------------------
     def sample_t(self, n: int, generator=None, device=None, discrete_T: int | None = None

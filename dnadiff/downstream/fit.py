@@ -91,6 +91,20 @@ def lr_factor(step: int, steps: int) -> float:
 
 
 # -- fine-tuning --------------------------------------------------------------------------------
+def classifier_on(backbone, num_classes: int, ft_cfg: dict, complement=None
+                  ) -> SequenceClassifier:
+    """A classification head (dropout ``ft_cfg["dropout"]``) on ``backbone``, its features
+    averaged over both strands when ``ft_cfg["rc_conjoin"]`` (which needs the tokenizer's
+    ``complement`` map)."""
+    model = SequenceClassifier(backbone, num_classes, ft_cfg["dropout"])
+    if ft_cfg["rc_conjoin"]:
+        if complement is None:
+            raise DnadiffError("downstream.finetune.rc_conjoin needs a tokenizer with a "
+                               "complement map")
+        backbone.set_rc_conjoin(complement, backbone.vocab_size)
+    return model
+
+
 def train_classifier(backbone, train, val, num_classes: int, ft_cfg: dict, seed: int,
                      complement=None, device=None, label: str = "") -> tuple[nn.Module, dict]:
     """Fine-tune ``backbone`` + head on ``train`` with early stopping on ``val`` accuracy.
@@ -100,13 +114,7 @@ def train_classifier(backbone, train, val, num_classes: int, ft_cfg: dict, seed:
     """
     device = device or runtime.device()
     torch.manual_seed(seed)
-    model = SequenceClassifier(backbone, num_classes, ft_cfg["dropout"]).to(device)
-    if ft_cfg["rc_conjoin"]:
-        if complement is None:
-            raise DnadiffError("downstream.finetune.rc_conjoin needs a tokenizer with a "
-                               "complement map")
-        model.backbone.set_rc_conjoin(complement, model.backbone.vocab_size)
-        model.backbone.rc_conjoin = model.backbone.rc_conjoin.to(device)
+    model = classifier_on(backbone, num_classes, ft_cfg, complement).to(device)
     return fit_classifier(model, train, val, ft_cfg, seed, complement, device, label)
 
 

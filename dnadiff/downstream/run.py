@@ -18,10 +18,11 @@ from dnadiff import runtime
 from dnadiff.checkpoint import model_from_checkpoint, save_classifier
 from dnadiff.config import validate_config
 from dnadiff.downstream.baselines import fit_kmer, fit_logistic, kmer_matrix
-from dnadiff.downstream.fit import classification_metrics, fit_classifier, recipe
+from dnadiff.downstream.fit import classification_metrics, classifier_on, fit_classifier, recipe
 from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.io import read_bounded
 from dnadiff.models import build_backbone
-from dnadiff.models.classifier import SequenceClassifier, embed, predict_proba
+from dnadiff.models.classifier import embed, predict_proba
 from dnadiff.models.cnn import GenomicBenchmarksCNN
 from dnadiff.tasks import split_validation, task_summary
 
@@ -52,7 +53,7 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
     dev = runtime.device(device)
     tok = ckpt["tokenizer"]
     cfg = validate_config(ckpt["config"], "checkpoint config")  # fills keys added since
-    complement = tok.get("complement")
+    complement = tok.complement
     num_classes = len(task.classes)
     methods = ds_cfg["methods"]
     ft = ds_cfg["finetune"]
@@ -76,19 +77,13 @@ def run_task(task, ckpt: dict, ds_cfg: dict, device: str = "auto", oracle_out=No
     def classifier(method, seed):
         torch.manual_seed(seed)
         if method == "cnn":
-            return GenomicBenchmarksCNN(len(tok["tokens"]), input_len, num_classes)
+            return GenomicBenchmarksCNN(tok.vocab_size, input_len, num_classes)
         if method == "finetune":
             backbone, _, _ = model_from_checkpoint(ckpt, rc_conjoin=False)
         else:
             backbone = build_backbone(dict(cfg["model"], rc_conjoin=False, num_classes=None),
-                                      len(tok["tokens"]), complement=complement)
-        model = SequenceClassifier(backbone, num_classes, ft["dropout"])
-        if ft["rc_conjoin"]:
-            if complement is None:
-                raise DnadiffError("downstream.finetune.rc_conjoin needs a tokenizer with a "
-                                   "complement map")
-            backbone.set_rc_conjoin(complement, backbone.vocab_size)
-        return model
+                                      tok.vocab_size, complement=complement)
+        return classifier_on(backbone, num_classes, ft, complement)
 
     recipes = {}
     for method in ("finetune", "scratch", "cnn"):
@@ -225,11 +220,7 @@ def read_result(f) -> dict:
     whose ``summary`` holds one row per method of one task (runs, mean, min and max of each
     metric) and whose ``rows`` hold that task's runs, as many per method as its summary
     says; metrics are finite and in range (AUROC may be NaN: one class in test)."""
-    with open(f, "rb") as fh:
-        data = fh.read(RESULT_MAX_BYTES + 1)
-    if len(data) > RESULT_MAX_BYTES:
-        raise InputFileError(f, f"larger than {RESULT_MAX_BYTES >> 20} MiB: not a downstream "
-                             "result file")
+    data = read_bounded(f, RESULT_MAX_BYTES, "downstream result file")
     try:
         res = json.loads(data, object_pairs_hook=_no_duplicate_keys)
     except RecursionError:

@@ -42,7 +42,6 @@ from dnadiff.evaluation import dna_scores, text_scores
 from dnadiff.evaluation.composition import entropy_bits
 from dnadiff.io import read_jsonl
 from dnadiff.resolve import resolve_section
-from dnadiff.tokenizers import tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 LOG2E = 1.0 / np.log(2.0)
@@ -95,16 +94,23 @@ def heldout_prompts(data_dir, n: int, prompt_length: int, seed: int
 
 
 # -- positional collapse ------------------------------------------------------------------------
-def _same_tokenizer(tok: dict, genome: PreparedData, checkpoint) -> None:
-    if list(tok["tokens"]) != list(genome.index["tokenizer"]["tokens"]):
+def _same_tokenizer(tok, genome: PreparedData, checkpoint) -> None:
+    if tok.tokens != genome.tokenizer.tokens:
         raise DnadiffError(f"{checkpoint} and {genome.path} use different tokenizers (was the "
                            "model trained on this prepared data?)")
 
 
-def _require_mdlm(objective, checkpoint) -> None:
+def _load_mdlm(checkpoint):
+    """(the checkpoint, its model on this machine's device, objective, tokenizer, the device)
+    of ``checkpoint``, which the probes need to be a masked diffusion (mdlm) model."""
+    ckpt = load_checkpoint(checkpoint)
+    model, objective, tokenizer = model_from_checkpoint(ckpt)
     if objective.name != "mdlm":
         raise DnadiffError(f"{checkpoint}: the probes need a masked diffusion (mdlm) checkpoint, "
                            f"not {objective.name!r}")
+    device = runtime.device()
+    model.to(device)
+    return ckpt, model, objective, tokenizer, device
 
 
 def time_for_masked_fraction(schedule, fraction: float) -> float:
@@ -212,14 +218,9 @@ def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_lengt
     """The probe on ``checkpoint``: rows, curves and a summary (entropy at distance 1/32/128).
     A block diffusion model is probed at the masks of the block after the prompt (what one pass
     predicts): its summary's ``block_size`` says so."""
-    ckpt = load_checkpoint(checkpoint)
-    model, objective, tok = model_from_checkpoint(ckpt)
-    _require_mdlm(objective, checkpoint)
-    tokenizer = tokenizer_from_dict(tok)
-    device = runtime.device()
-    model.to(device)
+    ckpt, model, objective, tokenizer, device = _load_mdlm(checkpoint)
     genome = PreparedData(data_dir)
-    _same_tokenizer(tok, genome, checkpoint)
+    _same_tokenizer(tokenizer, genome, checkpoint)
     n = probe_cfg["num_prompts"]
     if prompts_file:
         prompts = read_prompt_file(prompts_file, tokenizer, n, prompt_length)
@@ -234,7 +235,7 @@ def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_lengt
     print(f"probe: {len(prompts)} prompts x {masks} masks in {time.time() - t0:.1f} s",
           file=sys.stderr, flush=True)
     curves = collapse_curves(rows)
-    gen = np.asarray(tok["generable_ids"])
+    gen = np.asarray(tokenizer.generable_ids)
     summary = {
         "checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
         "modality": tokenizer.modality, "prompts": len(prompts), "prompt_source": source,
@@ -278,18 +279,14 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
     with a reference row for real held-out windows (tokens_per_step 0): validation windows for
     DNA (the floor of the k-mer figures against the test split), test windows for text (the AR
     scorer was selected on validation). Samplers take their options from ``sample_cfg``."""
-    ckpt = load_checkpoint(checkpoint)
-    model, objective, tok = model_from_checkpoint(ckpt)
-    _require_mdlm(objective, checkpoint)
-    device = runtime.device()
-    model.to(device)
+    ckpt, model, objective, tok, device = _load_mdlm(checkpoint)
     window = ckpt["config"]["data"]["window"]
     length = resolve_section("marginal_trap", trap_cfg, window)["length"]
     if length > window:
         raise DnadiffError(f"marginal_trap.length ({length}) exceeds the model's context "
                            f"({window})")
     n, bs = trap_cfg["num_samples"], trap_cfg["batch_size"]
-    modality = tok.get("modality", "dna")
+    modality = tok.modality
     _same_tokenizer(tok, PreparedData(data_dir), checkpoint)
     score, real = (text_scores.trap_scorer(ar_checkpoint, tok, eval_cfg, data_dir, length, n)
                    if modality == "text" else

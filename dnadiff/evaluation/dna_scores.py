@@ -274,7 +274,7 @@ def score_rows(res: dict) -> list[dict]:
 
 # -- the marginal trap ------------------------------------------------------------------------
 def trap_scorer(data_dir, eval_cfg: dict, length: int, n: int, ar_checkpoint=None,
-                tok: dict | None = None):
+                tok=None):
     """``(score, floor)`` for the marginal trap of a DNA model: ``score(seqs)`` gives k-mer JS
     (``js_k{k}`` for k = 1..kmer_max_k and their mean ``js_mean``), ``gc_mean``, the
     gene-finder coding fraction and the share of sequences with an open frame of 600 bp or more

@@ -149,7 +149,7 @@ def run_influence(checkpoint, data_dir, influence_cfg: dict, batch_size: int = 6
     device = runtime.device()
     model.to(device)
     genome = PreparedData(data_dir)
-    if list(tok["tokens"]) != list(genome.index["tokenizer"]["tokens"]):
+    if list(tok.tokens) != list(genome.index["tokenizer"]["tokens"]):
         raise DnadiffError(f"{checkpoint} and {genome.path} use different tokenizers (was the "
                            "model trained on this prepared data?)")
     length = ckpt["config"]["data"]["window"]
@@ -158,7 +158,7 @@ def run_influence(checkpoint, data_dir, influence_cfg: dict, batch_size: int = 6
     windows = np.stack([ds[w]["tokens"].numpy() for w in range(n)])
     t0 = time.time()
     res = influence_probe(model, objective, windows, influence_cfg["distances"],
-                          tok["generable_ids"], influence_cfg["alternatives"],
+                          tok.generable_ids, influence_cfg["alternatives"],
                           influence_cfg["seed"], batch_size, device)
     seconds = time.time() - t0
     print(f"influence: {n} windows x {len(res['probes'])} probes in {seconds:.1f} s",
@@ -168,6 +168,6 @@ def run_influence(checkpoint, data_dir, influence_cfg: dict, batch_size: int = 6
                "objective": objective.name, "modality": genome.modality, "windows": n,
                "window": length, "query_position": res["query_position"],
                "alternatives": min(influence_cfg["alternatives"],
-                                   len(tok["generable_ids"]) - 1),
+                                   len(tok.generable_ids) - 1),
                "seconds": round(seconds, 2), "rows": rows}
     return summary

@@ -34,7 +34,7 @@ def split_entropy_bits(data_dir, split: str = "validation") -> float | None:
     """Order-0 entropy of the generable tokens of a prepared split (a training curve's
     reference line); ``None`` when the split is empty."""
     data = PreparedData(data_dir)
-    counts = data.token_counts(split)[data.index["tokenizer"]["generable_ids"]]
+    counts = data.token_counts(split)[data.tokenizer.generable_ids]
     return entropy_bits(counts) if counts.sum() else None
 
 
@@ -114,7 +114,7 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
     device = runtime.device()
     model.to(device)
     genome = PreparedData(data_dir)
-    if list(genome.index["tokenizer"]["tokens"]) != list(tok["tokens"]):
+    if genome.tokenizer.tokens != tok.tokens:
         raise DnadiffError(f"{data_dir}: prepared with another tokenizer than the one the "
                            f"checkpoint {checkpoint} was trained with; evaluate it on the data "
                            "it was trained on")
@@ -131,7 +131,7 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
         res["discrete"] = [{"T": T, **{k: v for k, v in heldout_nelbo(*args, discrete_T=T).items()
                                        if k in ("bits_per_token", "bits_per_token_se")}}
                            for T in eval_cfg["discrete_T"]]
-    gen = tok["generable_ids"]
+    gen = tok.generable_ids
     counts = genome.token_counts(split)[gen]
     train_counts = genome.token_counts("train")[gen]
     res.update({
@@ -144,7 +144,7 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
     if genome.modality == "dna" and eval_cfg["markov_likelihood_orders"]:
         res["markov_baselines"] = markov_heldout_bits(
             genome.split_arrays("train"), genome.split_arrays(split),
-            sorted(set(eval_cfg["markov_likelihood_orders"])), complement=tok.get("complement"))
+            sorted(set(eval_cfg["markov_likelihood_orders"])), complement=tok.complement)
         best = min(res["markov_baselines"], key=lambda r: r["bits_per_token"])
         res["best_markov_order"], res["best_markov_bits"] = best["order"], best["bits_per_token"]
     if eval_cfg["masked_markov_orders"]:
@@ -160,13 +160,13 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
     return res
 
 
-def masked_objective(config: dict, tok: dict):
+def masked_objective(config: dict, tok):
     """The masked diffusion objective a checkpoint's ``config`` describes (for an AR checkpoint:
     the MDLM of the same config), under which masked references are scored."""
     return build_objective(dict(validate_config(config), objective="mdlm"), tok)
 
 
-def masked_markov_nelbo(genome, tok: dict, config: dict, objective, dataset, eval_cfg: dict,
+def masked_markov_nelbo(genome, tok, config: dict, objective, dataset, eval_cfg: dict,
                         paired=None) -> list[dict]:
     """The masked Markov references (``evaluate.masked_markov_orders``), fitted on the training
     split and scored as a denoiser under the same times and masks as the model (same seed,
@@ -175,7 +175,7 @@ def masked_markov_nelbo(genome, tok: dict, config: dict, objective, dataset, eva
     masked = objective if objective.stochastic else masked_objective(config, tok)
     train, rows = genome.split_arrays("train"), []
     for k in sorted(set(eval_cfg["masked_markov_orders"])):
-        problem = order_problem(k, len(tok["generable_ids"]))
+        problem = order_problem(k, len(tok.generable_ids))
         if problem:  # e.g. the default +-4 for a text vocabulary: said, and left out
             print(f"likelihood: {problem}; left out", file=sys.stderr, flush=True)
             rows.append({"k": k, "skipped": problem})
@@ -261,9 +261,9 @@ class ARScorer:
         self.batch_size = batch_size
         self.path = checkpoint
 
-    def check_vocabulary(self, tokenizer: dict, what: str) -> None:
-        """Refuse a tokenizer (dict) other than the AR model's; ``what`` names its owner."""
-        if list(tokenizer["tokens"]) != list(self.tok["tokens"]):
+    def check_vocabulary(self, tokenizer, what: str) -> None:
+        """Refuse a tokenizer other than the AR model's; ``what`` names its owner."""
+        if tokenizer.tokens != self.tok.tokens:
             raise DnadiffError(f"{what} and the AR model {self.path} use different tokenizers "
                                "(train both on the same prepared data)")
 

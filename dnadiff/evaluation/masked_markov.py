@@ -190,12 +190,12 @@ def order_problem(k: int, generable: int) -> str | None:
     return None
 
 
-def fit_masked_markov(train, k: int, tokenizer: dict, min_count: int,
-                      pseudocount: float = 0.5) -> MaskedMarkov:
+def fit_masked_markov(train, k: int, tokenizer, min_count: int,
+                      pseudocount: float = 0.5, both_strands: bool = True) -> MaskedMarkov:
     """The +-k masked count model of the token arrays ``train`` (both strands when the
-    ``tokenizer`` dict has a complement map)."""
-    gen = np.asarray(tokenizer["generable_ids"], dtype=np.int64)
-    vocab = len(tokenizer["tokens"])
+    ``tokenizer`` has a complement map, unless ``both_strands`` is False)."""
+    gen = np.asarray(tokenizer.generable_ids, dtype=np.int64)
+    vocab = tokenizer.vocab_size
     G = len(gen)
     problem = order_problem(k, G)
     if problem:
@@ -203,7 +203,7 @@ def fit_masked_markov(train, k: int, tokenizer: dict, min_count: int,
     dense = (G + 1) ** (2 * k) * G <= DENSE_MAX
     lut = np.full(vocab, G, dtype=np.int64)
     lut[gen] = np.arange(G)
-    comp = tokenizer.get("complement")
+    comp = tokenizer.complement if both_strands else None
     seqs = [lut[np.asarray(s)] for s in train]
     if comp is not None:
         comp = np.asarray(comp)

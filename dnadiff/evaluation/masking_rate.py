@@ -106,7 +106,7 @@ def run_masking_rate(checkpoint, data_dir, eval_cfg: dict, split: str = "test",
     device = runtime.device()
     model.to(device)
     genome = PreparedData(data_dir)
-    if list(genome.index["tokenizer"]["tokens"]) != list(tok["tokens"]):
+    if list(genome.index["tokenizer"]["tokens"]) != list(tok.tokens):
         raise DnadiffError(f"{data_dir}: prepared with another tokenizer than the one the "
                            f"checkpoint {checkpoint} was trained with")
     window = ckpt["config"]["data"]["window"]
@@ -121,7 +121,7 @@ def run_masking_rate(checkpoint, data_dir, eval_cfg: dict, split: str = "test",
     ars = [(checkpoint, model, objective)] if not objective.stochastic else []
     if ar_checkpoint is not None:
         ar_model, ar_objective, ar_tok = model_from_checkpoint(load_checkpoint(ar_checkpoint))
-        if ar_objective.stochastic or list(ar_tok["tokens"]) != list(tok["tokens"]):
+        if ar_objective.stochastic or list(ar_tok.tokens) != list(tok.tokens):
             raise DnadiffError(f"{ar_checkpoint}: expected an AR checkpoint with the "
                                f"tokenizer of {checkpoint}")
         ars.append((ar_checkpoint, ar_model.to(device), ar_objective))
@@ -129,7 +129,7 @@ def run_masking_rate(checkpoint, data_dir, eval_cfg: dict, split: str = "test",
         r = heldout_nelbo(ar_model, ar_objective, ds, eval_cfg["batch_size"], device=device)
         rows.append({"model": "ar", "bits_per_masked_token": r["bits_per_token"],
                      "bits_se": r["bits_per_token_se"], "masked_tokens": r["tokens_scored"]})
-    gen = tok["generable_ids"]
+    gen = tok.generable_ids
     order0 = entropy_bits(genome.token_counts("train")[gen])
     rows.append({"model": "order0", "bits_per_masked_token": order0})
     return {"checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],

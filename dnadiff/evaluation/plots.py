@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dnadiff.errors import InputFileError, OutputError  # noqa: E402
-from dnadiff.io import atomic_path  # noqa: E402
+from dnadiff.io import atomic_path, read_bounded  # noqa: E402
 
 
 def _save(fig, out):
@@ -256,11 +256,7 @@ def plot_format(out) -> str:
 
 def _qvc_text(path) -> str:
     """The table's text: UTF-8 (a byte-order mark is dropped), LF or CRLF line ends."""
-    with open(path, "rb") as fh:
-        data = fh.read(QVC_MAX_BYTES + 1)
-    if len(data) > QVC_MAX_BYTES:
-        raise InputFileError(path, f"larger than {QVC_MAX_BYTES >> 20} MiB: not a "
-                             "quality-against-compute table")
+    data = read_bounded(path, QVC_MAX_BYTES, "quality-against-compute table")
     if not data.strip():
         raise InputFileError(path, "empty: a quality-against-compute table has a header line "
                              "and one row per run")

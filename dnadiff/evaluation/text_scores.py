@@ -33,7 +33,7 @@ def score_text_set(seqs, scorer: ARScorer | None) -> dict:
         nats, count = scorer.nll(seqs)
         out["gen_perplexity"] = math.exp(nats.sum() / count.sum())
         out["gen_perplexity_median"] = float(np.median(np.exp(nats / count)))
-        eos = scorer.tok.get("eos_id")
+        eos = scorer.tok.eos_id
         if eos is not None:
             out["eos_fraction"] = float(np.mean([np.mean(np.asarray(s) == eos) for s in seqs]))
     return out
@@ -53,9 +53,9 @@ def evaluate_text_samples(samples, data_dir, ar_checkpoint, eval_cfg: dict) -> d
     seqs = [np.asarray(r["tokens"], dtype=np.int64) for r in recs]
     scorer = ARScorer(ar_checkpoint, batch_size=eval_cfg["batch_size"])
     genome = PreparedData(data_dir)
-    scorer.check_vocabulary(genome.index["tokenizer"], str(data_dir))
-    generable = np.zeros(len(scorer.tok["tokens"]) + 1, dtype=bool)
-    generable[scorer.tok["generable_ids"]] = True
+    scorer.check_vocabulary(genome.tokenizer, str(data_dir))
+    generable = np.zeros(scorer.tok.vocab_size + 1, dtype=bool)
+    generable[scorer.tok.generable_ids] = True
     for r, s in zip(recs, seqs):
         bad = s[(s < 0) | (s >= len(generable) - 1) | ~generable[np.clip(s, 0, len(generable) - 1)]]
         if bad.size:
@@ -69,7 +69,7 @@ def evaluate_text_samples(samples, data_dir, ar_checkpoint, eval_cfg: dict) -> d
     return {"ar_checkpoint": str(ar_checkpoint), "rows": rows}
 
 
-def trap_scorer(ar_checkpoint, tok: dict, eval_cfg: dict, data_dir, length: int, n: int):
+def trap_scorer(ar_checkpoint, tok, eval_cfg: dict, data_dir, length: int, n: int):
     """``(score, real)`` for the marginal trap of a text model: generative perplexity under the
     run's AR model and unigram entropy of a set, and real reference windows of the test split
     (the AR model was selected on validation)."""

@@ -42,10 +42,10 @@ def bench_backbones(cfg: dict, specs, length: int, batch: int, reps: int = 5, wa
     and the ratio to the first backbone. ``compare_scan`` (GPU) also runs mamba/caduceus with
     the pure-PyTorch scan and reports the largest logit difference to the mamba-ssm kernels."""
     dev = runtime.device(device)
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     amp = dtype == "bf16"
     gen = torch.Generator().manual_seed(seed)
-    ids = torch.tensor(tok["generable_ids"])
+    ids = torch.tensor(tok.generable_ids)
     x0 = ids[torch.randint(0, len(ids), (batch, length), generator=gen)].to(dev)
     keep = torch.ones_like(x0, dtype=torch.bool)
     out = {"length": length, "batch": batch, "reps": reps, "device": device, "dtype": dtype,
@@ -66,8 +66,8 @@ def bench_backbones(cfg: dict, specs, length: int, batch: int, reps: int = 5, wa
         logits = {}
         for impl in impls:
             torch.manual_seed(seed)
-            model = build_backbone({**run_cfg["model"], "scan_impl": impl}, len(tok["tokens"]),
-                                   complement=tok["complement"]).to(dev)
+            model = build_backbone({**run_cfg["model"], "scan_impl": impl}, tok.vocab_size,
+                                   complement=tok.complement).to(dev)
 
             def step(objective=objective, model=model):
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):

@@ -25,11 +25,11 @@ def model_for_bench(checkpoint, cfg: dict | None, length: int):
         ckpt = load_checkpoint(checkpoint)
         model, objective, tok = model_from_checkpoint(ckpt)
         return model, objective, tok, f"checkpoint {checkpoint}"
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     objective = build_objective(cfg, tok)
     torch.manual_seed(cfg["train"]["seed"])
-    model = build_backbone(cfg["model"], len(tok["tokens"]),
-                           complement=tok.get("complement")).eval()
+    model = build_backbone(cfg["model"], tok.vocab_size,
+                           complement=tok.complement).eval()
     return model, objective, tok, "randomly initialized model of the config's size"
 
 
@@ -55,7 +55,7 @@ def bench_sampler(length: int, steps: int, batches=(1,), seed: int = 0, checkpoi
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     for batch in batches:
-        start = torch.full((length,), tok["mask_id"], dtype=torch.long)
+        start = torch.full((length,), tok.mask_id, dtype=torch.long)
         results = {}
         for cache in (False, True):
             gen = torch.Generator().manual_seed(seed)

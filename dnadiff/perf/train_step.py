@@ -75,7 +75,7 @@ def bench_train(model_cfg: dict, cfg: dict, length: int, batch: int, steps: int 
     dev = runtime.device(device)
     if dtype == "auto":  # as dnadiff train: bf16 autocast on a GPU, fp32 on a CPU
         dtype = "bf16" if dev.type == "cuda" else "fp32"
-    tok = DNATokenizer().to_dict()
+    tok = DNATokenizer()
     run_cfg = validate_config({**cfg, "model": model_cfg, "compare_ar": False,
                                "objective": "mdlm",
                                "train": {**cfg.get("train", {}), "steps": steps + warmup,
@@ -83,8 +83,8 @@ def bench_train(model_cfg: dict, cfg: dict, length: int, batch: int, steps: int 
     mc = run_cfg["model"]
     objective = build_objective(run_cfg, tok)
     torch.manual_seed(seed)
-    counting = build_backbone({**mc, "scan_impl": "torch"}, len(tok["tokens"]),
-                              complement=tok["complement"]).to(dev)
+    counting = build_backbone({**mc, "scan_impl": "torch"}, tok.vocab_size,
+                              complement=tok.complement).to(dev)
     flops = count_training_flops(objective, counting, length, dev) * batch
     del counting
     if dev.type == "cuda":
@@ -93,7 +93,7 @@ def bench_train(model_cfg: dict, cfg: dict, length: int, batch: int, steps: int 
     torch.manual_seed(seed)
     module = DenoiserModule(run_cfg, tok)
     gen = torch.Generator().manual_seed(seed)
-    ids = torch.tensor(tok["generable_ids"])
+    ids = torch.tensor(tok.generable_ids)
     x = ids[torch.randint(0, len(ids), (batch, length), generator=gen)].to(dev)
     item = {"tokens": x, "loss_mask": torch.ones_like(x, dtype=torch.bool)}
     timer = _StepTimer(dev)

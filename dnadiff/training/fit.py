@@ -75,11 +75,11 @@ def train(cfg: dict, data_dir, checkpoint_out, metrics_out, workdir, progress: b
     train split, tiled validation windows); see :func:`fit`."""
     tc = cfg["train"]
     genome = PreparedData(data_dir)
-    tokenizer = genome.index["tokenizer"]
+    tokenizer = genome.tokenizer
     window = cfg["data"]["window"]
     L.seed_everything(tc["seed"], workers=True, verbose=False)
     train_ds = RandomWindows(genome, "train", window, tc["steps"] * tc["batch_size"],
-                             seed=tc["seed"], complement=tokenizer.get("complement"),
+                             seed=tc["seed"], complement=tokenizer.complement,
                              rc_prob=cfg["data"]["rc_augment"])
     val_ds = TiledWindows(genome, "validation", window, max_windows=tc["val_windows"])
     return fit(cfg, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir, progress,
@@ -119,7 +119,7 @@ def batch_plan(tc: dict) -> dict:
     return {"world": world, "per_device": micro, "accumulate": per_rank // micro}
 
 
-def fit(cfg: dict, tokenizer: dict, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
+def fit(cfg: dict, tokenizer, train_ds, val_ds, checkpoint_out, metrics_out, workdir,
         progress: bool | None = None, init_state: dict | None = None,
         extra_metrics: dict | None = None, data_id: str = "", data: dict | None = None
         ) -> dict:

@@ -66,13 +66,13 @@ class EMA:
 class DenoiserModule(L.LightningModule):
     """Any backbone under any objective (MDLM or AR); validation and checkpoints use the EMA."""
 
-    def __init__(self, cfg: dict, tokenizer: dict):
+    def __init__(self, cfg: dict, tokenizer):
         super().__init__()
         self.cfg, self.tokenizer = cfg, tokenizer
         self.objective = build_objective(cfg, tokenizer)
-        self.model = build_backbone(cfg["model"], len(tokenizer["tokens"]),
+        self.model = build_backbone(cfg["model"], tokenizer.vocab_size,
                                     causal=self.objective.causal,
-                                    complement=tokenizer.get("complement"))
+                                    complement=tokenizer.complement)
         self.ema = None
         self._val = [0.0, 0]
         self._ema_ctx = None

@@ -136,6 +136,13 @@ def _refuse_workdir(workdir: Path) -> DnadiffError:
                         "deletes what it did not create)")
 
 
+def _drop_empty_checkpoints(workdir: Path) -> None:
+    """Remove the ``checkpoints`` folder of ``workdir`` if it is empty (a folder, not a link)."""
+    ckpts = workdir / "checkpoints"
+    if ckpts.is_dir() and not ckpts.is_symlink() and not any(ckpts.iterdir()):
+        ckpts.rmdir()
+
+
 def _reset_workdir(workdir: Path) -> None:
     """Remove our own entries from the training-state folder (nothing else) and mark it."""
     if not _owned_workdir(workdir):
@@ -143,9 +150,7 @@ def _reset_workdir(workdir: Path) -> None:
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         _remove_entries(our_entries(workdir))
-        ckpts = workdir / "checkpoints"
-        if ckpts.is_dir() and not ckpts.is_symlink() and not any(ckpts.iterdir()):
-            ckpts.rmdir()
+        _drop_empty_checkpoints(workdir)
         (workdir / STATE_MARKER).write_text("dnadiff training state: resumable checkpoints of "
                                             "an unfinished run (safe to delete)\n")
     except OSError as exc:
@@ -243,10 +248,8 @@ def clear_state(workdir: Path) -> None:
     with contextlib.suppress(OSError):
         _remove_entries(p for p in our_entries(workdir, keep_logs=True)
                         if p.name != "launch.json")
-    ckpts = workdir / "checkpoints"
     with contextlib.suppress(OSError):
-        if ckpts.is_dir() and not ckpts.is_symlink() and not any(ckpts.iterdir()):
-            ckpts.rmdir()
+        _drop_empty_checkpoints(workdir)
 
 
 def discard_state(workdir: Path, remove_folder: bool) -> None:
@@ -254,9 +257,7 @@ def discard_state(workdir: Path, remove_folder: bool) -> None:
     behind (only our own entries are removed; the folder only if this run made it)."""
     with contextlib.suppress(OSError):
         _remove_entries(our_entries(workdir))
-        ckpts = workdir / "checkpoints"
-        if ckpts.is_dir() and not ckpts.is_symlink() and not any(ckpts.iterdir()):
-            ckpts.rmdir()
+        _drop_empty_checkpoints(workdir)
         if not any(p.name != STATE_MARKER for p in workdir.iterdir()):
             (workdir / STATE_MARKER).unlink(missing_ok=True)
     if remove_folder:
