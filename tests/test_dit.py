@@ -192,3 +192,20 @@ def test_conv_mixes_neighbours_at_initialisation():
 def test_conv_kernel_must_be_odd():
     with pytest.raises(ValueError, match="must be odd"):
         DiT(7, dim=16, heads=2, conv_kernel=4)
+
+
+def test_gate_init_opens_the_residual_branches():
+    """gate_init 0 (adaLN-Zero): a fresh block is the identity; 1: both branches add to it."""
+    import torch
+
+    from dnadiff.models.dit import DiT
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16)
+    for gate, identity in ((0.0, True), (1.0, False)):
+        blk = DiT(7, dim=16, layers=1, heads=2, cond_dim=8, gate_init=gate).blocks[0]
+        cos, sin = torch.ones(5, 4), torch.zeros(5, 4)
+        out = blk(x, torch.zeros(2, 8), cos, sin)
+        assert torch.equal(out, x) == identity
+        gates = blk.ada.bias.view(6, 16)[[2, 5]]
+        assert torch.all(gates == gate)

@@ -37,7 +37,7 @@ def apply_rotary(x, cos, sin):
 class DiTBlock(nn.Module):
     """Attention and MLP, each with adaLN-Zero modulation and a gated residual."""
 
-    def __init__(self, dim, heads, mlp_ratio, cond_dim, dropout, causal=False):
+    def __init__(self, dim, heads, mlp_ratio, cond_dim, dropout, causal=False, gate_init=0.0):
         super().__init__()
         self.heads, self.causal, self.dropout = heads, causal, dropout
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
@@ -50,6 +50,9 @@ class DiTBlock(nn.Module):
         self.ada = nn.Linear(cond_dim, 6 * dim)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
+        with torch.no_grad():  # the two gates (chunks 2 and 5 of shift, scale, gate x 2)
+            self.ada.bias[2 * dim: 3 * dim] = gate_init
+            self.ada.bias[5 * dim:] = gate_init
 
     def forward(self, x, c, cos, sin, mask=None, past=None):
         """``x`` [B, L, D] -> [B, L, D]. ``mask``: which keys each query may attend to (bool
@@ -138,7 +141,7 @@ class DiT(Backbone):
                  heads=DEFAULTS["heads"], mlp_ratio=DEFAULTS["mlp_ratio"],
                  cond_dim=DEFAULTS["cond_dim"], dropout=DEFAULTS["dropout"],
                  time_conditioning=False, causal=False, conv_kernel=DEFAULTS["conv_kernel"],
-                 num_classes=None):
+                 num_classes=None, gate_init=DEFAULTS["gate_init"]):
         super().__init__()
         problem = dit_problem(dim, heads, conv_kernel)
         if problem:
@@ -154,7 +157,8 @@ class DiT(Backbone):
             nn.init.zeros_(self.conv.bias)
         self._init_conditioning(cond_dim, time_conditioning, num_classes)
         self.blocks = nn.ModuleList(
-            DiTBlock(dim, heads, mlp_ratio, cond_dim, dropout, causal) for _ in range(layers))
+            DiTBlock(dim, heads, mlp_ratio, cond_dim, dropout, causal, gate_init)
+            for _ in range(layers))
         self.head_dim = dim // heads
         self._init_output(dim, cond_dim, vocab_size)
 
@@ -165,7 +169,8 @@ class DiT(Backbone):
         return cls(vocab_size=vocab_size, dim=m["dim"], layers=m["layers"], heads=m["heads"],
                    mlp_ratio=m["mlp_ratio"], cond_dim=m["cond_dim"], dropout=m["dropout"],
                    time_conditioning=m["time_conditioning"] and not causal, causal=causal,
-                   conv_kernel=m["conv_kernel"], num_classes=m["num_classes"])
+                   conv_kernel=m["conv_kernel"], num_classes=m["num_classes"],
+                   gate_init=m["gate_init"])
 
     def decoder(self, batch: int, cond=None) -> KVDecoder:
         """Incremental (KV-cached) decoding of this causal DiT, for left-to-right sampling."""
