@@ -115,13 +115,16 @@ def test_synthetic_genome_and_naive_reader_agree_with_ours(tmp_path):
 
 # -- exact figures ------------------------------------------------------------------------------
 @pytest.mark.parametrize("dim,layers,cond,length,batch", [(32, 2, 16, 64, 1), (48, 3, 8, 40, 3)])
-def test_dit_flops_formula_equals_counted(dim, layers, cond, length, batch):
+@pytest.mark.parametrize("block", [None, 8])
+def test_dit_flops_formula_equals_counted(dim, layers, cond, length, batch, block):
     tok = DNATokenizer()
-    cfg = validate_config({"run": "b", "model": {"dim": dim, "heads": 4, "layers": layers,
-                                                 "cond_dim": cond}}, "t")
+    cfg = validate_config({"run": "b", "data": {"window": length},
+                           "diffusion": {"block_size": block},
+                           "model": {"dim": dim, "heads": 4, "layers": layers,
+                                     "cond_dim": cond}}, "t")
     model = build_backbone(cfg["model"], 7, complement=tok.complement)
     counted = count_training_flops(build_objective(cfg, tok), model, length, "cpu") * batch
-    assert counted == model.training_flops(length, batch=batch)
+    assert counted == model.training_flops(length, batch=batch, block_size=block)
 
 
 def test_expected_passes_closed_forms():

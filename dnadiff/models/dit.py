@@ -178,18 +178,31 @@ class DiT(Backbone):
             raise ValueError("incremental decoding needs a causal DiT (the AR objective)")
         return KVDecoder(self, batch, cond)
 
-    def training_flops(self, length: int, batch: int = 1) -> int:
+    def training_flops(self, length: int, batch: int = 1, block_size: int | None = None) -> int:
         """Matmul FLOPs of one training step (forward + backward = 3 x forward) on ``batch``
         sequences of ``length``: per layer qkv, output projection and MLP
         (2 L D (4D + 2 hidden)), attention scores and values (4 L^2 D) and the adaLN
         modulation (2 cond 6D per sequence); the final adaLN and the output head. Equals what
-        ``torch.utils.flop_counter`` counts (tested)."""
+        ``torch.utils.flop_counter`` counts (tested). With ``block_size`` (block diffusion):
+        every block but the last runs on the 2L positions of the noisy and clean copies; the
+        last runs the clean copy's keys and values and the noisy copy's L queries over 2L
+        keys."""
         dim, vocab = self.embed.embedding_dim, self.vocab_size
         cond = self.blocks[0].ada.in_features
         hidden = self.blocks[0].mlp[0].out_features
-        per_layer = 2 * length * (4 * dim * dim + 2 * dim * hidden) + 4 * length**2 * dim \
-            + 2 * cond * 6 * dim
-        forward = len(self.blocks) * per_layer + 2 * cond * 2 * dim + 2 * length * dim * vocab
+        ada = 2 * cond * 6 * dim
+
+        def layer(n: int) -> int:
+            return 2 * n * (4 * dim * dim + 2 * dim * hidden) + 4 * n**2 * dim + ada
+
+        if block_size is None:
+            layers = len(self.blocks) * layer(length)
+        else:
+            last = (2 * length * 3 * dim * dim + ada  # the clean copy's keys and values
+                    + 2 * length * (4 * dim * dim + 2 * dim * hidden) + 8 * length**2 * dim
+                    + ada)
+            layers = (len(self.blocks) - 1) * layer(2 * length) + last
+        forward = layers + 2 * cond * 2 * dim + 2 * length * dim * vocab
         return 3 * forward * batch
 
     def block_context(self, batch: int, labels=None, keep: int | None = None) -> BlockContext:
