@@ -105,12 +105,11 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
                          "NELBO, continuous time")}
 
 
-def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test") -> dict:
-    """Held-out bits per token of ``checkpoint`` on ``split`` (tiled windows), with its
-    discrete-T estimates, the order-0 / training-composition reference entropies and, for DNA,
-    the held-out bits of k-th order Markov chains (``evaluate.markov_likelihood_orders``)."""
+def load_for_scoring(checkpoint, data_dir, rc_conjoin=None):
+    """(checkpoint, model on the device, objective, tokenizer, device, prepared data) of a
+    model scored on ``data_dir``, which must have been prepared with the model's tokenizer."""
     ckpt = load_checkpoint(checkpoint)
-    model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=eval_cfg["rc_conjoin"])
+    model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=rc_conjoin)
     device = runtime.device()
     model.to(device)
     genome = PreparedData(data_dir)
@@ -118,6 +117,15 @@ def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test
         raise DnadiffError(f"{data_dir}: prepared with another tokenizer than the one the "
                            f"checkpoint {checkpoint} was trained with; evaluate it on the data "
                            "it was trained on")
+    return ckpt, model, objective, tok, device, genome
+
+
+def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test") -> dict:
+    """Held-out bits per token of ``checkpoint`` on ``split`` (tiled windows), with its
+    discrete-T estimates, the order-0 / training-composition reference entropies and, for DNA,
+    the held-out bits of k-th order Markov chains (``evaluate.markov_likelihood_orders``)."""
+    ckpt, model, objective, tok, device, genome = load_for_scoring(checkpoint, data_dir,
+                                                                    eval_cfg["rc_conjoin"])
     window = ckpt["config"]["data"]["window"]
     ds = TiledWindows(genome, split, window, max_windows=eval_cfg["max_windows"])
     args = (model, objective, ds, eval_cfg["batch_size"], eval_cfg["t_draws"], eval_cfg["seed"],

@@ -21,14 +21,17 @@ import math
 import numpy as np
 import torch
 
-from dnadiff import runtime
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
-from dnadiff.data.prepared import PreparedData
 from dnadiff.data.windows import TiledWindows
 from dnadiff.errors import DnadiffError
 from dnadiff.evaluation.composition import entropy_bits
 from dnadiff.evaluation.discreteness import time_for_masked_fraction
-from dnadiff.evaluation.likelihood import heldout_nelbo, masked_objective, ratio_se
+from dnadiff.evaluation.likelihood import (
+    heldout_nelbo,
+    load_for_scoring,
+    masked_objective,
+    ratio_se,
+)
 from dnadiff.evaluation.masked_markov import fit_masked_markov
 
 LN2 = math.log(2.0)
@@ -101,14 +104,8 @@ def run_masking_rate(checkpoint, data_dir, eval_cfg: dict, split: str = "test",
     """The loss by masking rate of ``checkpoint`` (MDLM: one row per rate; AR: its exact bits
     per token) beside the masked Markov references, order 0 and, given ``ar_checkpoint``, that
     AR model's bits per token on the same windows."""
-    ckpt = load_checkpoint(checkpoint)
-    model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=eval_cfg["rc_conjoin"])
-    device = runtime.device()
-    model.to(device)
-    genome = PreparedData(data_dir)
-    if list(genome.index["tokenizer"]["tokens"]) != list(tok.tokens):
-        raise DnadiffError(f"{data_dir}: prepared with another tokenizer than the one the "
-                           f"checkpoint {checkpoint} was trained with")
+    ckpt, model, objective, tok, device, genome = load_for_scoring(checkpoint, data_dir,
+                                                                    eval_cfg["rc_conjoin"])
     window = ckpt["config"]["data"]["window"]
     ds = TiledWindows(genome, split, window, max_windows=eval_cfg["max_windows"])
     train = genome.split_arrays("train")
