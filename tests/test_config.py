@@ -25,7 +25,7 @@ def test_defaults_filled_from_schema():
                             "time_conditioning": False, "conv_kernel": 0, "mixer": "mamba1",
                             "d_state": 16, "expand": 2, "d_conv": 4, "headdim": 32,
                             "scan_impl": "auto", "rc_conjoin": False,
-                            "num_classes": None}
+                            "num_classes": None, "gate_init": 0.0}
     assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001, "train_discrete_T": None,
                                 "train_time_power": 1.0, "block_size": None}
     train_schema = load_schema()["properties"]["train"]["properties"]

@@ -17,6 +17,8 @@ from conftest import REPO, run_cli
 
 TABLE = REPO / "resources" / "figures" / "quality_vs_compute.tsv"
 COLUMNS = TABLE.read_text().splitlines()[0].split("\t")
+ROWS = len(TABLE.read_text().splitlines()) - 1  # the committed table's rows
+NEXT = f"line {ROWS + 2}"  # the first row a test appends
 
 
 # ------------------------------------------------------------------------ bench compute-plot
@@ -59,13 +61,13 @@ def _drawn(tmp_path, table, out="plot.png") -> dict:
 def test_compute_plot_row_with_an_extra_cell(tmp_path):
     """Item 16: was a TypeError traceback."""
     table = _table(tmp_path, _row() + "\tsurplus")
-    _refused(tmp_path, table, str(table), "line 14", "18 cells", "the header has 17")
+    _refused(tmp_path, table, str(table), NEXT, "18 cells", "the header has 17")
 
 
 @hostile("rejected")
 @pytest.mark.parametrize("cells,needles", [
-    (3, ("line 14", "3 cells")),
-    (16, ("line 14", "16 cells")),
+    (3, (NEXT, "3 cells")),
+    (16, (NEXT, "16 cells")),
 ])
 def test_compute_plot_short_row(tmp_path, cells, needles):
     table = _table(tmp_path, "\t".join(_row().split("\t")[:cells]))
@@ -85,7 +87,7 @@ def test_compute_plot_short_row(tmp_path, cells, needles):
 def test_compute_plot_cell_that_is_not_a_finite_number(tmp_path, column, value, needle):
     table = _table(tmp_path, _row(**{column: value}))
     col = COLUMNS.index(column) + 1
-    _refused(tmp_path, table, str(table), f"line 14, column {col} ({column})", needle)
+    _refused(tmp_path, table, str(table), f"{NEXT}, column {col} ({column})", needle)
 
 
 @hostile("rejected")
@@ -94,7 +96,7 @@ def test_compute_plot_cell_that_is_not_a_finite_number(tmp_path, column, value, 
 def test_compute_plot_run_without_positive_flops(tmp_path, flops, needle):
     """FLOPs 0 was silently dropped from the plot; negative FLOPs were accepted."""
     table = _table(tmp_path, _row(train_flops=flops))
-    _refused(tmp_path, table, str(table), "line 14", "train_flops", needle, "positive")
+    _refused(tmp_path, table, str(table), NEXT, "train_flops", needle, "positive")
 
 
 @hostile("rejected")
@@ -109,7 +111,7 @@ def test_compute_plot_run_without_positive_flops(tmp_path, flops, needle):
 ])
 def test_compute_plot_row_out_of_range(tmp_path, cells, needle):
     table = _table(tmp_path, _row(**cells))
-    _refused(tmp_path, table, str(table), "line 14", needle)
+    _refused(tmp_path, table, str(table), NEXT, needle)
 
 
 @hostile("rejected")
@@ -140,7 +142,7 @@ def test_compute_plot_bad_header(tmp_path, header, needle):
 @hostile("rejected")
 @pytest.mark.parametrize("content,needle", [
     (TABLE.read_bytes() + _row(label="caf\xe9").encode("latin-1") + b"\n",
-     "line 14: byte 0xe9 is not utf-8"),
+     f"{NEXT}: byte 0xe9 is not utf-8"),
     (TABLE.read_text().replace("\n", "\r").encode(), "carriage return"),
     (b"", "empty"),
     (b"\n\n  \n", "empty"),
@@ -169,7 +171,7 @@ def test_compute_plot_output_format_it_cannot_write(tmp_path, out):
                                        ("plot.svg", b"<?xml"), ("Plot.PDF", b"%PDF-")])
 def test_compute_plot_writes_the_format_its_extension_names(tmp_path, out, magic):
     res = _drawn(tmp_path, _table(tmp_path), out)
-    assert res["rows"] == 12
+    assert res["rows"] == ROWS
     data = (tmp_path / "out" / out).read_bytes()
     assert data.startswith(magic), data[:20]
     if out.endswith(".svg"):
@@ -184,7 +186,7 @@ def test_compute_plot_utf8_bom_and_crlf(tmp_path):
     table = tmp_path / "in" / "bom.tsv"
     table.write_bytes(b"\xef\xbb\xbf" + TABLE.read_text().replace("\n", "\r\n").encode())
     bom = _drawn(tmp_path, table, "bom.png")
-    assert bom["rows"] == plain["rows"] == 12
+    assert bom["rows"] == plain["rows"] == ROWS
 
 
 @hostile("accepted")
@@ -198,11 +200,11 @@ def test_compute_plot_quotes_and_dollars_in_labels_are_text(tmp_path):
                   bits="1.9")]
     table = _table(tmp_path, *lines)
     rows = read_quality_vs_compute(table)
-    assert len(rows) == 15
+    assert len(rows) == ROWS + 3
     assert [r["label"] for r in rows[-3:]] == ['a "quoted', 'end" of it',
                                                r"cost $\frac$ and $5"]
     assert [r["train_flops"] for r in rows[-3:]] == [1e12, 2e12, None]
-    assert _drawn(tmp_path, table)["rows"] == 15
+    assert _drawn(tmp_path, table)["rows"] == ROWS + 3
 
 
 @hostile("accepted")
@@ -212,7 +214,7 @@ def test_compute_plot_committed_table_reads_as_before(tmp_path):
     rows = read_quality_vs_compute(TABLE)
     with open(TABLE, newline="") as fh:
         ref = list(csv.DictReader(fh, delimiter="\t"))
-    assert len(rows) == len(ref) == 12
+    assert len(rows) == len(ref) == ROWS
     for mine, theirs in zip(rows, ref):
         for key, value in theirs.items():
             if key in ("model", "label", "device"):
