@@ -52,24 +52,21 @@ def build_template(tokenizer, text: str) -> torch.Tensor:
     return torch.where(gen, torch.full_like(fixed, tokenizer.mask_id), fixed)
 
 
-def check_lookahead(checkpoint, block: int, length: int, prefix, suffix, template,
-                    mask_id: int) -> None:
-    """Refuse fixed positions (a suffix, template characters) in a block after the first
-    generated position's: a model that generates block by block (AR: blocks of one; block
-    diffusion) never sees them while it generates the blocks before, so they would be pasted
-    on, not infilled."""
-    first = len(prefix)
-    if template is not None:
-        first = int((template == mask_id).nonzero()[0])
-    end = (first // block + 1) * block  # the end of the first generated position's block
-    if template is not None:
-        after = int((template[end:] != mask_id).sum())
-    else:
-        after = max(0, len(suffix) - max(0, end - (length - len(suffix))))
+def check_lookahead(checkpoint, block: int | None, start_ids: torch.Tensor, mask_id: int,
+                    key: str) -> None:
+    """Refuse fixed positions of ``start_ids`` (a suffix, template characters: config key
+    ``key``) in a block after the first generated position's: a model that generates block by
+    block (AR: ``block`` None, blocks of one; block diffusion) never sees them while it
+    generates the blocks before, so they would be pasted on, not infilled."""
+    gaps = (start_ids == mask_id).nonzero()
+    if not len(gaps):
+        return
+    size = block or 1
+    end = (int(gaps[0]) // size + 1) * size  # the end of the first generated position's block
+    after = int((start_ids[end:] != mask_id).sum())
     if not after:
         return
-    key = "sample.suffix" if len(suffix) else "sample.template"
-    kind = ("an autoregressive model, which generates left to right" if block == 1 else
+    kind = ("an autoregressive model, which generates left to right" if block is None else
             f"a block diffusion model, which generates left to right in blocks of {block}")
     raise DnadiffError(f"config key {key!r}: {checkpoint} is {kind} and cannot condition on "
                        f"what comes after ({after} fixed position(s) in later blocks than the "
@@ -155,26 +152,26 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
     if len(prefix) + len(suffix) >= length:
         raise DnadiffError("config keys 'sample.prefix'/'sample.suffix' leave nothing to "
                            f"generate in {length} positions")
-    block = 1 if objective.name == "ar" else getattr(objective, "block_size", None)
-    if block is not None:
-        check_lookahead(checkpoint, block, length, prefix, suffix, template, tok.mask_id)
-        if model.rc_conjoin is not None:
-            raise DnadiffError(f"config key 'sample.rc_conjoin': {checkpoint} is a block "
-                               "diffusion model, generated left to right: strand averaging "
-                               "would look ahead; set it to false")
-    n, bs, seed = sc["num_samples"], sc["batch_size"], sc["seed"]
-    check_memory(min(n, bs), length, window, tok.vocab_size)
-    gen = torch.Generator().manual_seed(seed)
-    allowed = torch.zeros(tok.vocab_size, dtype=torch.bool)
-    allowed[tok.generable_ids] = True
     start_ids = torch.full((length,), tok.mask_id, dtype=torch.long)
     if template is not None:
         start_ids[:] = template
     start_ids[: len(prefix)] = prefix
     if len(suffix):
         start_ids[length - len(suffix):] = suffix
+    blockwise = objective.block_size is not None
+    if objective.name == "ar" or blockwise:
+        check_lookahead(checkpoint, objective.block_size, start_ids, tok.mask_id,
+                        "sample.suffix" if len(suffix) else "sample.template")
+    if blockwise and model.rc_conjoin is not None:
+        raise DnadiffError(f"config key 'sample.rc_conjoin': {checkpoint} is a block "
+                           "diffusion model, generated left to right: strand averaging "
+                           "would look ahead; set it to false")
+    n, bs, seed = sc["num_samples"], sc["batch_size"], sc["seed"]
+    check_memory(min(n, bs), length, window, tok.vocab_size)
+    gen = torch.Generator().manual_seed(seed)
+    allowed = torch.zeros(tok.vocab_size, dtype=torch.bool)
+    allowed[tok.generable_ids] = True
     t0 = time.time()
-    blockwise = objective.name == "mdlm" and block is not None
     for start, x, info in fill_batches(fill_block, n, bs, start_ids, gen, device, window, stride):
         b = x.shape[0]
         if not bool(allowed[x].all()):  # never write a symbol outside the alphabet
@@ -195,7 +192,7 @@ def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
             if template is not None:
                 fields["template_fixed"] = int((template != tok.mask_id).sum())
             if blockwise:
-                fields["block_size"] = block
+                fields["block_size"] = objective.block_size
             elif length > window:
                 fields["semi_ar_stride"] = stride
             if model.rc_conjoin is not None:

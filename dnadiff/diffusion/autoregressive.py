@@ -21,6 +21,7 @@ class Autoregressive:
     causal = True
     stochastic = False
     time_conditioning = False
+    block_size = None  # not block diffusion (left to right one token at a time already)
 
     def __init__(self, bos_id: int, generable_ids, vocab_size: int):
         self.bos_id = bos_id

@@ -240,7 +240,7 @@ def run_collapse(checkpoint, data_dir, probe_cfg: dict, masks: int, prompt_lengt
         "checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
         "modality": tokenizer.modality, "prompts": len(prompts), "prompt_source": source,
         "masks": masks, "prompt_length_max": prompt_length,
-        "block_size": getattr(objective, "block_size", None),
+        "block_size": objective.block_size,
         "mean_prompt_tokens": float(np.mean([len(p) for _, p in prompts])),
         # the entropy a prediction that had collapsed to the corpus marginal would have
         "train_unigram_entropy_bits": entropy_bits(train_counts[gen]),
@@ -293,7 +293,7 @@ def run_marginal_trap(checkpoint, data_dir, trap_cfg: dict, eval_cfg: dict,
                    dna_scores.trap_scorer(data_dir, eval_cfg, length, n, ar_checkpoint, tok))
     sample_cfg = sample_cfg or {}
     rows, samples = [], {}
-    block = getattr(objective, "block_size", None)  # block diffusion: steps are per block
+    block = objective.block_size  # block diffusion: steps are per block
     unit = min(block or length, length)  # what the steps denoise: the window, or a block
     for name, divisor, steps in sweep_plan(unit, trap_cfg):
         gen = torch.Generator().manual_seed(trap_cfg["seed"])

@@ -16,6 +16,12 @@ from dnadiff.schema import defaults
 DEFAULTS = defaults("model")
 
 
+def rotary_inverse_frequencies(head_dim: int, device=None, dtype=torch.float32,
+                               base: float = 10_000.0) -> torch.Tensor:
+    """The rotary embeddings' inverse frequencies base^(-2i / head_dim), i < head_dim / 2."""
+    return 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=dtype) / head_dim))
+
+
 def modulate(x, shift, scale):
     """adaLN: ``x * (1 + scale) + shift``, per sequence."""
     return x * (1 + scale[:, None, :]) + shift[:, None, :]

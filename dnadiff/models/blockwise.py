@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dnadiff.models.base import rotary_inverse_frequencies
+
 
 def block_index(length: int, size: int, device=None) -> torch.Tensor:
     """The block of each of ``length`` positions (the last block may be shorter)."""
@@ -84,8 +86,7 @@ class BlockContext:
 
     def _rotary(self, n: int):
         m = self.model
-        inv = 1.0 / (10_000.0 ** (torch.arange(0, m.head_dim, 2, dtype=torch.float64)
-                                  / m.head_dim))
+        inv = rotary_inverse_frequencies(m.head_dim, dtype=torch.float64)
         pos = torch.arange(self.pos, self.pos + n, dtype=torch.float64)
         freqs = torch.outer(pos, inv).to(m.embed.weight.device)
         return freqs.cos().float(), freqs.sin().float()

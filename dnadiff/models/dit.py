@@ -14,14 +14,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dnadiff.models.base import DEFAULTS, Backbone, modulate
+from dnadiff.models.base import DEFAULTS, Backbone, modulate, rotary_inverse_frequencies
 from dnadiff.models.blockwise import BlockContext, attention_mask, visible_conv
 from dnadiff.models.registry import dit_problem
 
 
 def rotary_tables(length: int, head_dim: int, device, base: float = 10_000.0):
     """cos and sin tables of rotary position embeddings for ``length`` positions."""
-    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim))
+    inv_freq = rotary_inverse_frequencies(head_dim, device, base=base)
     pos = torch.arange(length, device=device).float()
     freqs = torch.outer(pos, inv_freq)  # [L, head_dim/2]
     return freqs.cos(), freqs.sin()
@@ -113,9 +113,7 @@ class KVDecoder:
         k = model.conv_kernel
         self.window = (model.embed.weight.new_zeros(batch, k, model.embed.embedding_dim)
                        if model.conv is not None else None)
-        self.inv_freq = 1.0 / (10_000.0 ** (torch.arange(0, model.head_dim, 2,
-                                                         device=model.embed.weight.device
-                                                         ).float() / model.head_dim))
+        self.inv_freq = rotary_inverse_frequencies(model.head_dim, model.embed.weight.device)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:

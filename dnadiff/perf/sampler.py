@@ -50,7 +50,7 @@ def bench_sampler(length: int, steps: int, batches=(1,), seed: int = 0, checkpoi
     out = {"figure": "sampler", "length": length, "steps": steps, "seed": seed,
            "model": source, "parameters": sum(p.numel() for p in model.parameters()),
            "time_conditioning": bool(objective.time_conditioning),
-           "block_size": getattr(objective, "block_size", None), "device": device,
+           "block_size": objective.block_size, "device": device,
            "threads": torch.get_num_threads(), "machine": machine_name(dev), "runs": []}
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -72,8 +72,7 @@ def bench_sampler(length: int, steps: int, batches=(1,), seed: int = 0, checkpoi
         (xu, pu, tu, ru), (xc, pc, tc, rc) = results[False], results[True]
         run = {"batch": batch, "uncached_forward_passes": pu, "cached_forward_passes": pc}
         # the expected passes are those of one whole-window grid, not of a block model's blocks
-        expected = (None if getattr(objective, "block_size", None)
-                    else sampler.expected_passes)
+        expected = None if objective.block_size else sampler.expected_passes
         if expected is not None:
             exp_u, exp_c = expected(objective.schedule, steps, batch * length)
             # the per-row cache: each row as a batch of one

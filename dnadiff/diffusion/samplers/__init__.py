@@ -107,7 +107,7 @@ def block_sampler(name: str | None, objective, model, steps: int, cache: bool = 
     if sampler.cache:
         common["cache"] = cache
     fill = partial(sampler.fn, objective, model, **common, **options)
-    size = getattr(objective, "block_size", None)
+    size = objective.block_size
     if size is None:
         return fill
     return BlockwiseFill(partial(sampler.fn, objective, model, **{**common, "cond": None},
