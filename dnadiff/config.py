@@ -272,6 +272,17 @@ def _check_sampling(cfg: dict, source: str) -> None:
                            "its times on the T-step grid; the time power is for continuous "
                            "time only (set it to 1, or train_discrete_T to null)")
 
+    rates = diffusion["train_mask_range"]
+    if rates is not None and not rates[0] < rates[1]:
+        raise DnadiffError(f"{source}: key 'diffusion.train_mask_range' ({list(rates)}): "
+                           "the lowest masking rate must come first and be smaller than the "
+                           "highest, e.g. [0.3, 0.8]")
+    if rates is not None and diffusion["train_discrete_T"] is not None:
+        raise DnadiffError(f"{source}: keys 'diffusion.train_discrete_T' "
+                           f"({diffusion['train_discrete_T']}) and 'diffusion.train_mask_range' "
+                           f"({list(rates)}): clipped masking rates are for continuous time "
+                           "only (set train_discrete_T or train_mask_range to null)")
+
 
 def _coerce_integers(value, schema: dict):
     """Integer keys given as integer-valued floats (``steps: 5.0``, which JSON Schema counts

@@ -27,7 +27,8 @@ def test_defaults_filled_from_schema():
                             "scan_impl": "auto", "rc_conjoin": False,
                             "num_classes": None, "gate_init": 0.0}
     assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001, "train_discrete_T": None,
-                                "train_time_power": 1.0, "block_size": None}
+                                "train_time_power": 1.0, "train_mask_range": None,
+                                "block_size": None}
     train_schema = load_schema()["properties"]["train"]["properties"]
     assert cfg["train"]["steps"] == train_schema["steps"]["default"]
     assert cfg["sample"]["length"] is None

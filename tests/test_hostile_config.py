@@ -173,6 +173,24 @@ def test_time_power_with_discrete_training_is_refused_at_config_check(tmp_path):
 
 
 @hostile("rejected")
+@pytest.mark.parametrize("rates, needles", [
+    ([0.8, 0.3], ("diffusion.train_mask_range", "[0.8, 0.3]", "smaller than the highest")),
+    ([0.5, 0.5], ("diffusion.train_mask_range", "smaller than the highest")),
+    ([0.3, 1.5], ("train_mask_range",)),
+])
+def test_train_mask_range_out_of_order_or_range_is_refused(tmp_path, rates, needles):
+    refused_config(tmp_path, cfg(diffusion={"train_mask_range": rates}), *needles)
+
+
+@hostile("rejected")
+def test_train_mask_range_with_discrete_training_is_refused(tmp_path):
+    refused_config(tmp_path, cfg(diffusion={"train_discrete_T": 8,
+                                            "train_mask_range": [0.3, 0.8]}),
+                   "diffusion.train_discrete_T", "diffusion.train_mask_range",
+                   "continuous time only")
+
+
+@hostile("rejected")
 def test_snakemake_dry_run_refuses_time_power_with_discrete_training(tmp_path):
     conf = tmp_path / "pair.yaml"
     conf.write_text("run: h\ndiffusion:\n  train_discrete_T: 8\n  train_time_power: 2\n")

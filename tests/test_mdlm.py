@@ -327,6 +327,56 @@ def test_train_time_power_keeps_the_nelbo_in_expectation(power):
                   generator=g).item() == pytest.approx(exact, rel=0.1)
 
 
+def test_train_mask_range_draws_only_clipped_rates():
+    """Clipped masking rates (BD3-LM): every training time has 1 - alpha_t in [low, high],
+    uniformly (loglinear), and the training loss is the clipped integral of the same
+    integrand: on the pair-copy source the loss at time t is (1 - eps)^2 t ln 4, so with
+    t uniform on [low, high] / (1 - eps) the mean is (1 - eps) ln 4 (low + high) / 2."""
+    low, high = 0.3, 0.8
+    m = MDLM(LogLinearSchedule(EPS), mask_id=MASK, generable_ids=[0, 1, 2, 3], vocab_size=V,
+             train_mask_range=[low, high])
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.randint(0, 4, (2048, 32), generator=g).repeat_interleave(2, dim=1)
+    lm = torch.ones_like(x0).bool()
+    nll_sum, n_tok, t = m.token_nll(PairCopyConditional(), x0, lm, generator=g,
+                                    mask_range=m.train_mask_range)
+    rate = 1 - m.schedule.alpha(t.double())
+    assert rate.min() >= low - 1e-6 and rate.max() <= high + 1e-6
+    # stratified: a quarter of the draws in each quarter of the range
+    q = ((rate - low) / (high - low) * 4).floor().clamp(0, 3)
+    assert torch.bincount(q.long().flatten(), minlength=4).tolist() == [rate.numel() // 4] * 4
+    per_window = (nll_sum / n_tok).double()
+    expected = (1 - EPS) * math.log(4) * (low + high) / 2
+    se = per_window.std().item() / math.sqrt(len(per_window))
+    assert abs(per_window.mean().item() - expected) < 4 * se, (per_window.mean(), expected)
+    # the training loss uses the clipped rates; evaluation (token_nll's default) does not
+    assert m.loss(PairCopyConditional(), x0, lm, generator=g).item() == pytest.approx(
+        expected, rel=0.05)
+    _, _, t_eval = m.token_nll(PairCopyConditional(), x0, lm, generator=g)
+    assert (1 - m.schedule.alpha(t_eval.double())).min() < low / 2
+    # block diffusion: one clipped time per block
+    blocks = MDLM(LogLinearSchedule(EPS), mask_id=MASK, generable_ids=[0, 1, 2, 3],
+                  vocab_size=V, train_mask_range=[low, high], block_size=4, window=64)
+    net = DiT(V, dim=16, layers=1, heads=1, cond_dim=16)
+    _, _, t = blocks.token_nll(net, x0[:8], lm[:8], generator=g, mask_range=[low, high])
+    rate = 1 - blocks.schedule.alpha(t.double())
+    assert t.shape == (8, 16) and rate.min() >= low - 1e-6 and rate.max() <= high + 1e-6
+
+
+def test_train_mask_range_of_everything_is_the_unclipped_objective():
+    """[0, 1] draws exactly the times of null: the same float32 times from the same draws."""
+    plain, full = make_mdlm(), MDLM(LogLinearSchedule(EPS), MASK, [0, 1, 2, 3], V,
+                                    train_mask_range=[0.0, 1.0])
+    u = MDLM.stratified_uniform(1000, torch.Generator().manual_seed(0))
+    assert torch.equal(plain.time_from_uniform(u),
+                       full.time_from_uniform(u, mask_range=full.train_mask_range))
+    with pytest.raises(ValueError, match="0 <= low < high <= 1"):
+        MDLM(LogLinearSchedule(EPS), MASK, [0, 1, 2, 3], V, train_mask_range=[0.8, 0.3])
+    with pytest.raises(ValueError, match="continuous-time objective only"):
+        MDLM(LogLinearSchedule(EPS), MASK, [0, 1, 2, 3], V, train_mask_range=[0.3, 0.8],
+             train_discrete_T=10)
+
+
 def test_train_time_power_rejects_bad_values():
     with pytest.raises(ValueError, match="train_time_power must be >= 1"):
         MDLM(LogLinearSchedule(EPS), MASK, [0, 1, 2, 3], V, train_time_power=0.5)

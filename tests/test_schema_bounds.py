@@ -84,6 +84,9 @@ def config_with(path: str, value) -> tuple[dict, str]:
     last = parts[-1]
     if last.endswith("[]"):
         name = last.removesuffix("[]")
+        if name == "train_mask_range":  # [low, high]: low < high, so the value goes last
+            node[name] = [0.0, value]
+            return cfg, ".".join([*named, name, "1"])
         size = {"split_fractions": 3}.get(name, 1)
         node[name] = [value] * size
         return cfg, ".".join([*named, name, "0"])

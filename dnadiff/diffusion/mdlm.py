@@ -43,13 +43,22 @@ class MDLM:
     def __init__(self, schedule, mask_id: int, generable_ids, vocab_size: int,
                  time_conditioning: bool = False, train_discrete_T: int | None = None,
                  train_time_power: float = 1.0, block_size: int | None = None,
-                 window: int | None = None):
+                 window: int | None = None, train_mask_range=None):
         if train_time_power < 1.0:
             raise ValueError(f"train_time_power must be >= 1 (got {train_time_power})")
         if train_time_power != 1.0 and train_discrete_T:
             raise ValueError("train_time_power applies to the continuous-time objective only "
                              "(unset train_discrete_T or set train_time_power to 1)")
         self.train_time_power = float(train_time_power)
+        if train_mask_range is not None:
+            low, high = (float(r) for r in train_mask_range)
+            if not 0.0 <= low < high <= 1.0:
+                raise ValueError(f"train_mask_range must be [low, high] with 0 <= low < high <= 1 "
+                                 f"(got {list(train_mask_range)})")
+            if train_discrete_T:
+                raise ValueError("train_mask_range applies to the continuous-time objective only")
+            train_mask_range = (low, high)
+        self.train_mask_range = train_mask_range  # None: masking rates over all of [0, 1]
         if block_size is not None and block_size < 1:
             raise ValueError(f"block_size must be >= 1 (got {block_size})")
         if block_size is not None and time_conditioning:
@@ -77,11 +86,20 @@ class MDLM:
         return (torch.arange(n, dtype=torch.float64)
                 + torch.rand(n, generator=generator, dtype=torch.float64)) / n
 
-    def time_from_uniform(self, u: torch.Tensor, discrete_T: int | None = None) -> torch.Tensor:
+    def time_from_uniform(self, u: torch.Tensor, discrete_T: int | None = None,
+                          mask_range=None) -> torch.Tensor:
+        """Times from uniform draws ``u`` in [0, 1): on [eps, 1), on the T-step grid with
+        ``discrete_T``, or on the times whose masking rates 1 - alpha_t lie in
+        ``mask_range`` = (low, high) (clipped to [eps, 1])."""
         if discrete_T:
             return ((torch.floor(u * discrete_T) + 1.0) / discrete_T).float()
         eps = self.schedule.eps
-        return ((1.0 - eps) * u + eps).float()
+        if mask_range is None:
+            return ((1.0 - eps) * u + eps).float()
+        low, high = (float(self.schedule.time_of(torch.tensor(1.0 - rate, dtype=torch.float64)))
+                     for rate in mask_range)
+        low, high = max(low, eps), min(high, 1.0)
+        return (low + (high - low) * u).float()
 
     def blocks(self, length: int) -> int:
         """How many blocks a window of ``length`` has (1 without block diffusion)."""
@@ -144,7 +162,7 @@ class MDLM:
 
     # -- loss ----------------------------------------------------------------------------
     def token_nll(self, model, x0, loss_mask, t=None, generator=None, cond=None,
-                  discrete_T: int | None = None, time_power: float = 1.0):
+                  discrete_T: int | None = None, time_power: float = 1.0, mask_range=None):
         """Per-window weighted NLL sums and scored-token counts.
 
         Returns ``(nll_sum[B], n_tokens[B], t)`` where ``nll_sum`` is
@@ -154,7 +172,9 @@ class MDLM:
         With ``discrete_T`` the times lie on the grid i/T and the weights are those of the
         T-step NELBO. With ``time_power`` p > 1 (and no ``t`` given) the times are
         t = (1 - eps) u^p + eps for stratified u and each window's (or block's) term carries
-        the importance weight p u^(p-1): the same expectation as uniform times.
+        the importance weight p u^(p-1): the same expectation as uniform times. With
+        ``mask_range`` (low, high) the times are those whose masking rates lie in [low, high]
+        (training with clipped rates: no longer the NELBO).
         """
         ratio = None
         B, L = x0.shape
@@ -168,7 +188,7 @@ class MDLM:
             if time_power != 1.0:
                 ratio = (time_power * u ** (time_power - 1.0)).float().to(x0.device)
                 u = u ** time_power
-            t = self.time_from_uniform(u, discrete_T).to(x0.device)
+            t = self.time_from_uniform(u, discrete_T, mask_range).to(x0.device)
             if self.block_size is not None:
                 t, ratio = t.view(B, nb), None if ratio is None else ratio.view(B, nb)
         x_t, masked = self.corrupt(x0, t, loss_mask, generator=generator)
@@ -190,8 +210,10 @@ class MDLM:
     def loss(self, model, x0, loss_mask, generator=None, cond=None):
         """Batch NELBO in nats per scored token (never NaN: divides by max(count, 1)); the
         T-step objective when the objective was built with ``train_discrete_T``; times drawn
-        with ``train_time_power`` (importance-weighted, the same NELBO in expectation)."""
+        with ``train_time_power`` (importance-weighted, the same NELBO in expectation) and
+        masking rates in ``train_mask_range`` (the clipped objective, not the NELBO)."""
         nll_sum, n_tok, _ = self.token_nll(model, x0, loss_mask, generator=generator, cond=cond,
                                            discrete_T=self.train_discrete_T,
-                                           time_power=self.train_time_power)
+                                           time_power=self.train_time_power,
+                                           mask_range=self.train_mask_range)
         return nll_sum.sum() / n_tok.sum().clamp_min(1)
