@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +31,6 @@ from dnadiff.evaluation.sequence_likelihood import encode_sequences, sequence_li
 from dnadiff.evaluation.variants import check_window, model_scorer, snv_scores
 from dnadiff.generation import generate
 from dnadiff.models.classifier import embed, position_features
-from dnadiff.schema import defaults
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,9 @@ class Model:
                 f"window {self.window}, step {self.step}, on {self.device}>")
 
     def _score_cfg(self, **given) -> dict:
-        return {**defaults("score"), **{k: v for k, v in given.items() if v is not None}}
+        """The schema's ``score`` section with the arguments given (checked as config keys)."""
+        section = {k: v for k, v in given.items() if v is not None}
+        return validate_config({"run": "api", "score": section}, "arguments")["score"]
 
     def sample(self, n: int = 1, length: int | None = None, *, sampler: str | None = None,
                prefix: str = "", suffix: str = "", template: str = "", steps: int | None = None,
@@ -149,11 +149,11 @@ class Model:
 def _reference(reference, tokenizer) -> tuple[str, dict[str, np.ndarray]]:
     """(its name for messages, contig -> token ids) of a FASTA file, a sequence or a dict."""
     if isinstance(reference, os.PathLike) or (isinstance(reference, str)
-                                              and Path(reference).is_file()):
+                                              and os.path.isfile(reference)):
         return str(reference), read_reference(reference, tokenizer)
     if isinstance(reference, str):
         reference = {"seq": reference}
-    ids = encode_sequences(tokenizer, list(reference.values()))
+    ids = encode_sequences(tokenizer, list(reference.values()), names=list(reference))
     return "given", dict(zip(reference, ids))  # "the reference given"
 
 

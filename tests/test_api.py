@@ -65,6 +65,7 @@ def test_embedding_shapes(motif_models):
     every = model.embed(seqs, pool="none")
     assert mean.shape == (2, 32) and every.shape == (2, 24, 32)
     assert np.allclose(every.mean(1), mean, atol=1e-5)
+    assert not model.module.training  # embedding leaves the model in eval mode
     assert model.embed([MOTIF, MOTIF * 2]).shape == (2, 32)  # mean: any lengths
     with pytest.raises(DnadiffError, match="one length"):
         model.embed([MOTIF, MOTIF * 2], pool="none")
@@ -146,3 +147,9 @@ def test_variant_effects_refuse_bad_variants_in_one_line(motif_models):
         model.variant_effects({"c": ref}, [("chr9", 3, "G", "C")], window=WINDOW)
     with pytest.raises(DnadiffError, match=r"'score.window' \(128\) is longer than the window"):
         model.variant_effects(ref, [(3, "G", "C")])
+    with pytest.raises(DnadiffError, match="'score.window': 0 is less than the minimum of 1"):
+        model.variant_effects(ref, [(3, "G", "C")], window=0)
+    with pytest.raises(DnadiffError, match="sequence 'c': character 'X' at position 2"):
+        model.variant_effects({"c": "AXGT" * 100}, [("c", 3, "G", "C")], window=WINDOW)
+    with pytest.raises(DnadiffError, match="'score.t_draws': 0 is less than the minimum"):
+        model.log_likelihood([ref], t_draws=0)

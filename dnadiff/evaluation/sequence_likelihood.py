@@ -22,23 +22,25 @@ from dnadiff.errors import DnadiffError
 from dnadiff.evaluation.likelihood import LN2, heldout_nelbo
 
 
-def encode_sequences(tokenizer, seqs) -> list[np.ndarray]:
+def encode_sequences(tokenizer, seqs, names=None) -> list[np.ndarray]:
     """Token ids (int64) of each sequence: a string is encoded, an array of ids taken as is;
-    an empty sequence or a character the tokenizer does not know is one error naming it."""
+    an empty sequence or a character the tokenizer does not know is one error naming it (by
+    its place, or by its name in ``names``)."""
     if isinstance(seqs, (str, np.ndarray)):
         seqs = [seqs]
     out = []
     for k, s in enumerate(seqs):
+        which = f"sequence {k + 1}" if names is None else f"sequence {names[k]!r}"
         if isinstance(s, str):
             try:
                 s = tokenizer.encode(s)
             except ValueError as exc:
-                raise DnadiffError(f"sequence {k + 1}: {exc}") from None
+                raise DnadiffError(f"{which}: {exc}") from None
         ids = np.asarray(s, dtype=np.int64)
         if ids.ndim != 1 or ids.size == 0:
-            raise DnadiffError(f"sequence {k + 1} is empty (or not one sequence)")
+            raise DnadiffError(f"{which} is empty (or not one sequence)")
         if ids.min() < 0 or ids.max() >= tokenizer.vocab_size:
-            raise DnadiffError(f"sequence {k + 1}: token ids outside the tokenizer's "
+            raise DnadiffError(f"{which}: token ids outside the tokenizer's "
                                f"{tokenizer.vocab_size} ids")
         out.append(ids)
     return out

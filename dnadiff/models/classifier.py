@@ -84,7 +84,10 @@ def predict_proba(model: SequenceClassifier, seqs, batch_size: int = 128,
 
 def embed(model, seqs, batch_size: int = 128, device=None) -> np.ndarray:
     """Mean-pooled features [N, width] of a ``SequenceClassifier`` (or of a bare backbone)."""
-    clf = model if isinstance(model, SequenceClassifier) else SequenceClassifier(model, 2)
+    if isinstance(model, SequenceClassifier):
+        clf = model
+    else:  # a bare backbone is left in the mode it was in
+        clf = SequenceClassifier(model, 2).train(model.training)
     return _batched(clf, seqs, clf.pooled, batch_size, device)
 
 
