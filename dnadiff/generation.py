@@ -122,13 +122,17 @@ def check_memory(batch: int, length: int, window: int, vocab: int) -> None:
 
 
 def generate(checkpoint, sample_cfg: dict, run: str, device: str = "cpu",
-             ckpt: dict | None = None):
+             ckpt: dict | None = None, built: tuple | None = None):
     """Yield (name, fields, token ids) per sample; deterministic given the checkpoint and
     sample_cfg. ``fields`` is how the sample was made (the FASTA header / JSONL metadata).
-    ``ckpt``: the checkpoint at ``checkpoint`` when already loaded."""
+    ``ckpt``: the checkpoint at ``checkpoint`` when already loaded; ``built``: its (model on
+    ``device``, objective, tokenizer) as trained, used when ``sample.rc_conjoin`` is null."""
     ckpt = ckpt if ckpt is not None else load_checkpoint(checkpoint)
-    model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=sample_cfg["rc_conjoin"])
-    model.to(device)
+    if built is not None and sample_cfg["rc_conjoin"] is None:
+        model, objective, tok = built
+    else:
+        model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=sample_cfg["rc_conjoin"])
+        model.to(device)
     sc = sample_cfg
     try:
         sampler = sampler_for(sc["sampler"], objective.name)

@@ -162,3 +162,5 @@ from hostile_kit import small_fs, world  # noqa: E402, F401, I001
 from downstream_kit import pretrained  # noqa: E402, F401, I001
 # the data tests' shared fixtures (tests/data_kit.py), for tests/test_data_*.py
 from data_kit import genome_fa, prepared  # noqa: E402, F401, I001
+# the scoring tests' shared fixture (tests/score_kit.py), for tests/test_api.py, test_score.py
+from score_kit import motif_models  # noqa: E402, F401, I001

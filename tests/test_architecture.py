@@ -29,8 +29,11 @@ LAYERS = [
     ("dnadiff.downstream",),
     ("dnadiff.conditional",),
     ("dnadiff.perf",),
+    ("dnadiff.api",),
     ("dnadiff.cli", "dnadiff.__main__"),
 ]
+#: the package itself (``dnadiff/__init__.py``): it re-exports the API, so it sits on top
+ROOT = "dnadiff"
 
 
 def module_name(path: Path) -> str:
@@ -42,6 +45,8 @@ def module_name(path: Path) -> str:
 
 
 def layer(module: str) -> int:
+    if module == ROOT:
+        return len(LAYERS) - 1
     best, found = -1, None
     for i, prefixes in enumerate(LAYERS):
         for prefix in prefixes:

@@ -89,6 +89,18 @@ def test_dry_runs_see_their_own_folder_not_the_checkout(tmp_path):
     assert "train" in fresh.stdout and "Nothing to be done" not in fresh.stdout
 
 
+def test_score_vcf_runs_when_the_config_names_a_vcf(tmp_path):
+    workdir = default_workdir(tmp_path)
+    with open(workdir / "config" / "config.yaml", "a") as fh:
+        fh.write("\nscore: {vcf: v.vcf, both_strands: true}\n")
+    (workdir / "v.vcf").write_text("##fileformat=VCFv4.2\n")
+    out = snakemake("-n", "-p", workdir=workdir).stdout
+    assert "rule score_vcf:" in out and "dnadiff score variants" in out
+    assert '"both_strands": true' in out and "--vcf v.vcf" in out
+    off = snakemake("-n", "--quiet", "rules", workdir=default_workdir(tmp_path / "off")).stdout
+    assert "\nsample " in off and "\nscore_vcf " not in off  # score.vcf is null by default
+
+
 def test_config_checks_beyond_the_schema_stop_the_workflow(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(

@@ -15,12 +15,22 @@ import logging
 import sys
 
 from dnadiff import __version__, io
-from dnadiff.cli import bench, conditional, data, downstream, evaluate, probe, sample, train
+from dnadiff.cli import (
+    bench,
+    conditional,
+    data,
+    downstream,
+    evaluate,
+    probe,
+    sample,
+    score,
+    train,
+)
 from dnadiff.cli.common import check_paths
 from dnadiff.errors import user_message
 
 #: the stages, in the order of the flow (and of ``dnadiff --help``)
-STAGES = (data, train, sample, bench, evaluate, probe, downstream, conditional)
+STAGES = (data, train, sample, bench, evaluate, score, probe, downstream, conditional)
 
 
 def build_parser() -> argparse.ArgumentParser:

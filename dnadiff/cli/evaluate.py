@@ -1,5 +1,5 @@
 """Stage 4, evaluation: ``evaluate likelihood | masking-rate | compare | samples | scores |
-text-samples``."""
+text-samples | variants``."""
 
 from __future__ import annotations
 
@@ -72,6 +72,23 @@ def register(sub) -> None:
     q.add_argument("--ar-checkpoint", required=True, help="the run's AR model")
     q.add_argument("--out-json", required=True)
     q.add_argument("--out-tsv", required=True)
+
+    q = verb(ev, "variants", "zero-shot variant effects by class: every single-nucleotide change "
+             "of the annotated CDS of a split (stop_gained, missense, synonymous, ...) and "
+             "intergenic ones, scored by the model(s) and k-th order Markov chains; AUROC of "
+             "each damaging class against synonymous", variants,
+             out=("out_json", "out_tsv", "out_vcf"),
+             inputs=("checkpoint", "ar_checkpoint", "data", "annotation"))
+    q.add_argument("--checkpoint", required=True, help="a DNA model (MDLM, block diffusion, AR)")
+    q.add_argument("--ar-checkpoint", help="a second model scored on the same variants")
+    q.add_argument("--data", required=True, help="prepared data (the reference; the Markov "
+                                                 "chains are fitted on its training split)")
+    q.add_argument("--annotation", required=True, help="the genome's GFF3 (CDS features)")
+    q.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    q.add_argument("--out-json", required=True, help="AUROCs, class counts, models")
+    q.add_argument("--out-tsv", required=True, help="one row per variant, every scorer's score")
+    q.add_argument("--out-vcf", help="the classed variants as a VCF (CLASS and GENE in INFO), "
+                                     "for dnadiff score variants")
 
 
 def likelihood(args) -> None:
@@ -155,3 +172,22 @@ def text_samples(args) -> None:
                                 config(args)["evaluate"])
     write_outputs({args.out_json: ("json", res), args.out_tsv: ("tsv", res["rows"])})
     print(json.dumps(res["rows"]))
+
+
+def variants(args) -> None:
+    """``dnadiff evaluate variants``."""
+    from dnadiff.evaluation.snv_classes import INFO_LINES, run_variant_classes
+
+    set_threads(args)
+    cfg = config(args)
+    res = run_variant_classes(args.checkpoint, args.data, args.annotation, args.split,
+                              cfg["score"], cfg["evaluate"]["markov_likelihood_orders"],
+                              args.ar_checkpoint)
+    snvs, rows = res.pop("variants"), res.pop("rows")
+    outputs = {args.out_json: ("json", res), args.out_tsv: ("tsv", rows)}
+    write_outputs(outputs)
+    if args.out_vcf:
+        from dnadiff.data.vcf import write_vcf
+
+        write_vcf(args.out_vcf, snvs, res["contig_lengths"], INFO_LINES)
+    print(json.dumps(res["auroc"]))

@@ -61,7 +61,7 @@ def foreign_format(head: bytes) -> tuple[str, str] | None:
     return None
 
 
-def _refuse_foreign(path: Path, head: bytes, inside_gzip: bool = False) -> None:
+def refuse_foreign(path: Path, head: bytes, inside_gzip: bool = False) -> None:
     found = foreign_format(head)
     if found is None:
         return
@@ -93,7 +93,7 @@ def open_binary(path) -> io.BufferedIOBase:
     except OSError as exc:
         raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
     try:
-        _refuse_foreign(path, head)
+        refuse_foreign(path, head)
         if not head.startswith(GZIP_MAGIC):
             return fh
         gz = gzip.GzipFile(fileobj=fh, mode="rb")
@@ -104,7 +104,7 @@ def open_binary(path) -> io.BufferedIOBase:
             # damaged gzip: the caller's reader reports it, in its own words, as it reads
             fh.seek(0)
             return gzip.GzipFile(fileobj=fh, mode="rb")
-        _refuse_foreign(path, inner, inside_gzip=True)
+        refuse_foreign(path, inner, inside_gzip=True)
         return gz
     except BaseException:
         fh.close()

@@ -76,6 +76,26 @@ class MarkovChain:
                     total += float(log_init[int(head @ weights)])
         return total
 
+    def window_log_likelihood(self, windows) -> np.ndarray:
+        """Log-likelihood in nats of each row of ``windows`` ([n, L] token ids), scored as
+        :meth:`log_likelihood` scores one sequence (the same N rules), all rows at once."""
+        x = np.asarray(windows, dtype=np.int64)
+        k, (n, length) = self.order, x.shape
+        is_base = x < N_BASES
+        digit = np.where(is_base, x, 0)
+        with np.errstate(divide="ignore"):
+            log_p, log_init = np.log(self.probs).ravel(), np.log(self.initial)
+        m = max(length - k, 0)
+        code, ok = np.zeros((n, m), np.int64), np.ones((n, m), bool)
+        for j in range(k + 1):
+            code = code * N_BASES + digit[:, j:j + m]
+            ok &= is_base[:, j:j + m]
+        total = np.where(ok, log_p[code], 0.0).sum(1)
+        if k and length >= k:
+            head = (digit[:, :k] * N_BASES ** np.arange(k - 1, -1, -1)).sum(1)
+            total += np.where(is_base[:, :k].all(1), log_init[head], 0.0)
+        return total
+
 
 def fit_markov(seqs, order: int, pseudocount: float = 1.0) -> MarkovChain:
     """Maximum-likelihood k-th order chain with additive smoothing ``pseudocount``.

@@ -55,8 +55,8 @@ def ratio_se(a, b) -> float:
 
 @torch.no_grad()
 def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, seed: int = 0,
-                  device="cpu", discrete_T: int | None = None, keep_windows: bool = False
-                  ) -> dict:
+                  device="cpu", discrete_T: int | None = None, keep_windows: bool = False,
+                  keep_draws: bool = False) -> dict:
     """Bits per token over ``dataset`` with a standard error.
 
     MDLM: the NELBO with ``t_draws`` stratified times per window (continuous time, or the
@@ -64,7 +64,9 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
     The times and masks depend only on ``seed``, ``t_draws``, ``batch_size`` and the windows:
     any two models scored with the same ones see the same masks (a paired comparison).
     ``keep_windows``: also return the per-window totals (nats and tokens, summed over draws)
-    as ``_window_nats`` and ``_window_tokens``.
+    as ``_window_nats`` and ``_window_tokens``. ``keep_draws``: also return the nats of every
+    draw of every window, ``_draw_nats`` [draws, windows] (per-sequence scores: their spread
+    over draws is a sequence's standard error), and the windows' tokens, ``_window_tokens``.
     """
     n_win = len(dataset)
     draws = t_draws if objective.stochastic else 1
@@ -97,6 +99,8 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
     b = tok_w.reshape(draws, n_win).sum(0)
     se = ratio_se(a, b)
     kept = {"_window_nats": a, "_window_tokens": b} if keep_windows else {}
+    if keep_draws:
+        kept.update(_draw_nats=nll_w.reshape(draws, n_win), _window_tokens=b)
     return {**kept, "nats_per_token": ratio, "bits_per_token": ratio / LN2,
             "bits_per_token_se": se / LN2, "perplexity": math.exp(ratio),
             "windows": n_win, "t_draws": draws, "tokens_scored": int(b.sum() / draws),
@@ -105,13 +109,20 @@ def heldout_nelbo(model, objective, dataset, batch_size: int, t_draws: int = 1, 
                          "NELBO, continuous time")}
 
 
-def load_for_scoring(checkpoint, data_dir, rc_conjoin=None):
-    """(checkpoint, model on the device, objective, tokenizer, device, prepared data) of a
-    model scored on ``data_dir``, which must have been prepared with the model's tokenizer."""
+def load_model(checkpoint, rc_conjoin=None):
+    """(checkpoint, model in eval mode on the device, objective, tokenizer, device) of a
+    checkpoint file or export folder, on the device :func:`dnadiff.runtime.device` picks."""
     ckpt = load_checkpoint(checkpoint)
     model, objective, tok = model_from_checkpoint(ckpt, rc_conjoin=rc_conjoin)
     device = runtime.device()
     model.to(device)
+    return ckpt, model, objective, tok, device
+
+
+def load_for_scoring(checkpoint, data_dir, rc_conjoin=None):
+    """(checkpoint, model on the device, objective, tokenizer, device, prepared data) of a
+    model scored on ``data_dir``, which must have been prepared with the model's tokenizer."""
+    ckpt, model, objective, tok, device = load_model(checkpoint, rc_conjoin)
     genome = PreparedData(data_dir)
     if genome.tokenizer.tokens != tok.tokens:
         raise DnadiffError(f"{data_dir}: prepared with another tokenizer than the one the "

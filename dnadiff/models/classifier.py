@@ -84,5 +84,34 @@ def predict_proba(model: SequenceClassifier, seqs, batch_size: int = 128,
 
 def embed(model, seqs, batch_size: int = 128, device=None) -> np.ndarray:
     """Mean-pooled features [N, width] of a ``SequenceClassifier`` (or of a bare backbone)."""
-    clf = model if isinstance(model, SequenceClassifier) else SequenceClassifier(model, 2)
+    if isinstance(model, SequenceClassifier):
+        clf = model
+    else:  # a bare backbone is left in the mode it was in
+        clf = SequenceClassifier(model, 2).train(model.training)
     return _batched(clf, seqs, clf.pooled, batch_size, device)
+
+
+@torch.no_grad()
+def position_features(backbone, seqs, batch_size: int = 128, device=None) -> list[np.ndarray]:
+    """Per-position features [length, width] of each sequence (token ids) under a bare backbone
+    (eval mode; sequences of one length run together, so padding never reaches it; a
+    time-conditioned backbone sees clean input, sigma = 0)."""
+    device = device or next(backbone.parameters()).device
+    was = backbone.training
+    backbone.eval()
+    out: list = [None] * len(seqs)
+    by_length: dict[int, list[int]] = {}
+    for i, s in enumerate(seqs):
+        by_length.setdefault(len(s), []).append(i)
+    for idx in by_length.values():
+        for b in range(0, len(idx), batch_size):
+            sub = idx[b:b + batch_size]
+            x = torch.from_numpy(np.stack([np.asarray(seqs[i], np.int64) for i in sub]))
+            x = x.to(device)
+            sigma = (torch.zeros(len(sub), device=device) if backbone.time_conditioning
+                     else None)
+            f = backbone.features(x, sigma).float().cpu().numpy()
+            for j, i in enumerate(sub):
+                out[i] = f[j]
+    backbone.train(was)
+    return out

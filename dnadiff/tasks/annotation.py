@@ -44,6 +44,7 @@ class Feature:
     strand: str
     key: str        # features sharing a key are parts of one (e.g. a spliced CDS)
     line: int
+    phase: int | None = None  # a GFF3 CDS part's phase: bases before its first codon starts
 
 
 def read_features(path: Path, lengths: dict[str, int], fasta: Path,
@@ -85,8 +86,10 @@ def read_features(path: Path, lengths: dict[str, int], fasta: Path,
                         raise InputFileError(path, f"line {line_no}: expected 9 tab-separated "
                                                    f"GFF3 columns, found {len(f)}")
                     attrs = dict(a.split("=", 1) for a in f[8].split(";") if "=" in a)
-                    key = attrs.get("ID") or f"line{line_no}"
+                    # parts of one feature share an ID; CDS lines without one, a Parent
+                    key = attrs.get("ID") or attrs.get("Parent") or f"line{line_no}"
                     contig, ftype, start, end, strand = f[0], f[2], f[3], f[4], f[6]
+                    phase = f[7].strip()
                 else:
                     f = line.split("\t")
                     if len(f) < len(cols) - 2 or len(f) < 5:
@@ -98,6 +101,7 @@ def read_features(path: Path, lengths: dict[str, int], fasta: Path,
                     tag = f[cols["locus_tag"]].strip() if "locus_tag" in cols and \
                         cols["locus_tag"] < len(f) else ""
                     key = f"{ftype}:{tag}" if tag else f"line{line_no}"
+                    phase = "."
                 start = int_field(path, line_no, "start", start)
                 end = int_field(path, line_no, "end", end)
                 if start < 1 or end < start:
@@ -112,7 +116,11 @@ def read_features(path: Path, lengths: dict[str, int], fasta: Path,
                 if end > lengths[contig]:
                     raise InputFileError(path, f"line {line_no}: end {end} is past the end of "
                                                f"{contig} (length {lengths[contig]})")
-                feats.append(Feature(contig, ftype, start - 1, end, strand, key, line_no))
+                if phase not in (".", "", "0", "1", "2"):
+                    raise InputFileError(path, f"line {line_no}: phase {phase!r} is not '.', "
+                                               "0, 1 or 2")
+                feats.append(Feature(contig, ftype, start - 1, end, strand, key, line_no,
+                                     int(phase) if phase in ("0", "1", "2") else None))
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise InputFileError(path, f"truncated or corrupt gzip data ({exc})") from None
     if fmt is None:

@@ -189,6 +189,8 @@ def final_outputs():
             f"{run}/conditional/oracle_agreement.tsv",
             f"{run}/conditional/oracle_agreement.png",
         ]
+    if config["score"]["vcf"]:
+        outputs.append(f"{run}/score/variants.tsv")
     return outputs + probe_outputs(run)
 
 
