@@ -16,7 +16,7 @@ import sys
 
 from dnadiff import __version__, io
 from dnadiff.cli import bench, conditional, data, downstream, evaluate, probe, sample, train
-from dnadiff.cli.common import check_paths
+from dnadiff.cli.common import check_paths, set_threads
 from dnadiff.errors import user_message
 
 #: the stages, in the order of the flow (and of ``dnadiff --help``)
@@ -50,8 +50,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def run(args) -> None:
-    """Check the verb's output paths, then run its handler."""
+    """Check the verb's output paths, apply ``--threads``, then run its handler."""
     check_paths(args)
+    set_threads(args)
     args.handler(args)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from dnadiff.cli.common import config, int_list, set_threads, verb, verb_group
+from dnadiff.cli.common import config, int_list, verb, verb_group
 from dnadiff.config import load_config
 from dnadiff.errors import DnadiffError
 
@@ -132,7 +132,6 @@ def sampler(args) -> None:
     """``dnadiff bench sampler``."""
     from dnadiff.perf.sampler import bench_sampler
 
-    set_threads(args)
     batches = int_list(args.batch, "--batch")
     cfg = config(args)
     _print(bench_sampler(args.length, args.steps or args.length, batches, args.seed,
@@ -162,7 +161,6 @@ def train(args) -> None:
     """``dnadiff bench train``."""
     from dnadiff.perf.train_step import bench_train_preset
 
-    set_threads(args)
     cfg = load_config(args.config, args.config_json or '{"run": "bench"}')
     _print(bench_train_preset(args.preset, cfg, length=args.length, batch=args.batch,
                               steps=args.steps, warmup=args.warmup, device=args.device,
@@ -182,7 +180,6 @@ def proof(args) -> None:
     """``dnadiff bench proof``: exit status 1 when a stage failed."""
     from dnadiff.perf.proof import run_proof
 
-    set_threads(args)
     summary = run_proof(args.out, args.source, args.cache_dir, args.config, args.device,
                         args.tiny, args.budget_seconds)
     print(json.dumps({k: v["status"] for k, v in summary["stages"].items()}, indent=1))
@@ -210,7 +207,6 @@ def backbones(args) -> None:
     """``dnadiff bench backbones``."""
     from dnadiff.perf.backbones import bench_backbones, parse_backbone_specs
 
-    set_threads(args)
     try:
         specs = parse_backbone_specs(args.backbones)
     except ValueError as exc:

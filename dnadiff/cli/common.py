@@ -88,7 +88,7 @@ def config(args) -> dict:
 
 
 def set_threads(args) -> None:
-    """Apply ``--threads`` to PyTorch."""
+    """Apply ``--threads`` to PyTorch (before every verb's handler: :func:`dnadiff.cli.run`)."""
     if getattr(args, "threads", None):
         import torch
 

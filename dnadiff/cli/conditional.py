@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
+from dnadiff.cli.common import config, verb, verb_group, write_outputs
 from dnadiff.cli.downstream import TASK_INPUTS, add_task_inputs
 from dnadiff.errors import DnadiffError
 
@@ -38,7 +38,6 @@ def register(sub) -> None:
 
 def _config(args) -> dict:
     """The run config, ``--task`` over ``conditional.task``."""
-    set_threads(args)
     cfg = config(args)
     if getattr(args, "task", None):
         cfg["conditional"]["task"] = args.task

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
+from dnadiff.cli.common import config, verb, verb_group, write_outputs
 from dnadiff.errors import DnadiffError, InputFileError
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ def run(args) -> None:
     from dnadiff.downstream import SUMMARY_COLUMNS, run_task
     from dnadiff.tasks import load_task, task_spec
 
-    set_threads(args)
     cfg = config(args)
     if not args.task:
         raise DnadiffError("downstream run needs --task")

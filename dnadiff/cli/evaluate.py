@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from dnadiff import io
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
+from dnadiff.cli.common import config, verb, verb_group, write_outputs
 
 
 def register(sub) -> None:
@@ -82,7 +82,6 @@ def likelihood(args) -> None:
         likelihood_rows,
     )
 
-    set_threads(args)
     res = evaluate_likelihood(args.checkpoint, args.data, config(args)["evaluate"], args.split)
     io.write_json(args.out_json, res)
     rows = likelihood_rows(res)
@@ -95,7 +94,6 @@ def masking_rate(args) -> None:
     """``dnadiff evaluate masking-rate``."""
     from dnadiff.evaluation.masking_rate import run_masking_rate
 
-    set_threads(args)
     res = run_masking_rate(args.checkpoint, args.data, config(args)["evaluate"], args.split,
                            args.ar_checkpoint)
     write_outputs({args.out_json: ("json", res), args.out_tsv: ("tsv", res["rows"])})
@@ -129,7 +127,6 @@ def scores(args) -> None:
     """``dnadiff evaluate scores``."""
     from dnadiff.evaluation.dna_scores import score_generated, score_rows
 
-    set_threads(args)
     cfg = config(args)
     embedder = None
     if args.embedder:
@@ -150,7 +147,6 @@ def text_samples(args) -> None:
     """``dnadiff evaluate text-samples``."""
     from dnadiff.evaluation.text_scores import evaluate_text_samples
 
-    set_threads(args)
     res = evaluate_text_samples(args.samples, args.data, args.ar_checkpoint,
                                 config(args)["evaluate"])
     write_outputs({args.out_json: ("json", res), args.out_tsv: ("tsv", res["rows"])})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
+from dnadiff.cli.common import config, verb, verb_group, write_outputs
 
 
 def register(sub) -> None:
@@ -48,7 +48,6 @@ def collapse(args) -> None:
     from dnadiff.evaluation.plots import plot_collapse
     from dnadiff.resolve import probe_shape
 
-    set_threads(args)
     cfg = config(args)
     masks, prompt_length = probe_shape(cfg)
     res = run_collapse(args.checkpoint, args.data, cfg["probe"], masks, prompt_length,
@@ -65,7 +64,6 @@ def trap(args) -> None:
     from dnadiff.evaluation.discreteness import run_marginal_trap
     from dnadiff.evaluation.plots import plot_marginal_trap
 
-    set_threads(args)
     cfg = config(args)
     res = run_marginal_trap(args.checkpoint, args.data, cfg["marginal_trap"], cfg["evaluate"],
                             args.ar_checkpoint, cfg["sample"])
@@ -80,7 +78,6 @@ def influence(args) -> None:
     """``dnadiff probe influence``."""
     from dnadiff.evaluation.influence import run_influence
 
-    set_threads(args)
     cfg = config(args)
     res = run_influence(args.checkpoint, args.data, cfg["influence"],
                         cfg["evaluate"]["batch_size"])

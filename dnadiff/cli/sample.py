@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dnadiff.cli.common import config, set_threads, verb
+from dnadiff.cli.common import config, verb
 
 
 def register(sub) -> None:
@@ -17,6 +17,5 @@ def sample(args) -> None:
     """``dnadiff sample``."""
     from dnadiff.generation import write_samples
 
-    set_threads(args)
     cfg = config(args)
     write_samples(args.checkpoint, args.out, cfg["sample"], cfg["run"])

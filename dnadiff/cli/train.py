@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dnadiff import io
-from dnadiff.cli.common import config, set_threads, verb
+from dnadiff.cli.common import config, verb
 
 
 def register(sub) -> None:
@@ -29,7 +29,6 @@ def train(args) -> None:
     """``dnadiff train``."""
     from dnadiff.training import train as fit_prepared
 
-    set_threads(args)
     metrics = fit_prepared(config(args), args.data, args.checkpoint, args.metrics, args.workdir)
     if not metrics.get("rank_zero", True):
         return  # the other ranks of a distributed run write nothing
