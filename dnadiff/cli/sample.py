@@ -7,10 +7,8 @@ from dnadiff.cli.common import config, verb
 
 def register(sub) -> None:
     """Add ``sample`` to the parser."""
-    p = verb(sub, "sample", "generate sequences to FASTA", sample, out=("out",),
-             inputs=("checkpoint",))
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True, help="output FASTA")
+    verb(sub, "sample", "generate sequences to FASTA", sample, inputs={"checkpoint": None},
+         out={"out": "output FASTA"})
 
 
 def sample(args) -> None:
