@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dnadiff.errors import InputFileError
+from dnadiff.io import existing_file
 from dnadiff.tokenizers import INVALID, DNATokenizer
 
 INVALID_BYTE = bytes([INVALID])
@@ -81,11 +82,7 @@ def open_binary(path) -> io.BufferedIOBase:
     Other compressed or archived formats (bzip2, xz, zstd, zip, ...; also inside gzip) are
     refused with ``InputFileError`` naming the format, whatever the file's name says.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "file not found")
-    if path.is_dir():
-        raise InputFileError(path, "is a directory, expected a sequence file")
+    path = existing_file(path, "a sequence file")
     try:
         fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
         head = fh.read(MAGIC_BYTES)
