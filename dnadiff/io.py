@@ -364,6 +364,17 @@ def read_bounded(path, limit: int, what: str) -> bytes:
     return data
 
 
+def decode_text(path, data: bytes, encoding: str, problem: str) -> str:
+    """``data`` (read from ``path``) decoded, or one :class:`InputFileError` naming the line of
+    the first byte that is not ``encoding``: ``problem``, formatted with ``byte`` and ``offset``."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        why = problem.format(byte=data[exc.start], offset=exc.start)
+        raise InputFileError(path, f"line {line}: {why}") from None
+
+
 def read_jsonl(path):
     """Yield ``(line number, object)`` for each non-blank line of a UTF-8 JSON Lines file;
     unreadable files and lines that are not JSON objects raise ``InputFileError``."""
