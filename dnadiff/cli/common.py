@@ -36,7 +36,8 @@ def optional(help: str | None = None) -> str:
     return _Optional(help or "")
 
 
-def paths(p, *, inputs=(), out=(), out_dirs=()) -> None:
+def paths(p, *, inputs: dict | tuple = (), out: dict | tuple = (),
+          out_dirs: dict | tuple = ()) -> None:
     """Declare the options naming a verb's input paths, its output files and its output folders
     (checked before the work starts: :func:`check_paths`). Each is a mapping ``dest: help``
     whose options are added here, in that order (help ``None``: none; a required option unless
@@ -51,7 +52,7 @@ def paths(p, *, inputs=(), out=(), out_dirs=()) -> None:
 
 
 def verb(sub, name: str, help: str, handler, *, config: bool = True, threads: bool = True,
-         inputs=(), out=(), out_dirs=()):
+         inputs: dict | tuple = (), out: dict | tuple = (), out_dirs: dict | tuple = ()):
     """A verb's parser with its handler, the config (and thread) options unless told otherwise,
     and the options naming its input paths, output files and output folders (:func:`paths`;
     the config file is an input): no output may equal, contain or sit inside an input or

@@ -11,6 +11,7 @@ from dnadiff.errors import DnadiffError, InputFileError
 
 log = logging.getLogger(__name__)
 
+
 def task_verb(sub, name: str, help: str, handler, *, pretrained: bool = False, **declared):
     """A verb on one task (:func:`verb`): first the options that name the task and its genome
     (and, ``pretrained``, the pretrained model it starts from), then its own paths
