@@ -11,12 +11,12 @@ import difflib
 import json
 import math
 import re
-from pathlib import Path
 
 import jsonschema
 import yaml
 
 from dnadiff.errors import DnadiffError, InputFileError
+from dnadiff.io import existing_file
 from dnadiff.models.registry import BACKBONES
 from dnadiff.resolve import probe_shape, rename_old_keys, resolve_section
 from dnadiff.schema import TASK_COMMON_KEYS, load_schema, task_type_keys
@@ -364,12 +364,8 @@ def load_config(path=None, overrides: str | None = None) -> dict:
     cfg: dict = {}
     source = "config"
     if path is not None:
-        path = Path(path)
+        path = existing_file(path, "a YAML config file", "config file not found")
         source = str(path)
-        if not path.exists():
-            raise InputFileError(path, "config file not found")
-        if path.is_dir():
-            raise InputFileError(path, "is a directory, expected a YAML config file")
         try:
             cfg = yaml.load(path.read_text(), Loader=_ConfigLoader) or {}
         except _AliasError as exc:

@@ -1,5 +1,5 @@
-"""Outputs that appear whole or not at all, and reading JSON Lines (and files of bounded size)
-with errors that name the file and line.
+"""Outputs that appear whole or not at all, and reading JSON Lines (and files that exist, of
+bounded size) with errors that name the file and line.
 
 Every output goes through :func:`atomic_path`: it is written under a temporary name next to
 its final path and renamed into place only when complete. Inside :func:`all_or_nothing` (the
@@ -62,11 +62,7 @@ def clean_stale_temps(path) -> list[Path]:
         host = rest.rsplit("-", 1)[0] if at else ""
         if not (at and pid_text.isdigit() and host == _HOST) or _alive(int(pid_text)):
             continue
-        with contextlib.suppress(OSError):
-            if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp)
-            else:
-                tmp.unlink()
+        if _remove(tmp):
             removed.append(tmp)
     return removed
 
@@ -115,12 +111,17 @@ def _check_target(path: Path, is_dir: bool, kind: str | None) -> None:
         raise OutputError(path, "is a folder; expected a file path")
 
 
-def _remove(p: Path) -> None:
-    with contextlib.suppress(OSError):
+def _remove(p: Path) -> bool:
+    """Remove a file, or a folder with what it holds (a link itself, not what it points to);
+    False where that failed."""
+    try:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
         else:
             p.unlink()
+    except OSError:
+        return False
+    return True
 
 
 def _publish(tmp: Path, path: Path, is_dir: bool, kind=None) -> None:
@@ -342,6 +343,17 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def existing_file(path, expected: str, missing: str = "file not found") -> Path:
+    """``path`` as a file that exists, or one :class:`InputFileError`: ``missing``, or (a
+    folder) "is a directory, expected ``expected``"."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, missing)
+    if path.is_dir():
+        raise InputFileError(path, f"is a directory, expected {expected}")
+    return path
+
+
 def read_bounded(path, limit: int, what: str) -> bytes:
     """The bytes of the file ``path``, or one :class:`InputFileError` when it holds more than
     ``limit`` bytes (then it is "not a ``what``"), read no further than that."""
@@ -350,6 +362,17 @@ def read_bounded(path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise InputFileError(path, f"larger than {limit >> 20} MiB: not a {what}")
     return data
+
+
+def decode_text(path, data: bytes, encoding: str, problem: str) -> str:
+    """``data`` (read from ``path``) decoded, or one :class:`InputFileError` naming the line of
+    the first byte that is not ``encoding``: ``problem``, formatted with ``byte`` and ``offset``."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        why = problem.format(byte=data[exc.start], offset=exc.start)
+        raise InputFileError(path, f"line {line}: {why}") from None
 
 
 def read_jsonl(path):

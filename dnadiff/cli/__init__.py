@@ -26,7 +26,7 @@ from dnadiff.cli import (
     score,
     train,
 )
-from dnadiff.cli.common import check_paths
+from dnadiff.cli.common import check_paths, set_threads
 from dnadiff.errors import user_message
 
 #: the stages, in the order of the flow (and of ``dnadiff --help``)
@@ -60,8 +60,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def run(args) -> None:
-    """Check the verb's output paths, then run its handler."""
+    """Check the verb's output paths, apply ``--threads``, then run its handler."""
     check_paths(args)
+    set_threads(args)
     args.handler(args)
 
 

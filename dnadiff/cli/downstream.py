@@ -1,43 +1,44 @@
-"""Stage 6, labeled benchmarks: ``downstream run | table``; the task options the ``conditional``
-verbs share."""
+"""Stage 6, labeled benchmarks: ``downstream run | table``; the parser of a verb on one task
+(:func:`task_verb`), which the ``conditional`` verbs share."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
+from dnadiff.cli.common import config, optional, paths, verb, verb_group, write_outputs
 from dnadiff.errors import DnadiffError, InputFileError
 
 log = logging.getLogger(__name__)
 
-#: the options of :func:`add_task_inputs` that name files
-TASK_INPUTS = ("genome", "annotation")
 
-
-def add_task_inputs(p) -> None:
-    """The options that name a task and its genome."""
+def task_verb(sub, name: str, help: str, handler, *, pretrained: bool = False, **declared):
+    """A verb on one task (:func:`verb`): first the options that name the task and its genome
+    (and, ``pretrained``, the pretrained model it starts from), then its own paths
+    (``declared``: :func:`paths`)."""
+    p = verb(sub, name, help, handler)
     p.add_argument("--task", help="task name (default: conditional.task for conditional verbs)")
-    p.add_argument("--genome", help="the run's genome FASTA (annotation and coordinates tasks)")
-    p.add_argument("--annotation", help="the run's annotation (GFF3) for annotation tasks")
+    paths(p, inputs={
+        "genome": optional("the run's genome FASTA (annotation and coordinates tasks)"),
+        "annotation": optional("the run's annotation (GFF3) for annotation tasks"),
+        **({"checkpoint": "pretrained MDLM checkpoint"} if pretrained else {})})
+    paths(p, **declared)
+    return p
 
 
 def register(sub) -> None:
     """Add ``downstream`` to the parser."""
     ds = verb_group(sub, "downstream", "classification benchmarks of a pretrained model")
-    q = verb(ds, "run", "fine-tune, probe, k-mer and from-scratch on one task", run,
-             out=("out_json", "out_tsv", "oracle"), inputs=(*TASK_INPUTS, "checkpoint"))
-    add_task_inputs(q)
-    q.add_argument("--checkpoint", required=True, help="pretrained MDLM checkpoint")
-    q.add_argument("--out-json", required=True)
-    q.add_argument("--out-tsv", required=True)
-    q.add_argument("--oracle", help="also save the best fine-tuned classifier here")
+    task_verb(ds, "run", "fine-tune, probe, k-mer and from-scratch on one task", run,
+              pretrained=True, out={"out_json": None, "out_tsv": None,
+                                    "oracle": optional("also save the best fine-tuned "
+                                                       "classifier here")})
+
     q = verb(ds, "table", "one table and plot over tasks", table, config=False, threads=False,
-             out=("out_tsv", "plot", "comparison"), inputs=("inputs",))
+             inputs=("inputs",))
     q.add_argument("--inputs", nargs="+", required=True, help="result JSON of each task")
-    q.add_argument("--out-tsv", required=True)
-    q.add_argument("--plot")
-    q.add_argument("--comparison", help="Markdown: our methods beside the published figures")
+    paths(q, out={"out_tsv": None, "plot": optional(),
+                  "comparison": optional("Markdown: our methods beside the published figures")})
 
 
 def run(args) -> None:
@@ -47,7 +48,6 @@ def run(args) -> None:
     from dnadiff.downstream import SUMMARY_COLUMNS, run_task
     from dnadiff.tasks import load_task, task_spec
 
-    set_threads(args)
     cfg = config(args)
     if not args.task:
         raise DnadiffError("downstream run needs --task")

@@ -6,89 +6,69 @@ from __future__ import annotations
 import json
 
 from dnadiff import io
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
+from dnadiff.cli.common import config, optional, paths, verb, verb_group, write_outputs
 
 
 def register(sub) -> None:
     """Add ``evaluate`` and its measures to the parser."""
     ev = verb_group(sub, "evaluate", "score a model or its samples")
-    q = verb(ev, "likelihood", "held-out NELBO in bits per token", likelihood,
-             out=("out_json", "out_tsv"), inputs=("checkpoint", "data"))
-    q.add_argument("--checkpoint", required=True)
-    q.add_argument("--data", required=True)
-    q.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    q.add_argument("--out-json", required=True)
-    q.add_argument("--out-tsv", required=True)
+    _held_out(verb(ev, "likelihood", "held-out NELBO in bits per token", likelihood,
+                   inputs={"checkpoint": None, "data": None}))
 
-    q = verb(ev, "masking-rate", "bits per masked token at each masking rate, beside the masked "
-             "Markov references, order 0 and the AR model", masking_rate,
-             out=("out_json", "out_tsv"), inputs=("checkpoint", "data", "ar_checkpoint"))
-    q.add_argument("--checkpoint", required=True, help="MDLM (or AR) checkpoint")
-    q.add_argument("--data", required=True)
-    q.add_argument("--ar-checkpoint", help="an AR model: its bits per token on the same windows")
-    q.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    q.add_argument("--out-json", required=True)
-    q.add_argument("--out-tsv", required=True)
+    _held_out(verb(ev, "masking-rate", "bits per masked token at each masking rate, beside the "
+                   "masked Markov references, order 0 and the AR model", masking_rate,
+                   inputs={"checkpoint": "MDLM (or AR) checkpoint", "data": None,
+                           "ar_checkpoint": optional("an AR model: its bits per token on the "
+                                                     "same windows")}))
 
-    q = verb(ev, "compare", "MDLM vs AR held-out likelihood table", compare, config=False,
-             threads=False, out=("out",), inputs=("mdlm", "ar"))
-    q.add_argument("--mdlm", required=True, help="likelihood.json of the MDLM run")
-    q.add_argument("--ar", required=True, help="likelihood.json of the AR run")
-    q.add_argument("--out", required=True, help="output TSV")
+    verb(ev, "compare", "MDLM vs AR held-out likelihood table", compare, config=False,
+         threads=False, inputs={"mdlm": "likelihood.json of the MDLM run",
+                                "ar": "likelihood.json of the AR run"},
+         out={"out": "output TSV"})
 
-    q = verb(ev, "samples", "k-mer JS and GC content of generated sequences", samples,
-             threads=False, out=("out_json", "out_tsv", "plot_kmer", "plot_gc"),
-             inputs=("samples", "data"))
-    q.add_argument("--samples", required=True, help="samples FASTA")
-    q.add_argument("--data", required=True)
-    q.add_argument("--out-json", required=True)
-    q.add_argument("--out-tsv", required=True)
-    q.add_argument("--plot-kmer", required=True)
-    q.add_argument("--plot-gc", required=True)
+    verb(ev, "samples", "k-mer JS and GC content of generated sequences", samples,
+         threads=False, inputs={"samples": "samples FASTA", "data": None},
+         out=dict.fromkeys(("out_json", "out_tsv", "plot_kmer", "plot_gc")))
 
-    q = verb(ev, "scores",
-             "generated sequences and baselines (i.i.d., Markov) scored alike: k-mer JS, GC, CpG, "
-             "homopolymers, discriminator AUROC, memorization, Frechet distance",
-             scores, out=("out_json", "out_tsv", "plot"),
-             inputs=("samples", "data", "embedder", "annotation"))
-    q.add_argument("--samples", required=True, help="samples FASTA (one length)")
-    q.add_argument("--data", required=True, help="prepared data directory")
-    q.add_argument("--embedder", help="a classifier checkpoint trained on real data (Frechet "
-                                      "distance of its embeddings)")
-    q.add_argument("--annotation", help="the genome's annotation (GFF3 or genes TSV): real test "
+    verb(ev, "scores",
+         "generated sequences and baselines (i.i.d., Markov) scored alike: k-mer JS, GC, CpG, "
+         "homopolymers, discriminator AUROC, memorization, Frechet distance", scores,
+         inputs={"samples": "samples FASTA (one length)", "data": "prepared data directory",
+                 "embedder": optional("a classifier checkpoint trained on real data (Frechet "
+                                      "distance of its embeddings)"),
+                 "annotation": optional("the genome's annotation (GFF3 or genes TSV): real test "
                                         "windows per class (coding, intergenic, promoter) "
-                                        "scored as reference rows")
-    q.add_argument("--out-json", required=True)
-    q.add_argument("--out-tsv", required=True)
-    q.add_argument("--plot", help="k-mer JS plot of every set (PNG)")
+                                        "scored as reference rows")},
+         out={"out_json": None, "out_tsv": None,
+              "plot": optional("k-mer JS plot of every set (PNG)")})
 
-    q = verb(ev, "text-samples",
-             "generative perplexity (under the run's AR model) and unigram entropy of text samples "
-             "and of real text",
-             text_samples, out=("out_json", "out_tsv"),
-             inputs=("samples", "data", "ar_checkpoint"))
-    q.add_argument("--samples", required=True, help="samples JSONL (dnadiff sample, text model)")
-    q.add_argument("--data", required=True, help="prepared data directory")
-    q.add_argument("--ar-checkpoint", required=True, help="the run's AR model")
-    q.add_argument("--out-json", required=True)
-    q.add_argument("--out-tsv", required=True)
+    verb(ev, "text-samples",
+         "generative perplexity (under the run's AR model) and unigram entropy of text samples "
+         "and of real text", text_samples,
+         inputs={"samples": "samples JSONL (dnadiff sample, text model)",
+                 "data": "prepared data directory", "ar_checkpoint": "the run's AR model"},
+         out={"out_json": None, "out_tsv": None})
 
     q = verb(ev, "variants", "zero-shot variant effects by class: every single-nucleotide change "
              "of the annotated CDS of a split (stop_gained, missense, synonymous, ...) and "
              "intergenic ones, scored by the model(s) and k-th order Markov chains; AUROC of "
              "each damaging class against synonymous", variants,
-             out=("out_json", "out_tsv", "out_vcf"),
-             inputs=("checkpoint", "ar_checkpoint", "data", "annotation"))
-    q.add_argument("--checkpoint", required=True, help="a DNA model (MDLM, block diffusion, AR)")
-    q.add_argument("--ar-checkpoint", help="a second model scored on the same variants")
-    q.add_argument("--data", required=True, help="prepared data (the reference; the Markov "
-                                                 "chains are fitted on its training split)")
-    q.add_argument("--annotation", required=True, help="the genome's GFF3 (CDS features)")
+             inputs={"checkpoint": "a DNA model (MDLM, block diffusion, AR)",
+                     "ar_checkpoint": optional("a second model scored on the same variants"),
+                     "data": "prepared data (the reference; the Markov chains are fitted on "
+                             "its training split)",
+                     "annotation": "the genome's GFF3 (CDS features)"},
+             out={"out_json": "AUROCs, class counts, models",
+                  "out_tsv": "one row per variant, every scorer's score",
+                  "out_vcf": optional("the classed variants as a VCF (CLASS and GENE in INFO), "
+                                      "for dnadiff score variants")})
     q.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    q.add_argument("--out-json", required=True, help="AUROCs, class counts, models")
-    q.add_argument("--out-tsv", required=True, help="one row per variant, every scorer's score")
-    q.add_argument("--out-vcf", help="the classed variants as a VCF (CLASS and GENE in INFO), "
-                                     "for dnadiff score variants")
+
+
+def _held_out(q) -> None:
+    """The split and the outputs of the held-out measures (likelihood, masking-rate)."""
+    q.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    paths(q, out={"out_json": None, "out_tsv": None})
 
 
 def likelihood(args) -> None:
@@ -99,7 +79,6 @@ def likelihood(args) -> None:
         likelihood_rows,
     )
 
-    set_threads(args)
     res = evaluate_likelihood(args.checkpoint, args.data, config(args)["evaluate"], args.split)
     io.write_json(args.out_json, res)
     rows = likelihood_rows(res)
@@ -112,7 +91,6 @@ def masking_rate(args) -> None:
     """``dnadiff evaluate masking-rate``."""
     from dnadiff.evaluation.masking_rate import run_masking_rate
 
-    set_threads(args)
     res = run_masking_rate(args.checkpoint, args.data, config(args)["evaluate"], args.split,
                            args.ar_checkpoint)
     write_outputs({args.out_json: ("json", res), args.out_tsv: ("tsv", res["rows"])})
@@ -146,7 +124,6 @@ def scores(args) -> None:
     """``dnadiff evaluate scores``."""
     from dnadiff.evaluation.dna_scores import score_generated, score_rows
 
-    set_threads(args)
     cfg = config(args)
     embedder = None
     if args.embedder:
@@ -167,7 +144,6 @@ def text_samples(args) -> None:
     """``dnadiff evaluate text-samples``."""
     from dnadiff.evaluation.text_scores import evaluate_text_samples
 
-    set_threads(args)
     res = evaluate_text_samples(args.samples, args.data, args.ar_checkpoint,
                                 config(args)["evaluate"])
     write_outputs({args.out_json: ("json", res), args.out_tsv: ("tsv", res["rows"])})
@@ -178,7 +154,6 @@ def variants(args) -> None:
     """``dnadiff evaluate variants``."""
     from dnadiff.evaluation.snv_classes import INFO_LINES, run_variant_classes
 
-    set_threads(args)
     cfg = config(args)
     res = run_variant_classes(args.checkpoint, args.data, args.annotation, args.split,
                               cfg["score"], cfg["evaluate"]["markov_likelihood_orders"],

@@ -5,41 +5,33 @@ from __future__ import annotations
 
 import json
 
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
+from dnadiff.cli.common import config, optional, verb, verb_group, write_outputs
 
 
 def register(sub) -> None:
     """Add ``probe`` and its analyses to the parser."""
     pb = verb_group(sub, "probe", "the discreteness analyses of Jin et al. and influence by "
                     "distance (DNA and text)")
-    q = verb(pb, "collapse", "masked-position probe: prompt + masks, one forward pass", collapse,
-             out=("out_tsv", "out_curves", "out_json", "plot"),
-             inputs=("checkpoint", "data", "prompts"))
-    q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
-    q.add_argument("--data", required=True, help="prepared data directory")
-    q.add_argument("--prompts", help="JSONL of prompts (default: probe.prompts, else held-out "
-                                     "prefixes)")
-    q.add_argument("--out-tsv", required=True, help="per prompt and masked position")
-    q.add_argument("--out-curves", required=True, help="means per distance (TSV)")
-    q.add_argument("--out-json", required=True, help="summary")
-    q.add_argument("--plot", help="curves against distance (PNG)")
+    verb(pb, "collapse", "masked-position probe: prompt + masks, one forward pass", collapse,
+         inputs={"checkpoint": "MDLM checkpoint", "data": "prepared data directory",
+                 "prompts": optional("JSONL of prompts (default: probe.prompts, else held-out "
+                                     "prefixes)")},
+         out={"out_tsv": "per prompt and masked position",
+              "out_curves": "means per distance (TSV)", "out_json": "summary",
+              "plot": optional("curves against distance (PNG)")})
 
-    q = verb(pb, "trap", "marginal trap: sample quality against tokens per step", trap,
-             out=("out_tsv", "out_json", "plot"), inputs=("checkpoint", "data", "ar_checkpoint"))
-    q.add_argument("--checkpoint", required=True, help="MDLM checkpoint")
-    q.add_argument("--data", required=True, help="prepared data directory")
-    q.add_argument("--ar-checkpoint", help="the run's AR model (text: generative perplexity)")
-    q.add_argument("--out-tsv", required=True)
-    q.add_argument("--out-json", required=True)
-    q.add_argument("--plot", help="quality against tokens per step (PNG)")
+    verb(pb, "trap", "marginal trap: sample quality against tokens per step", trap,
+         inputs={"checkpoint": "MDLM checkpoint", "data": "prepared data directory",
+                 "ar_checkpoint": optional("the run's AR model (text: generative perplexity)")},
+         out={"out_tsv": None, "out_json": None,
+              "plot": optional("quality against tokens per step (PNG)")})
 
-    q = verb(pb, "influence", "influence by distance: how much the token d positions away "
-             "moves the prediction (KL, bits; MDLM and AR)", influence,
-             out=("out_tsv", "out_json"), inputs=("checkpoint", "data"))
-    q.add_argument("--checkpoint", required=True, help="MDLM or AR checkpoint")
-    q.add_argument("--data", required=True, help="prepared data directory (its test split)")
-    q.add_argument("--out-tsv", required=True, help="mean KL per distance and side")
-    q.add_argument("--out-json", required=True, help="the same with the probe's settings")
+    verb(pb, "influence", "influence by distance: how much the token d positions away moves the "
+         "prediction (KL, bits; MDLM and AR)", influence,
+         inputs={"checkpoint": "MDLM or AR checkpoint",
+                 "data": "prepared data directory (its test split)"},
+         out={"out_tsv": "mean KL per distance and side",
+              "out_json": "the same with the probe's settings"})
 
 
 def collapse(args) -> None:
@@ -48,7 +40,6 @@ def collapse(args) -> None:
     from dnadiff.evaluation.plots import plot_collapse
     from dnadiff.resolve import probe_shape
 
-    set_threads(args)
     cfg = config(args)
     masks, prompt_length = probe_shape(cfg)
     res = run_collapse(args.checkpoint, args.data, cfg["probe"], masks, prompt_length,
@@ -65,7 +56,6 @@ def trap(args) -> None:
     from dnadiff.evaluation.discreteness import run_marginal_trap
     from dnadiff.evaluation.plots import plot_marginal_trap
 
-    set_threads(args)
     cfg = config(args)
     res = run_marginal_trap(args.checkpoint, args.data, cfg["marginal_trap"], cfg["evaluate"],
                             args.ar_checkpoint, cfg["sample"])
@@ -80,7 +70,6 @@ def influence(args) -> None:
     """``dnadiff probe influence``."""
     from dnadiff.evaluation.influence import run_influence
 
-    set_threads(args)
     cfg = config(args)
     res = run_influence(args.checkpoint, args.data, cfg["influence"],
                         cfg["evaluate"]["batch_size"])

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from dnadiff.cli.common import config, set_threads, verb
+from dnadiff.cli.common import config, verb
 
 
 def register(sub) -> None:
     """Add ``sample`` to the parser."""
-    p = verb(sub, "sample", "generate sequences to FASTA", sample, out=("out",),
-             inputs=("checkpoint",))
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True, help="output FASTA")
+    verb(sub, "sample", "generate sequences to FASTA", sample, inputs={"checkpoint": None},
+         out={"out": "output FASTA"})
 
 
 def sample(args) -> None:
     """``dnadiff sample``."""
     from dnadiff.generation import write_samples
 
-    set_threads(args)
     cfg = config(args)
     write_samples(args.checkpoint, args.out, cfg["sample"], cfg["run"])

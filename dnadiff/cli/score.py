@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import sys
 
-from dnadiff.cli.common import config, set_threads, verb, verb_group, write_outputs
+from dnadiff.cli.common import config, verb, verb_group, write_outputs
 
 
 def register(sub) -> None:
     """Add ``score`` and its two verbs to the parser."""
     sc = verb_group(sub, "score", "score given sequences or variants with a trained model")
-    q = verb(sc, "sequences", "per-sequence bits per base (with their standard error) of the "
-             "records of a FASTA file", sequences, out=("out",), inputs=("checkpoint", "fasta"))
-    q.add_argument("--checkpoint", required=True, help="a checkpoint or an export folder")
-    q.add_argument("--fasta", required=True, help="FASTA (or GenBank) file, plain or gzip")
-    q.add_argument("--out", required=True, help="output TSV, one row per record")
+    verb(sc, "sequences", "per-sequence bits per base (with their standard error) of the "
+         "records of a FASTA file", sequences,
+         inputs={"checkpoint": "a checkpoint or an export folder",
+                 "fasta": "FASTA (or GenBank) file, plain or gzip"},
+         out={"out": "output TSV, one row per record"})
 
     q = verb(sc, "variants", "log p(alt) - log p(ref) of every single-nucleotide variant of a "
-             "VCF, given a window of the reference around it", variants, out=("out",),
-             inputs=("checkpoint", "vcf", "reference"))
-    q.add_argument("--checkpoint", required=True, help="a checkpoint or an export folder")
-    q.add_argument("--vcf", required=True, help="VCF, plain or bgzip")
-    q.add_argument("--reference", required=True, help="the reference genome (FASTA, plain or "
-                                                      "gzip) the VCF's positions refer to")
-    q.add_argument("--out", required=True, help="output TSV, one row per variant (and ALT)")
+             "VCF, given a window of the reference around it", variants,
+             inputs={"checkpoint": "a checkpoint or an export folder",
+                     "vcf": "VCF, plain or bgzip",
+                     "reference": "the reference genome (FASTA, plain or gzip) the VCF's "
+                                  "positions refer to"},
+             out={"out": "output TSV, one row per variant (and ALT)"})
     q.add_argument("--window", type=int, help="bases of context (default: score.window)")
     q.add_argument("--both-strands", action="store_true", default=None,
                    help="average with the reverse-complement strand (score.both_strands)")
@@ -46,7 +45,6 @@ def sequences(args) -> None:
     """``dnadiff score sequences``."""
     from dnadiff.evaluation.sequence_likelihood import SEQUENCE_COLUMNS, score_fasta
 
-    set_threads(args)
     rows = score_fasta(args.checkpoint, args.fasta, score_config(args))
     write_outputs({args.out: ("tsv", rows, SEQUENCE_COLUMNS)})
     print(f"scored {len(rows)} sequence(s)", file=sys.stderr)
@@ -56,7 +54,6 @@ def variants(args) -> None:
     """``dnadiff score variants``."""
     from dnadiff.evaluation.variants import VARIANT_COLUMNS, score_vcf
 
-    set_threads(args)
     cfg = score_config(args, window=args.window, both_strands=args.both_strands,
                        info=args.info)
     rows = score_vcf(args.checkpoint, args.vcf, args.reference, cfg)

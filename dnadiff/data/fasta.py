@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dnadiff.errors import InputFileError
+from dnadiff.io import existing_file
 from dnadiff.tokenizers import INVALID, DNATokenizer
 
 INVALID_BYTE = bytes([INVALID])
@@ -30,17 +31,20 @@ GZIP_MAGIC = b"\x1f\x8b"
 PROTEIN_ONLY = set("EFILPQZJXO")
 
 
-#: magic bytes of compressed or archived files that are not read, and what to call them
-FOREIGN_MAGIC = (
-    (b"\xfd7zXZ\x00", "xz-compressed", "decompress it first (unxz -k)"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first (unzstd)"),
-    (b"PK\x03\x04", "a zip archive", "extract the file from it first (unzip)"),
-    (b"PK\x05\x06", "an empty zip archive", "extract the file from it first (unzip)"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract the file from it first (7z x)"),
-    (b"\x04\x22\x4d\x18", "lz4-compressed", "decompress it first (unlz4)"),
-    (b"\x1f\x9d", "compress(1)-compressed (.Z)", "decompress it first (uncompress)"),
-    (b"\x5d\x00\x00", "lzma-compressed", "decompress it first (unlzma)"),
-)
+#: compressed or archived files that are not read, by what to do first: their magic bytes,
+#: what to call them and the command that does it
+FOREIGN_MAGIC = {
+    "decompress it first": (
+        (b"\xfd7zXZ\x00", "xz-compressed", "unxz -k"),
+        (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd"),
+        (b"\x04\x22\x4d\x18", "lz4-compressed", "unlz4"),
+        (b"\x1f\x9d", "compress(1)-compressed (.Z)", "uncompress"),
+        (b"\x5d\x00\x00", "lzma-compressed", "unlzma")),
+    "extract the file from it first": (
+        (b"PK\x03\x04", "a zip archive", "unzip"),
+        (b"PK\x05\x06", "an empty zip archive", "unzip"),
+        (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "7z x")),
+}
 #: a bzip2 stream: "BZh", the block size 1-9, then a block's or the end of stream's magic
 BZIP2 = re.compile(rb"BZh[1-9](?:\x31\x41\x59\x26\x53\x59|\x17\x72\x45\x38\x50\x90)")
 #: bytes looked at to recognise a format (a tar header's "ustar" sits at offset 257)
@@ -53,9 +57,10 @@ def foreign_format(head: bytes) -> tuple[str, str] | None:
     ``None`` otherwise (plain data, or gzip, which is read)."""
     if BZIP2.match(head):
         return "bzip2-compressed", "decompress it first (bunzip2 -k)"
-    for magic, what, todo in FOREIGN_MAGIC:
-        if head.startswith(magic):
-            return what, todo
+    for todo, formats in FOREIGN_MAGIC.items():
+        for magic, what, command in formats:
+            if head.startswith(magic):
+                return what, f"{todo} ({command})"
     if head[257:262] == b"ustar":
         return "a tar archive", "extract the file from it first (tar -xf)"
     return None
@@ -81,11 +86,7 @@ def open_binary(path) -> io.BufferedIOBase:
     Other compressed or archived formats (bzip2, xz, zstd, zip, ...; also inside gzip) are
     refused with ``InputFileError`` naming the format, whatever the file's name says.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "file not found")
-    if path.is_dir():
-        raise InputFileError(path, "is a directory, expected a sequence file")
+    path = existing_file(path, "a sequence file")
     try:
         fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
         head = fh.read(MAGIC_BYTES)

@@ -29,7 +29,7 @@ from dnadiff.data.fasta import open_binary
 from dnadiff.data.prepare import SPLITS
 from dnadiff.data.reference import download, is_url
 from dnadiff.errors import DnadiffError, InputFileError
-from dnadiff.io import atomic_open, atomic_path
+from dnadiff.io import atomic_open, atomic_path, decode_text
 from dnadiff.tokenizers import TEXT_TOKENIZERS
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,7 @@ def read_corpus(path) -> str:
                                  ) from None
     if b"\x00" in raw[:65536]:
         raise InputFileError(path, "looks binary (NUL bytes), expected a UTF-8 text corpus")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputFileError(path, f"line {line}: not UTF-8 text (byte {exc.object[exc.start]:#x}"
-                                   f" at offset {exc.start})") from None
+    text = decode_text(path, raw, "utf-8", "not UTF-8 text (byte {byte:#x} at offset {offset})")
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise InputFileError(path, "is empty (no text)")

@@ -20,38 +20,40 @@ _MDLM = "MDLM paper (Sahoo et al. 2024, arXiv 2406.07524), Table 7"
 _GB_PROTOCOL = ("5 seeds, each a 90/10 train/validation split of train; 10 epochs; early "
                 "stopping on validation accuracy; mean over seeds")
 
-#: sizes as the models' names give them (DNABERT-2-117M, NT-2500M); none where they do not
-_SIZES = {"DNABERT (6-mer)": "-", "NT-2500M-multi": "2.5B", "DNABERT-2": "117M"}
+#: the models of each benchmark's table, its columns: (model, parameters, pretraining, source,
+#: protocol); GUE's sizes as the models' names give them (DNABERT-2-117M, NT-2500M), none where
+#: they do not
+_GUE_MODELS = [(model, size, "see the source", _DNABERT2, _GUE_PROTOCOL) for model, size in
+               (("DNABERT (6-mer)", "-"), ("NT-2500M-multi", "2.5B"), ("DNABERT-2", "117M"))]
+_GB_MODELS = [("CNN (PyTorch)", "-", "none", _GB_REPO, "10 epochs, batch 64, one run"),
+              ("Mamba AR", "465K", "hg38", _MDLM, _GB_PROTOCOL),
+              ("Caduceus MLM", "467K", "hg38", _MDLM, _GB_PROTOCOL),
+              ("Caduceus MDLM", "467K", "hg38", _MDLM, _GB_PROTOCOL)]
+
+
+def _table(models: list[tuple], values: dict[str, tuple], percent: bool = False) -> dict:
+    """{task: [(model, parameters, pretraining, value, source, protocol)]} of a benchmark's
+    table: each task's values, one per model in the order of ``models`` (``percent``: as
+    published, x 100)."""
+    return {task: [(model, size, pretraining, value / 100 if percent else value, source, protocol)
+                   for (model, size, pretraining, source, protocol), value
+                   in zip(models, row, strict=True)]
+            for task, row in values.items()}
+
 
 #: benchmark -> (metric, {task: [(model, parameters, pretraining, value, source, protocol)]})
 PUBLISHED = {
-    "gue": ("mcc", {
-        task: [(model, _SIZES[model], "see the source", value / 100, _DNABERT2, _GUE_PROTOCOL)
-               for model, value in rows]
-        for task, rows in {
-            "prom_core_notata": [("DNABERT (6-mer)", 70.47), ("NT-2500M-multi", 71.58),
-                                 ("DNABERT-2", 68.04)],
-            "prom_300_tata": [("DNABERT (6-mer)", 61.56), ("NT-2500M-multi", 79.43),
-                              ("DNABERT-2", 71.59)],
-            "tf0": [("DNABERT (6-mer)", 66.84), ("NT-2500M-multi", 66.64),
-                    ("DNABERT-2", 71.99)],
-            "tf1": [("DNABERT (6-mer)", 70.14), ("NT-2500M-multi", 70.28),
-                    ("DNABERT-2", 76.06)],
-            "mouse0": [("DNABERT (6-mer)", 44.42), ("NT-2500M-multi", 63.31),
-                       ("DNABERT-2", 56.76)],
-        }.items()}),
-    "genomic-benchmarks": ("accuracy", {
-        "human_enhancers_cohn": [
-            ("CNN (PyTorch)", "-", "none", 0.695, _GB_REPO, "10 epochs, batch 64, one run"),
-            ("Mamba AR", "465K", "hg38", 0.734, _MDLM, _GB_PROTOCOL),
-            ("Caduceus MLM", "467K", "hg38", 0.737, _MDLM, _GB_PROTOCOL),
-            ("Caduceus MDLM", "467K", "hg38", 0.743, _MDLM, _GB_PROTOCOL)],
-        "human_nontata_promoters": [
-            ("CNN (PyTorch)", "-", "none", 0.846, _GB_REPO, "10 epochs, batch 64, one run"),
-            ("Mamba AR", "465K", "hg38", 0.926, _MDLM, _GB_PROTOCOL),
-            ("Caduceus MLM", "467K", "hg38", 0.935, _MDLM, _GB_PROTOCOL),
-            ("Caduceus MDLM", "467K", "hg38", 0.940, _MDLM, _GB_PROTOCOL)],
-    }),
+    "gue": ("mcc", _table(_GUE_MODELS, {
+        "prom_core_notata": (70.47, 71.58, 68.04),
+        "prom_300_tata": (61.56, 79.43, 71.59),
+        "tf0": (66.84, 66.64, 71.99),
+        "tf1": (70.14, 70.28, 76.06),
+        "mouse0": (44.42, 63.31, 56.76),
+    }, percent=True)),
+    "genomic-benchmarks": ("accuracy", _table(_GB_MODELS, {
+        "human_enhancers_cohn": (0.695, 0.734, 0.737, 0.743),
+        "human_nontata_promoters": (0.846, 0.926, 0.935, 0.940),
+    })),
 }
 
 COMPARISON_COLUMNS = ["task", "benchmark", "metric", "model", "method", "value", "value_min",

@@ -119,26 +119,30 @@ def load_model(checkpoint, rc_conjoin=None):
     return ckpt, model, objective, tok, device
 
 
-def load_for_scoring(checkpoint, data_dir, rc_conjoin=None):
-    """(checkpoint, model on the device, objective, tokenizer, device, prepared data) of a
-    model scored on ``data_dir``, which must have been prepared with the model's tokenizer."""
-    ckpt, model, objective, tok, device = load_model(checkpoint, rc_conjoin)
+def load_for_scoring(checkpoint, data_dir, eval_cfg: dict | None = None,
+                     split: str | None = None):
+    """(checkpoint, model on the device, objective, tokenizer, device, prepared data, the tiled
+    windows of its ``split`` at the model's window, or None without a split) of a model scored
+    on ``data_dir``, which must have been prepared with the model's tokenizer (``eval_cfg``:
+    the evaluate section; without it, no strand averaging and every window)."""
+    eval_cfg = eval_cfg or {"rc_conjoin": None, "max_windows": None}
+    ckpt, model, objective, tok, device = load_model(checkpoint, eval_cfg["rc_conjoin"])
     genome = PreparedData(data_dir)
     if genome.tokenizer.tokens != tok.tokens:
         raise DnadiffError(f"{data_dir}: prepared with another tokenizer than the one the "
                            f"checkpoint {checkpoint} was trained with; evaluate it on the data "
                            "it was trained on")
-    return ckpt, model, objective, tok, device, genome
+    ds = None if split is None else TiledWindows(genome, split, ckpt["config"]["data"]["window"],
+                                                 max_windows=eval_cfg["max_windows"])
+    return ckpt, model, objective, tok, device, genome, ds
 
 
 def evaluate_likelihood(checkpoint, data_dir, eval_cfg: dict, split: str = "test") -> dict:
     """Held-out bits per token of ``checkpoint`` on ``split`` (tiled windows), with its
     discrete-T estimates, the order-0 / training-composition reference entropies and, for DNA,
     the held-out bits of k-th order Markov chains (``evaluate.markov_likelihood_orders``)."""
-    ckpt, model, objective, tok, device, genome = load_for_scoring(checkpoint, data_dir,
-                                                                    eval_cfg["rc_conjoin"])
-    window = ckpt["config"]["data"]["window"]
-    ds = TiledWindows(genome, split, window, max_windows=eval_cfg["max_windows"])
+    ckpt, model, objective, tok, device, genome, ds = load_for_scoring(checkpoint, data_dir,
+                                                                        eval_cfg, split)
     args = (model, objective, ds, eval_cfg["batch_size"], eval_cfg["t_draws"], eval_cfg["seed"],
             device)
     res = heldout_nelbo(*args, keep_windows=True)

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from dnadiff.checkpoint import load_checkpoint, model_from_checkpoint
-from dnadiff.data.windows import TiledWindows
 from dnadiff.errors import DnadiffError
 from dnadiff.evaluation.composition import entropy_bits
 from dnadiff.evaluation.discreteness import time_for_masked_fraction
@@ -104,10 +103,8 @@ def run_masking_rate(checkpoint, data_dir, eval_cfg: dict, split: str = "test",
     """The loss by masking rate of ``checkpoint`` (MDLM: one row per rate; AR: its exact bits
     per token) beside the masked Markov references, order 0 and, given ``ar_checkpoint``, that
     AR model's bits per token on the same windows."""
-    ckpt, model, objective, tok, device, genome = load_for_scoring(checkpoint, data_dir,
-                                                                    eval_cfg["rc_conjoin"])
-    window = ckpt["config"]["data"]["window"]
-    ds = TiledWindows(genome, split, window, max_windows=eval_cfg["max_windows"])
+    ckpt, model, objective, tok, device, genome, ds = load_for_scoring(checkpoint, data_dir,
+                                                                        eval_cfg, split)
     train = genome.split_arrays("train")
     refs = {f"masked_markov{k}": fit_masked_markov(train, k, tok,
                                                     eval_cfg["masked_markov_min_count"])

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dnadiff.errors import InputFileError, OutputError  # noqa: E402
-from dnadiff.io import atomic_path, read_bounded  # noqa: E402
+from dnadiff.io import atomic_path, decode_text, read_bounded  # noqa: E402
 
 
 def _save(fig, out):
@@ -260,12 +260,8 @@ def _qvc_text(path) -> str:
     if not data.strip():
         raise InputFileError(path, "empty: a quality-against-compute table has a header line "
                              "and one row per run")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise InputFileError(path, f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
-                             "text (save the table as UTF-8)") from None
+    text = decode_text(path, data, "utf-8-sig",
+                       "byte 0x{byte:02x} is not UTF-8 text (save the table as UTF-8)")
     text = text.replace("\r\n", "\n")
     if "\r" in text:
         line = text[:text.index("\r")].count("\n") + 1

@@ -267,7 +267,7 @@ def run_variant_classes(checkpoint, data_dir, annotation, split: str, score_cfg:
     from dnadiff.evaluation.variants import check_window, markov_scorer, model_scorer, snv_scores
     from dnadiff.tasks.annotation import read_features
 
-    ckpt, model, objective, tok, device, genome = load_for_scoring(checkpoint, data_dir)
+    ckpt, model, objective, tok, device, genome, _ = load_for_scoring(checkpoint, data_dir)
     if tok.modality != "dna":
         raise DnadiffError(f"{checkpoint} is a {tok.modality} model: variants need a DNA model")
     window, both = score_cfg["window"], score_cfg["both_strands"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dnadiff.data.fasta import read_sequences
 from dnadiff.errors import InputFileError
+from dnadiff.io import existing_file
 from dnadiff.tasks.base import (
     SPLITS,
     LabeledTask,
@@ -83,10 +84,7 @@ class _Reference:
         self._tmp = None
         self._fa = None
         self._mem: dict[str, bytes] = {}
-        if not path.exists():
-            raise InputFileError(path, "file not found")
-        if path.is_dir():
-            raise InputFileError(path, "is a directory, expected a FASTA file")
+        existing_file(path, "a FASTA file")
         if _is_gzip(path) and not _is_bgzf(path):
             wanted = {a for r in wanted_regions for a in _contig_aliases(r)}
             self.lengths = {}
