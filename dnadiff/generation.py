@@ -27,15 +27,13 @@ from dnadiff.diffusion.samplers.driver import fill_batches
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import atomic_open, read_jsonl
 from dnadiff.resolve import resolve_section
+from dnadiff.tokenizers import encode_or_refuse
 
 
 def encode_fixed(tokenizer, text: str, key: str) -> torch.Tensor:
     """Encode a prefix/suffix; it must consist of generable tokens."""
     generable = tokenizer.generable_ids
-    try:
-        ids = tokenizer.encode(text)
-    except ValueError as exc:
-        raise DnadiffError(f"config key {key!r}: {exc}") from None
+    ids = encode_or_refuse(tokenizer, text, f"config key {key!r}")
     bad = [i for i in ids.tolist() if i not in generable]
     if bad:
         raise DnadiffError(f"config key {key!r}: {tokenizer.decode(bad[:1])!r} cannot be "

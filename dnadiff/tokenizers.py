@@ -289,3 +289,15 @@ def tokenizer_from_dict(d: dict):
             raise ValueError(f"tokenizer {d['name']!r}: {key} {str(d[key])[:40]} is not its "
                              f"{key} {str(mine)[:40]}")
     return tok
+
+
+def encode_or_refuse(tokenizer, text: str, where: str) -> np.ndarray:
+    """``tokenizer.encode(text)``; a character outside its alphabet is a one-line
+    :class:`~dnadiff.errors.DnadiffError` that begins with ``where`` (a config key, a
+    sequence)."""
+    from dnadiff.errors import DnadiffError
+
+    try:
+        return tokenizer.encode(text)
+    except ValueError as exc:
+        raise DnadiffError(f"{where}: {exc}") from None

@@ -20,6 +20,7 @@ import torch
 
 from dnadiff.errors import DnadiffError
 from dnadiff.evaluation.likelihood import LN2, heldout_nelbo
+from dnadiff.tokenizers import encode_or_refuse
 
 
 def encode_sequences(tokenizer, seqs, names=None) -> list[np.ndarray]:
@@ -32,10 +33,7 @@ def encode_sequences(tokenizer, seqs, names=None) -> list[np.ndarray]:
     for k, s in enumerate(seqs):
         which = f"sequence {k + 1}" if names is None else f"sequence {names[k]!r}"
         if isinstance(s, str):
-            try:
-                s = tokenizer.encode(s)
-            except ValueError as exc:
-                raise DnadiffError(f"{which}: {exc}") from None
+            s = encode_or_refuse(tokenizer, s, which)
         ids = np.asarray(s, dtype=np.int64)
         if ids.ndim != 1 or ids.size == 0:
             raise DnadiffError(f"{which} is empty (or not one sequence)")
