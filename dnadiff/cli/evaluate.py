@@ -77,7 +77,7 @@ def register(sub) -> None:
              "of the annotated CDS of a split (stop_gained, missense, synonymous, ...) and "
              "intergenic ones, scored by the model(s) and k-th order Markov chains; AUROC of "
              "each damaging class against synonymous", variants,
-             out=("out_json", "out_tsv", "out_vcf"),
+             out=("out_json", "out_tsv", "out_vcf", "out_auroc"),
              inputs=("checkpoint", "ar_checkpoint", "data", "annotation"))
     q.add_argument("--checkpoint", required=True, help="a DNA model (MDLM, block diffusion, AR)")
     q.add_argument("--ar-checkpoint", help="a second model scored on the same variants")
@@ -89,6 +89,8 @@ def register(sub) -> None:
     q.add_argument("--out-tsv", required=True, help="one row per variant, every scorer's score")
     q.add_argument("--out-vcf", help="the classed variants as a VCF (CLASS and GENE in INFO), "
                                      "for dnadiff score variants")
+    q.add_argument("--out-auroc", help="the AUROC table (TSV): one row per scorer and "
+                                       "comparison, as in the JSON")
 
 
 def likelihood(args) -> None:
@@ -185,6 +187,8 @@ def variants(args) -> None:
                               args.ar_checkpoint)
     snvs, rows = res.pop("variants"), res.pop("rows")
     outputs = {args.out_json: ("json", res), args.out_tsv: ("tsv", rows)}
+    if args.out_auroc:
+        outputs[args.out_auroc] = ("tsv", res["auroc"])
     write_outputs(outputs)
     if args.out_vcf:
         from dnadiff.data.vcf import write_vcf

