@@ -1,5 +1,6 @@
 # Helpers shared by the rules (no logic beyond paths and config plumbing).
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -163,7 +164,8 @@ def final_outputs():
         outputs = [f"{run}/{SAMPLES}", f"{run}/text_sample_scores.tsv"]
         outputs += [f"{run}/{o}/likelihood.tsv" for o in objectives()]
         outputs += [f"{run}/{o}/training_curve.png" for o in objectives()]
-        return outputs + [f"{run}/likelihood_comparison.tsv"] + probe_outputs(run)
+        outputs += [f"{run}/likelihood_comparison.tsv", f"{run}/report/front.rst"]
+        return outputs + probe_outputs(run)
     outputs = [
         f"{run}/samples.fa",
         f"{run}/kmer_js.tsv",
@@ -193,7 +195,7 @@ def final_outputs():
         outputs.append(f"{run}/score/variants.tsv")
     if SNV_CLASSES:
         outputs.append(f"{run}/variants/snv_classes_auroc.tsv")
-    return outputs + probe_outputs(run)
+    return outputs + probe_outputs(run) + [f"{run}/report/front.rst"]
 
 
 GENOME_FASTA = f"resources/genomes/{GENOME}/genome.fa"
@@ -250,3 +252,31 @@ def embedder(wildcards):
     tasks = downstream_tasks()
     return [f"results/{wildcards.run}/downstream/{tasks[0]}.oracle.pt"] if tasks else []
 
+
+def front_page_inputs(wildcards):
+    """The result files the front page reads (dnadiff report front-page: one option each)."""
+    run = f"results/{wildcards.run}"
+    files = {o: f"{run}/{o}/likelihood.json" for o in objectives()}
+    if TEXT:
+        return files | {"text_scores": f"{run}/text_sample_scores.json"}
+    files["sample_scores"] = f"{run}/sample_scores.json"
+    if config["downstream"]["tasks"]:
+        files["downstream"] = f"{run}/downstream.tsv"
+    if SNV_CLASSES:
+        files["variants"] = f"{run}/variants/snv_classes.json"
+    return files
+
+
+def front_page_options(wildcards, input):
+    """Each input of the front page as its option (`--sample-scores PATH`)."""
+    return " ".join(
+        f"--{name.replace('_', '-')} {shlex.quote(path)}"
+        for name, path in input.items()
+    )
+
+
+def front_page():
+    """The report's front page: the run's headline numbers (rule report_front_page) once the
+    run has written them, else the static description (report/workflow.rst)."""
+    page = Path(f"results/{RUN}/report/front.rst")
+    return str(page.resolve()) if page.exists() else "report/workflow.rst"
