@@ -227,10 +227,10 @@ def _variant_rows(res: dict, order: int | None, notes: list[str]) -> list[list[s
                      *(fmt(r["auroc"], 3, r.get("auroc_se")) if r else NONE for r in cells),
                      NONE])
     counts = res.get("counts") or {}
-    notes.append(f"SNV: changes in the CDS of {names(res.get('contigs'))}, "
-                 f"{fmt(counts.get('synonymous'), 0)} synonymous against as many of each "
-                 f"class, log p(alt) - log p(ref) in {fmt(res.get('window'), 0)} bases; 0.5 is "
-                 "chance.")
+    notes.append(f"SNV: single-nucleotide changes in the CDS of {names(res.get('contigs'))} "
+                 f"({fmt(counts.get('synonymous'), 0)} synonymous), stop-gained and missense "
+                 f"against synonymous, scored log p(alt) - log p(ref) in "
+                 f"{fmt(res.get('window'), 0)} bases; 0.5 is chance.")
     return rows
 
 
