@@ -132,12 +132,17 @@ def table(header: list[str], rows: list[list[str]], note: str = "") -> str:
 
 
 # -- the parts ------------------------------------------------------------------------------------
+def _blocks(cfg: dict) -> str:
+    size = (cfg.get("diffusion") or {}).get("block_size")
+    return f"; block diffusion, blocks of {fmt(size, 0)}" if size else ""
+
+
 def _intro_dna(cfg: dict) -> str:
     data, splits = cfg.get("data", {}), cfg.get("data", {}).get("splits") or {}
     held = (f"held-out regions of {literal(splits['bed'])}" if splits.get("bed") else
             f"validation {names(splits.get('validation'))}, test {names(splits.get('test'))}")
     return (f"dnadiff run **{rst(cfg.get('run', '?'))}**: a masked diffusion language model "
-            f"(MDLM, Sahoo et al. 2024) trained on the genome "
+            f"(MDLM, Sahoo et al. 2024{_blocks(cfg)}) trained on the genome "
             f"{literal(cfg.get('reference', {}).get('source', '?'))} ({held}), windows of "
             f"{fmt(data.get('window'), 0)} bp. **How good is it?**")
 
@@ -145,8 +150,8 @@ def _intro_dna(cfg: dict) -> str:
 def _intro_text(cfg: dict) -> str:
     t = cfg.get("text", {})
     return (f"dnadiff run **{rst(cfg.get('run', '?'))}**: a masked diffusion language model "
-            f"(MDLM, Sahoo et al. 2024) and an autoregressive (AR) model with the same "
-            f"backbone, trained on the text {literal(t.get('source', '?'))} "
+            f"(MDLM, Sahoo et al. 2024{_blocks(cfg)}) and an autoregressive (AR) model with "
+            f"the same backbone, trained on the text {literal(t.get('source', '?'))} "
             f"({rst(t.get('tokenizer', '?'))} tokens; the last {fmt(t.get('test_fraction'), 2)} "
             f"of the characters is the test split), windows of "
             f"{fmt(cfg.get('data', {}).get('window'), 0)} tokens. **How good is it?**")
@@ -248,7 +253,7 @@ def _headline_text(data: dict) -> str:
                                ("samples: unigram entropy (bits)", "unigram_entropy_bits", 3)):
         rows.append([label, fmt((scored.get("mdlm") or {}).get(key), digits), NONE,
                      fmt((scored.get("real_heldout") or {}).get(key), digits)])
-    note = ("Test split (lower is better; the MDLM's bits are an upper bound). Generative "
+    note = ("Test rows: lower is better (the MDLM's bits: an upper bound). Generative "
             "perplexity: the samples' (and real text's) perplexity under the AR model; a low "
             "unigram entropy (repetition) can buy a low one.")
     return table(["", "MDLM", "AR", "real text"], rows, note)

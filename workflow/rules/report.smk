@@ -15,7 +15,9 @@ rule report_front_page:
         mem_mb=1000,
         runtime=5,
     params:
-        cfg=config_json("run", "modality", "data", "text" if TEXT else "reference"),
+        cfg=config_json(
+            "run", "modality", "data", "diffusion", "text" if TEXT else "reference"
+        ),
         files=front_page_options,
     shell:
         "dnadiff report front-page --config-json {params.cfg:q} {params.files}"
