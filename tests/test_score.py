@@ -313,19 +313,22 @@ def test_evaluate_variants_end_to_end(motif_models, tmp_path):
                                          ("va", motif_dna(500, 2))])
     prepare_genome(fa, tmp_path / "prep", validation=["va"], test=["chrT"])
     (tmp_path / "g.gff3").write_text(HAND_GFF)
-    out = {k: tmp_path / f"ev.{k}" for k in ("json", "tsv", "vcf")}
+    out = {k: tmp_path / f"ev.{k}" for k in ("json", "tsv", "vcf", "auroc")}
     cfg = json.dumps({"run": "x", "score": {"window": WINDOW, "max_per_class": 4},
                       "evaluate": {"markov_likelihood_orders": [2]}})
     assert main(["evaluate", "variants", "--config-json", cfg, "--checkpoint",
                  str(motif_models["mdlm"]), "--ar-checkpoint", str(motif_models["ar"]),
                  "--data", str(tmp_path / "prep"), "--annotation", str(tmp_path / "g.gff3"),
                  "--out-json", str(out["json"]), "--out-tsv", str(out["tsv"]),
-                 "--out-vcf", str(out["vcf"])]) == 0
+                 "--out-vcf", str(out["vcf"]), "--out-auroc", str(out["auroc"])]) == 0
     res = json.loads(out["json"].read_text())
     assert res["contigs"] == ["chrT"] and set(res["counts"].values()) == {4}
     assert [m["scorer"] for m in res["models"]] == ["mdlm", "ar"]
     assert [(r["scorer"], r["positive"]) for r in res["auroc"]] == [
         (s, p) for s in ("mdlm", "ar", "markov2") for p in ("stop_gained", "missense")]
+    table = read_tsv(out["auroc"])  # the workflow's report table: the JSON's AUROC rows
+    assert [(r["scorer"], r["positive"], float(r["auroc"])) for r in table] == [
+        (r["scorer"], r["positive"], pytest.approx(r["auroc"], abs=1e-5)) for r in res["auroc"]]
     rows = read_tsv(out["tsv"])
     assert len(rows) == 24 and set(rows[0]) >= {"class", "gene", "mdlm", "ar", "markov2"}
     assert all(KNOWN.get((int(r["pos"]), r["ref"], r["alt"]), r["class"]) == r["class"]

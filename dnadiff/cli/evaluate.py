@@ -61,7 +61,9 @@ def register(sub) -> None:
              out={"out_json": "AUROCs, class counts, models",
                   "out_tsv": "one row per variant, every scorer's score",
                   "out_vcf": optional("the classed variants as a VCF (CLASS and GENE in INFO), "
-                                      "for dnadiff score variants")})
+                                      "for dnadiff score variants"),
+                  "out_auroc": optional("the AUROC table (TSV): one row per scorer and "
+                                        "comparison, as in the JSON")})
     q.add_argument("--split", default="test", choices=["train", "validation", "test"])
 
 
@@ -160,6 +162,8 @@ def variants(args) -> None:
                               args.ar_checkpoint)
     snvs, rows = res.pop("variants"), res.pop("rows")
     outputs = {args.out_json: ("json", res), args.out_tsv: ("tsv", rows)}
+    if args.out_auroc:
+        outputs[args.out_auroc] = ("tsv", res["auroc"])
     write_outputs(outputs)
     if args.out_vcf:
         from dnadiff.data.vcf import write_vcf

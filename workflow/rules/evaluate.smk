@@ -151,3 +151,39 @@ rule score_samples:
         " --annotation {input.annotation:q}"
         " --out-json {output.json:q} --out-tsv {output.tsv:q} --plot {output.plot:q}"
         " > {log:q} 2>&1"
+
+
+rule evaluate_variants:
+    input:
+        unpack(trap_inputs),
+        checkpoint="results/{run}/mdlm/model.pt",
+        data="results/{run}/data",
+        annotation=GENOME_GFF,
+    output:
+        json="results/{run}/variants/snv_classes.json",
+        tsv="results/{run}/variants/snv_classes.tsv",
+        auroc=report(
+            "results/{run}/variants/snv_classes_auroc.tsv",
+            caption="../report/snv_classes.rst",
+            category="Variant effects",
+        ),
+    log:
+        "logs/evaluate_variants/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_variants/{run}.tsv"
+    conda:
+        "../envs/dnadiff.yaml"
+    # one thread: most of the time is numpy (the Markov chains); a second torch thread on a
+    # busy 2-core machine doubled the time (yeast, 100 per class: 18 s with one, 42 s with two)
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        cfg=variants_config(),
+        ar=ar_option,
+    shell:
+        "dnadiff evaluate variants --config-json {params.cfg:q} --threads {threads}"
+        " --checkpoint {input.checkpoint:q} {params.ar} --data {input.data:q}"
+        " --annotation {input.annotation:q} --split test --out-json {output.json:q}"
+        " --out-tsv {output.tsv:q} --out-auroc {output.auroc:q} > {log:q} 2>&1"
