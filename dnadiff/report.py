@@ -11,11 +11,11 @@ Jinja (or in a file viewer) is reStructuredText otherwise.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
+from dnadiff.data.prepared import load_json_file
 from dnadiff.errors import InputFileError
 
 #: the file options of the front page (CLI option = key): what each one holds
@@ -62,19 +62,16 @@ def jinja_escape(text: str) -> str:
 # -- reading ------------------------------------------------------------------------------------
 def _read(path: Path):
     """A JSON object, or the rows of a TSV (dicts of strings)."""
-    try:
-        raw = path.read_text()
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
     if path.suffix == ".tsv":
+        try:
+            raw = path.read_text()
+        except OSError as exc:
+            raise InputFileError(path, f"cannot be read ({exc.strerror or exc})") from None
         lines = [line.split("\t") for line in raw.splitlines() if line.strip()]
         if not lines:
             raise InputFileError(path, "is empty: no header line")
         return [dict(zip(lines[0], row)) for row in lines[1:]]
-    try:
-        obj = json.loads(raw)
-    except ValueError as exc:
-        raise InputFileError(path, f"is not JSON ({exc})") from None
+    obj = load_json_file(path, "the file", corrupt="is not JSON")
     if not isinstance(obj, dict):
         raise InputFileError(path, "is not a JSON object")
     return obj
