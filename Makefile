@@ -36,12 +36,16 @@ report: $(STAMP)
 	$(BIN)/snakemake --report report.html
 
 # tests/test_slurm.py runs beside the rest (its jobs mostly wait on SLURM's scheduler and time
-# limits), its output shown after the rest's; `pytest -q` alone runs everything in one process.
+# limits), its output shown after the rest's; the rest runs in two pytest-xdist workers, one
+# test file per worker at a time (--dist loadfile: a file's fixtures are built once), each with
+# one PyTorch thread (the CLI runs inside set their own); `pytest -q` alone runs everything in
+# one process.
 test: $(STAMP)
 	@slurm_log=$$(mktemp); \
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_slurm.py >$$slurm_log 2>&1 & \
 	slurm_pid=$$!; \
-	$(BIN)/python -m pytest -q --ignore=tests/test_slurm.py; rest=$$?; \
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile \
+		--ignore=tests/test_slurm.py; rest=$$?; \
 	wait $$slurm_pid; slurm=$$?; \
 	echo "== tests/test_slurm.py (run beside the rest)"; cat $$slurm_log; rm -f $$slurm_log; \
 	echo "make test: the rest exited $$rest, tests/test_slurm.py exited $$slurm"; \

@@ -183,13 +183,14 @@ def train_job(tmp_log: Path) -> str:
 def test_tiny_workflow_runs_every_job_on_slurm_and_matches_a_local_run(cluster, genome, tmp_path):
     slurm = workdir(tmp_path, "slurm")
     log = snakemake(slurm, profile=node_profile(tmp_path))
-    assert "8 of 8 steps (100%) done" in log
+    assert "9 of 9 steps (100%) done" in log
     jobs = submitted(log)
-    # every job but the target rule `all` went through sbatch, once
+    # every job but the front page and the target rule went through sbatch, once
     assert sorted(jobs) == sorted(["fetch_reference", "prepare", "train", "sample",
                                    "evaluate_likelihood", "evaluate_samples", "score_samples"])
     assert all(len(ids) == 1 for ids in jobs.values()), jobs
-    assert re.findall(r"^localrule (\w+):", log, re.M) == ["all"]
+    # ... but the front page of the report (a second of Python) and the target rule `all`
+    assert re.findall(r"^localrule (\w+):", log, re.M) == ["report_front_page", "all"]
     # ... and sacct (slurmdbd) has each as COMPLETED, under the run's uuid as the job name
     ids = [i for ids in jobs.values() for i in ids]
     rows = {r["jobid"]: r for r in sacct("-X", "-j", ",".join(ids))}

@@ -1,5 +1,6 @@
 # The report's front page: the run's headline numbers, read from its result files (the
-# Snakefile's `report:` points at it once it exists).
+# Snakefile's `report:` points at it once it exists). A second of Python over small files: it
+# runs where Snakemake runs, never as a cluster job.
 
 
 rule report_front_page:
@@ -9,6 +10,7 @@ rule report_front_page:
         "results/{run}/report/front.rst",
     log:
         "logs/report_front_page/{run}.log",
+    localrule: True
     conda:
         "../envs/dnadiff.yaml"
     resources:
