@@ -28,7 +28,7 @@ from dnadiff.data.vcf import SNV, check_ref_bases, read_reference, read_snvs
 from dnadiff.errors import DnadiffError
 from dnadiff.evaluation.likelihood import load_model
 from dnadiff.evaluation.sequence_likelihood import encode_sequences, sequence_likelihood
-from dnadiff.evaluation.variants import check_window, model_scorer, snv_scores
+from dnadiff.evaluation.variants import check_window, model_scorer, require_dna, snv_scores
 from dnadiff.generation import generate
 from dnadiff.models.classifier import embed, position_features
 
@@ -93,7 +93,7 @@ class Model:
         Defaults: the schema's ``score`` section."""
         cfg = self._score_cfg(t_draws=t_draws, seed=seed, batch_size=batch_size)
         ids = encode_sequences(self.tokenizer, seqs)
-        res = sequence_likelihood(self.module, self.objective, self.tokenizer, ids, self.window,
+        res = sequence_likelihood(self.module, self.objective, ids, self.window,
                                   cfg["t_draws"], cfg["seed"], cfg["batch_size"], self.device)
         return Likelihood(res["bits_per_token"], res["bits_per_token_se"],
                           res["tokens_scored"], res["t_draws"], res["estimate"])
@@ -128,9 +128,7 @@ class Model:
         a dict of contig -> sequence. ``variants``: a VCF file (multi-allelic records split,
         one score per ALT), or ``(chrom, pos, ref, alt)`` tuples (``(pos, ref, alt)`` with a
         one-sequence reference), pos 1-based as in a VCF. Defaults: the schema's ``score``."""
-        if self.tokenizer.modality != "dna":
-            raise DnadiffError(f"{self.path} is a {self.tokenizer.modality} model: variants "
-                               "need a DNA model")
+        require_dna(self.tokenizer, self.path)
         cfg = self._score_cfg(window=window, both_strands=both_strands, batch_size=batch_size)
         check_window(cfg["window"], self.window, self.path)
         ref_name, reference = _reference(reference, self.tokenizer)

@@ -44,12 +44,11 @@ def encode_sequences(tokenizer, seqs, names=None) -> list[np.ndarray]:
     return out
 
 
-def sequence_likelihood(model, objective, tokenizer, seqs: list[np.ndarray], window: int,
+def sequence_likelihood(model, objective, seqs: list[np.ndarray], window: int,
                         t_draws: int, seed: int, batch_size: int, device="cpu") -> dict:
     """Per-sequence figures, as arrays in the order of ``seqs`` (token ids): ``bits_per_token``,
     ``bits_per_token_se``, ``tokens_scored``, ``windows``; and ``t_draws`` and ``estimate``."""
-    scored = np.zeros(tokenizer.vocab_size, dtype=bool)
-    scored[list(tokenizer.generable_ids)] = True
+    scored = objective.allowed.numpy()  # what a likelihood scores: the generable ids
     pieces: dict[int, list[tuple[int, np.ndarray]]] = {}
     n_win = np.zeros(len(seqs), dtype=np.int64)
     for k, s in enumerate(seqs):
@@ -100,16 +99,16 @@ def score_fasta(checkpoint, fasta, score_cfg: dict) -> list[dict]:
     ``score.batch_size``)."""
     from dnadiff.data.fasta import read_sequences
     from dnadiff.evaluation.likelihood import load_model
+    from dnadiff.evaluation.variants import require_dna
 
     ckpt, model, objective, tok, device = load_model(checkpoint)
-    if tok.modality != "dna":
-        raise DnadiffError(f"{checkpoint} is a {tok.modality} model: dnadiff score sequences "
-                           "reads DNA (FASTA); score text with the Python API")
+    require_dna(tok, checkpoint, "dnadiff score sequences reads DNA (FASTA); score text "
+                "with the Python API")
     names, seqs = [], []
     for name, _, ids in read_sequences(fasta, tok):
         names.append(name)
         seqs.append(np.asarray(ids, dtype=np.int64))
-    res = sequence_likelihood(model, objective, tok, seqs, ckpt["config"]["data"]["window"],
+    res = sequence_likelihood(model, objective, seqs, ckpt["config"]["data"]["window"],
                               score_cfg["t_draws"], score_cfg["seed"], score_cfg["batch_size"],
                               device)
     return sequence_rows(names, seqs, res)

@@ -264,12 +264,17 @@ def run_variant_classes(checkpoint, data_dir, annotation, split: str, score_cfg:
     one row per SNV with each scorer's score."""
     from dnadiff.evaluation.baselines import fit_markov
     from dnadiff.evaluation.likelihood import load_for_scoring, load_model
-    from dnadiff.evaluation.variants import check_window, markov_scorer, model_scorer, snv_scores
+    from dnadiff.evaluation.variants import (
+        check_window,
+        markov_scorer,
+        model_scorer,
+        require_dna,
+        snv_scores,
+    )
     from dnadiff.tasks.annotation import read_features
 
     ckpt, model, objective, tok, device, genome, _ = load_for_scoring(checkpoint, data_dir)
-    if tok.modality != "dna":
-        raise DnadiffError(f"{checkpoint} is a {tok.modality} model: variants need a DNA model")
+    require_dna(tok, checkpoint)
     window, both = score_cfg["window"], score_cfg["both_strands"]
     reference, contigs, allowed = split_reference(genome, split)
     lengths = {name: len(ids) for name, ids in reference.items()}

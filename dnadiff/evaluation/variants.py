@@ -83,8 +83,7 @@ def snv_scores(score_group, reference: dict[str, np.ndarray], snvs: list[SNV], t
 
 def model_scorer(model, objective, tokenizer, device):
     """The ``score_group`` of a trained model (see the module's docstring)."""
-    scored = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
-    scored[list(tokenizer.generable_ids)] = True
+    scored = objective.allowed  # what a likelihood scores: the generable ids
 
     @torch.no_grad()
     def score(x: np.ndarray, i: int, ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
@@ -115,6 +114,12 @@ def markov_scorer(chain):
         return chain.window_log_likelihood(xa) - chain.window_log_likelihood(x)
 
     return score
+
+
+def require_dna(tokenizer, where, need: str = "variants need a DNA model") -> None:
+    """A DNA model, else one line naming ``where`` (the model) and what needs DNA."""
+    if tokenizer.modality != "dna":
+        raise DnadiffError(f"{where} is a {tokenizer.modality} model: {need}")
 
 
 def check_window(window: int, model_window: int, where) -> None:
@@ -149,8 +154,7 @@ def score_vcf(checkpoint, vcf, reference_fasta, score_cfg: dict) -> list[dict]:
     from dnadiff.evaluation.likelihood import load_model
 
     ckpt, model, objective, tok, device = load_model(checkpoint)
-    if tok.modality != "dna":
-        raise DnadiffError(f"{checkpoint} is a {tok.modality} model: variants need a DNA model")
+    require_dna(tok, checkpoint)
     check_window(score_cfg["window"], ckpt["config"]["data"]["window"], checkpoint)
     reference = read_reference(reference_fasta, tok)
     snvs = read_snvs(vcf, reference, reference_fasta, tok)
