@@ -375,19 +375,27 @@ def decode_text(path, data: bytes, encoding: str, problem: str) -> str:
         raise InputFileError(path, f"line {line}: {why}") from None
 
 
-def read_jsonl(path):
-    """Yield ``(line number, object)`` for each non-blank line of a UTF-8 JSON Lines file;
-    unreadable files and lines that are not JSON objects raise ``InputFileError``."""
+def read_utf8(path, expected: str, what: str = "") -> str:
+    """The UTF-8 text of the file ``path``, or one :class:`InputFileError`: not found, a folder
+    (``expected`` names what should be there), not UTF-8 (``what`` names the file) or
+    unreadable."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputFileError(path, "file not found") from None
     except IsADirectoryError:
-        raise InputFileError(path, "is a folder; expected a JSON Lines file") from None
+        raise InputFileError(path, f"is a folder; expected {expected}") from None
     except UnicodeDecodeError as exc:
-        raise InputFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise InputFileError(path, f"{what + ' is ' if what else ''}not UTF-8 text "
+                                   f"({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
+
+
+def read_jsonl(path):
+    """Yield ``(line number, object)`` for each non-blank line of a UTF-8 JSON Lines file;
+    unreadable files and lines that are not JSON objects raise ``InputFileError``."""
+    lines = read_utf8(path, "a JSON Lines file").splitlines()
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from dnadiff.errors import InputFileError
+from dnadiff.io import read_utf8
 from dnadiff.tokenizers import tokenizer_from_dict
 
 SPLITS = ("train", "validation", "test")
@@ -55,19 +56,14 @@ def load_json_file(path, what: str, corrupt: str = "corrupt: not JSON", hint: st
     """Parse the JSON file ``path`` (``what`` names it in errors); invalid, non-UTF-8, too
     deeply nested (a ``RecursionError`` in the parser) or unreadable is one
     :class:`InputFileError` (``corrupt``: how invalid JSON is called; ``hint`` ends it)."""
+    text = read_utf8(path, what, what)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-        value = json.loads(text)
+        return json.loads(text)
     except RecursionError:
         raise InputFileError(path, f"{what} is nested too deeply to be read (containers "
                                    "inside containers thousands of levels deep)") from None
-    except UnicodeDecodeError:
-        raise InputFileError(path, f"{what} is not UTF-8 text") from None
     except ValueError as exc:
         raise InputFileError(path, f"{corrupt} ({str(exc)[:160]}){hint}") from None
-    except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
-    return value
 
 
 def tokenizer_problem(tok) -> str | None:

@@ -307,18 +307,19 @@ def collect_results(json_files) -> tuple[list[dict], list[dict], list[dict]]:
     (:func:`read_result`); a file given twice, or two files of the same task, are refused
     (their rows would be counted twice)."""
     rows, runs, results, seen, tasks = [], [], [], {}, {}
+
+    def once(index: dict, key, f, why: str) -> None:
+        """Record ``f`` under ``key``, refusing a second file there (``why`` names the first)."""
+        if key in index:
+            raise InputFileError(f, why.format(first=index[key]))
+        index[key] = f
+
     for f in json_files:
-        real = os.path.realpath(f)
-        if real in seen:
-            raise InputFileError(f, f"given twice (also as {seen[real]}): its rows would be "
-                                 "counted twice")
-        seen[real] = f
+        once(seen, os.path.realpath(f), f,
+             "given twice (also as {first}): its rows would be counted twice")
         res = read_result(f)
         task = res["summary"][0]["task"]
-        if task in tasks:
-            raise InputFileError(f, f"task {task} is also in {tasks[task]}: one result file "
-                                 "per task")
-        tasks[task] = f
+        once(tasks, task, f, f"task {task} is also in {{first}}: one result file per task")
         rows += [dict(s, selected=_selected(s, res["rows"])) for s in res["summary"]]
         runs += res["rows"]
         results.append(res)

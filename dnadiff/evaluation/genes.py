@@ -47,7 +47,8 @@ from __future__ import annotations
 import numpy as np
 import pyrodigal
 
-from dnadiff.evaluation.orfs import (
+from dnadiff.evaluation import orfs
+from dnadiff.evaluation.orfs import (  # noqa: F401 (re-exported: orfs.__all__)
     encode_bases,
     longest_open_frame,
     longest_orf_atg,
@@ -66,12 +67,7 @@ __all__ = [
     "codon_periodicity",
     "gc3",
     "gene_calls",
-    # the open-reading-frame functions of dnadiff.evaluation.orfs
-    "longest_open_frame",
-    "longest_orf_atg",
-    "orf_lengths",
-    "orf_summary",
-    "two_sample_distance",
+    *orfs.__all__,  # the open-reading-frame functions, re-exported
 ]
 
 _MIN_PYRODIGAL_LENGTH = 60  # Prodigal's smallest reportable (edge) gene; shorter: no call
