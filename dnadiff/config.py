@@ -282,6 +282,16 @@ def _check_sampling(cfg: dict, source: str) -> None:
                            f"({diffusion['train_discrete_T']}) and 'diffusion.train_mask_range' "
                            f"({list(rates)}): clipped masking rates are for continuous time "
                            "only (set train_discrete_T or train_mask_range to null)")
+    if diffusion["train_complementary_masks"]:
+        clash = [f"'diffusion.{k}' ({v})" for k, v in (
+                ("schedule", diffusion["schedule"]),
+                ("train_discrete_T", diffusion["train_discrete_T"]),
+                ("train_mask_range", rates)) if v is not None and v != "loglinear"]
+        if clash:
+            raise DnadiffError(f"{source}: key 'diffusion.train_complementary_masks' cannot be "
+                               f"combined with {', '.join(clash)}: complementary masks need the "
+                               "loglinear schedule, continuous times and the full range of "
+                               "masking rates")
 
 
 def _coerce_integers(value, schema: dict):

@@ -191,6 +191,17 @@ def test_train_mask_range_with_discrete_training_is_refused(tmp_path):
 
 
 @hostile("rejected")
+@pytest.mark.parametrize("other, needle", [
+    ({"schedule": "cosine"}, "diffusion.schedule' (cosine)"),
+    ({"train_discrete_T": 8}, "diffusion.train_discrete_T' (8)"),
+    ({"train_mask_range": [0.3, 0.8]}, "diffusion.train_mask_range' ([0.3, 0.8])"),
+])
+def test_complementary_masks_with_a_clashing_key_are_refused(tmp_path, other, needle):
+    refused_config(tmp_path, cfg(diffusion={"train_complementary_masks": True, **other}),
+                   "diffusion.train_complementary_masks", needle, "loglinear schedule")
+
+
+@hostile("rejected")
 def test_snakemake_dry_run_refuses_time_power_with_discrete_training(tmp_path):
     conf = tmp_path / "pair.yaml"
     conf.write_text("run: h\ndiffusion:\n  train_discrete_T: 8\n  train_time_power: 2\n")

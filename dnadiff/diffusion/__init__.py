@@ -30,6 +30,7 @@ def build_objective(cfg: dict, tokenizer):
                     train_discrete_T=cfg["diffusion"]["train_discrete_T"],
                     train_time_power=cfg["diffusion"]["train_time_power"],
                     train_mask_range=cfg["diffusion"]["train_mask_range"],
+                    train_complementary=cfg["diffusion"]["train_complementary_masks"],
                     block_size=block_size(cfg), window=cfg["data"]["window"])
     if cfg["objective"] == "ar":
         return Autoregressive(tokenizer.mask_id, tokenizer.generable_ids, vocab)
