@@ -10,7 +10,6 @@ import copy
 import difflib
 import json
 import math
-import re
 
 import jsonschema
 import yaml
@@ -18,13 +17,9 @@ import yaml
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import existing_file
 from dnadiff.models.registry import BACKBONES
+from dnadiff.patterns import check_exclude_patterns
 from dnadiff.resolve import probe_shape, rename_old_keys, resolve_section
 from dnadiff.schema import TASK_COMMON_KEYS, load_schema, task_type_keys
-
-try:
-    from re import _parser as _re_parser  # Python >= 3.11
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_parse as _re_parser
 
 #: nesting of mappings and lists a config may have (the schema's ``x-max-depth``)
 MAX_DEPTH = int(load_schema()["x-max-depth"])
@@ -86,7 +81,10 @@ def _check_model(cfg: dict, source: str) -> None:
                "each block has its own time, and a time-conditioned model takes one time per "
                "window: set 'model.time_conditioning' false" if model["time_conditioning"] else
                "strand averaging reads the window right to left, which the blocks cannot: set "
-               "'model.rc_conjoin' false" if model["rc_conjoin"] else None)
+               "'model.rc_conjoin' false" if model["rc_conjoin"] else
+               f"the convolutions inside the DiT's blocks ('model.layer_conv', "
+               f"{model['layer_conv']}) run whole windows only: set it to 0"
+               if model["layer_conv"] else None)
         if why:
             raise DnadiffError(f"{source}: key 'diffusion.block_size' ({size}): {why}")
     if model["rc_conjoin"] and cfg["objective"] == "ar":
@@ -200,57 +198,6 @@ def _check_depth(value, source: str) -> None:
                                                  else node))
 
 
-#: what makes Python's backtracking regex engine take exponential time (see data.exclude)
-_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
-
-
-def regex_hazard(pattern: str) -> str | None:
-    """Why matching ``pattern`` can take exponential time in the length of the text (a
-    backreference, or a repeated group holding a variable quantifier or an alternation), or
-    ``None``. ``pattern`` must compile."""
-    def walk(items, repeated: bool) -> str | None:
-        for op, av in items:
-            op = str(op)
-            found = None
-            if op.startswith("GROUPREF"):
-                return "a backreference"
-            if op in _REPEATS:
-                low, high, body = av
-                if repeated and low != high:
-                    return "a quantifier inside a repeated group"
-                found = walk(body, repeated or high > 1)
-            elif op == "BRANCH":
-                if repeated:
-                    return "an alternation inside a repeated group"
-                for branch in av[1]:
-                    found = found or walk(branch, repeated)
-            elif op == "SUBPATTERN":
-                found = walk(av[-1], repeated)
-            elif op == "ATOMIC_GROUP":
-                found = walk(av, repeated)
-            elif op in ("ASSERT", "ASSERT_NOT"):
-                found = walk(av[1], repeated)
-            if found:
-                return found
-        return None
-
-    return walk(_re_parser.parse(pattern), False)
-
-
-def _check_exclude(patterns, source: str) -> None:
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise DnadiffError(f"{source}: key 'data.exclude': {pattern!r} is not a regular "
-                               f"expression ({exc})") from None
-        hazard = regex_hazard(pattern)
-        if hazard:
-            raise DnadiffError(f"{source}: key 'data.exclude': {pattern!r} has {hazard}, which "
-                               "can take exponential time to match a contig name (e.g. "
-                               "'(a+)+'): write it without nesting, e.g. 'a+' or '[ab]+'")
-
-
 def _check_sampling(cfg: dict, source: str) -> None:
     """Sampler and training options that contradict each other."""
     sample, diffusion = cfg["sample"], cfg["diffusion"]
@@ -326,9 +273,10 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
     model = cfg["model"]
     _check_model(cfg, source)
     _check_downstream(cfg, source)
-    if model["conv_kernel"] % 2 == 0 and model["conv_kernel"]:  # a DiT key, checked for any
-        raise DnadiffError(f"{source}: key 'model.conv_kernel' ({model['conv_kernel']}) must be "
-                           "odd, or 0 for no convolution")
+    for key in ("conv_kernel", "layer_conv"):  # DiT keys, checked for any backbone
+        if model[key] % 2 == 0 and model[key]:
+            raise DnadiffError(f"{source}: key 'model.{key}' ({model[key]}) must be odd, or 0 "
+                               "for no convolution")
     sample, window = cfg["sample"], cfg["data"]["window"]
     stride = sample["semi_ar_stride"]
     if stride is not None and stride >= window:
@@ -341,7 +289,7 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
         if "-" not in sample["template"]:
             raise DnadiffError(f"{source}: key 'sample.template' has no '-' position to "
                                "generate")
-    _check_exclude(cfg["data"]["exclude"], source)
+    check_exclude_patterns(cfg["data"]["exclude"], source)
     _check_sampling(cfg, source)
     _check_text(cfg, source)
     _check_probes(cfg, source)

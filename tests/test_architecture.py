@@ -17,7 +17,7 @@ LAYERS = [
     ("dnadiff.errors", "dnadiff.schema"),
     ("dnadiff.ownership",),
     ("dnadiff.io", "dnadiff.runtime", "dnadiff.tokenizers", "dnadiff.models.registry"),
-    ("dnadiff.config", "dnadiff.resolve"),
+    ("dnadiff.config", "dnadiff.resolve", "dnadiff.patterns"),
     ("dnadiff.models",),
     ("dnadiff.data",),
     ("dnadiff.diffusion",),

@@ -22,12 +22,14 @@ def test_defaults_filled_from_schema():
     assert cfg["data"]["rc_augment"] == 0.5
     assert cfg["model"] == {"backbone": "dit", "dim": 128, "layers": 4, "heads": 4,
                             "mlp_ratio": 4, "cond_dim": 128, "dropout": 0.0,
-                            "time_conditioning": False, "conv_kernel": 0, "mixer": "mamba1",
+                            "time_conditioning": False, "conv_kernel": 0, "layer_conv": 0,
+                            "mixer": "mamba1",
                             "d_state": 16, "expand": 2, "d_conv": 4, "headdim": 32,
                             "scan_impl": "auto", "rc_conjoin": False,
                             "num_classes": None, "gate_init": 0.0}
     assert cfg["diffusion"] == {"schedule": "loglinear", "eps": 0.001, "train_discrete_T": None,
                                 "train_time_power": 1.0, "train_mask_range": None,
+                                "train_complementary_masks": False,
                                 "block_size": None}
     train_schema = load_schema()["properties"]["train"]["properties"]
     assert cfg["train"]["steps"] == train_schema["steps"]["default"]

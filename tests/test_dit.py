@@ -189,6 +189,40 @@ def test_conv_mixes_neighbours_at_initialisation():
         assert changed == (set(range(10, 15)) if causal else set(range(8, 13)))
 
 
+def test_layer_conv_reaches_further_in_each_block():
+    """With layer_conv = k in every block (attention and MLP off), a change at position j
+    reaches the embedding convolution's k_e // 2 plus k // 2 per block on each side; only later
+    positions (j .. j + reach) when causal."""
+    torch.manual_seed(0)
+    for causal in (False, True):
+        m = DiT(7, dim=16, layers=2, heads=2, cond_dim=16, conv_kernel=5, layer_conv=3,
+                causal=causal)
+        torch.nn.init.normal_(m.head.weight)
+        torch.nn.init.normal_(m.final_ada.bias)
+        for blk in m.blocks:
+            for p in blk.parameters():
+                torch.nn.init.zeros_(p)  # attention and MLP off
+            torch.nn.init.normal_(blk.conv.weight)
+            torch.nn.init.constant_(blk.ada.bias[32:48], 1.0)  # open the attention gate
+        x = torch.randint(0, 4, (1, 30))
+        y = x.clone()
+        y[0, 15] = (x[0, 15] + 1) % 4
+        diff = (m(x) - m(y)).abs().sum(-1)[0] > 1e-6
+        changed = set(torch.nonzero(diff).flatten().tolist())
+        reach = 5 // 2 + 2 * (3 // 2) if not causal else 4 + 2 * 2  # 4 and 8
+        assert changed == (set(range(15, 15 + reach + 1)) if causal
+                           else set(range(15 - reach, 15 + reach + 1)))
+
+
+def test_layer_conv_must_be_odd_and_runs_whole_windows_only():
+    with pytest.raises(ValueError, match="'model.layer_conv' \\(4\\) must be odd"):
+        DiT(7, dim=16, heads=2, layer_conv=4)
+    m = DiT(7, dim=16, heads=2, cond_dim=16, layer_conv=3)
+    with pytest.raises(ValueError, match="whole windows only"):
+        m.block_logits(torch.zeros(1, 8, dtype=torch.long), torch.zeros(1, 8, dtype=torch.long),
+                       4)
+
+
 def test_conv_kernel_must_be_odd():
     with pytest.raises(ValueError, match="must be odd"):
         DiT(7, dim=16, heads=2, conv_kernel=4)

@@ -202,6 +202,13 @@ def test_complementary_masks_with_a_clashing_key_are_refused(tmp_path, other, ne
 
 
 @hostile("rejected")
+def test_layer_conv_with_block_diffusion_or_even_is_refused(tmp_path):
+    refused_config(tmp_path, cfg(model={"layer_conv": 5}, diffusion={"block_size": 4}),
+                   "diffusion.block_size", "model.layer_conv", "whole windows only")
+    refused_config(tmp_path, cfg(model={"layer_conv": 8}), "model.layer_conv", "must be odd")
+
+
+@hostile("rejected")
 def test_snakemake_dry_run_refuses_time_power_with_discrete_training(tmp_path):
     conf = tmp_path / "pair.yaml"
     conf.write_text("run: h\ndiffusion:\n  train_discrete_T: 8\n  train_time_power: 2\n")

@@ -201,10 +201,14 @@ def test_remdm_loop_holds_the_masked_share_at_alpha_on():
     assert np.mean(shares) == pytest.approx(0.1, abs=0.02)
 
 
-def test_ar_with_a_kv_cache_equals_without():
+@pytest.mark.parametrize("layer_conv", [0, 3])
+def test_ar_with_a_kv_cache_equals_without(layer_conv):
+    """The KV-cached decoder (and its per-block convolution windows) gives the full pass's
+    logits and the same samples."""
     tok = DNATokenizer()
     cfg = validate_config({"run": "x", "objective": "ar", "model": {
-        "dim": 32, "heads": 2, "layers": 2, "cond_dim": 16, "conv_kernel": 5}})
+        "dim": 32, "heads": 2, "layers": 2, "cond_dim": 16, "conv_kernel": 5,
+        "layer_conv": layer_conv}})
     model = build_backbone(cfg["model"], 7, causal=True).double().eval()
     torch.manual_seed(0)
     with torch.no_grad():

@@ -1,6 +1,6 @@
 """Matching contig names against ``data.exclude`` in bounded time.
 
-Python's regex engine backtracks: the config check (:func:`dnadiff.config.regex_hazard`) refuses
+Python's regex engine backtracks: the config check (:func:`dnadiff.patterns.regex_hazard`) refuses
 the patterns that take exponential time, and matching here is also bounded in time, for the
 polynomial blow-ups left (many quantifiers in a row on a very long name)."""
 

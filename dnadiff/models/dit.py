@@ -2,10 +2,11 @@
 
 Non-causal transformer encoder (causal for the AR baseline) with rotary position embeddings
 (base 10,000), an optional depthwise convolution over the token embeddings (``conv_kernel``;
-0 = the reference DiT), adaLN-Zero modulation from a conditioning vector (the diffusion time
-when ``time_conditioning`` is on, else a learned constant), GELU MLP,
-``scaled_dot_product_attention`` (flash kernels on GPU), and a zero-initialized output head so
-that initial predictions are uniform.
+0 = the reference DiT) and one inside every block, beside its attention (``layer_conv``: on the
+block's normalized input, added to the attention's output under the same gate), adaLN-Zero
+modulation from a conditioning vector (the diffusion time when ``time_conditioning`` is on,
+else a learned constant), GELU MLP, ``scaled_dot_product_attention`` (flash kernels on GPU),
+and a zero-initialized output head so that initial predictions are uniform.
 """
 
 from __future__ import annotations
@@ -37,9 +38,14 @@ def apply_rotary(x, cos, sin):
 class DiTBlock(nn.Module):
     """Attention and MLP, each with adaLN-Zero modulation and a gated residual."""
 
-    def __init__(self, dim, heads, mlp_ratio, cond_dim, dropout, causal=False, gate_init=0.0):
+    def __init__(self, dim, heads, mlp_ratio, cond_dim, dropout, causal=False, gate_init=0.0,
+                 layer_conv=0):
         super().__init__()
         self.heads, self.causal, self.dropout = heads, causal, dropout
+        self.layer_conv = layer_conv
+        self.conv = nn.Conv1d(dim, dim, layer_conv, groups=dim) if layer_conv else None
+        if self.conv is not None:
+            nn.init.zeros_(self.conv.bias)
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.proj = nn.Linear(dim, dim, bias=False)
@@ -71,8 +77,15 @@ class DiTBlock(nn.Module):
         a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
                                            is_causal=self.causal and mask is None and past is None,
                                            dropout_p=self.dropout if self.training else 0.0)
-        a = a.transpose(1, 2).reshape(B, L, D)
-        x = x + g1[:, None, :] * F.dropout(self.proj(a), self.dropout, self.training)
+        a = self.proj(a.transpose(1, 2).reshape(B, L, D))
+        if self.conv is not None:  # the block's convolution beside its attention
+            if past is not None or mask is not None:
+                raise ValueError("a DiT with 'model.layer_conv' runs whole windows only (no "
+                                 "block diffusion)")
+            k = self.layer_conv
+            pad = (k - 1, 0) if self.causal else (k // 2, k // 2)
+            a = a + self.conv(F.pad(h.transpose(1, 2), pad)).transpose(1, 2)
+        x = x + g1[:, None, :] * F.dropout(a, self.dropout, self.training)
         h = modulate(self.norm2(x), sh2, sc2)
         x = x + g2[:, None, :] * F.dropout(self.mlp(h), self.dropout, self.training)
         return x if past is None else (x, (k, v))
@@ -96,7 +109,12 @@ class DiTBlock(nn.Module):
         cache["k"] = k if "k" not in cache else torch.cat([cache["k"], k], dim=2)
         cache["v"] = v if "v" not in cache else torch.cat([cache["v"], v], dim=2)
         a = F.scaled_dot_product_attention(q, cache["k"], cache["v"])
-        x = x + g1[:, None, :] * self.proj(a.transpose(1, 2).reshape(B, 1, D))
+        a = self.proj(a.transpose(1, 2).reshape(B, 1, D))
+        if self.conv is not None:  # the causal convolution over the last layer_conv inputs
+            window = torch.cat([cache.get("h", h.new_zeros(B, self.layer_conv - 1, D)), h], 1)
+            cache["h"] = window[:, 1:]
+            a = a + self.conv(window.transpose(1, 2)).transpose(1, 2)
+        x = x + g1[:, None, :] * a
         h = modulate(self.norm2(x), sh2, sc2)
         return x + g2[:, None, :] * self.mlp(h)
 
@@ -139,9 +157,10 @@ class DiT(Backbone):
                  heads=DEFAULTS["heads"], mlp_ratio=DEFAULTS["mlp_ratio"],
                  cond_dim=DEFAULTS["cond_dim"], dropout=DEFAULTS["dropout"],
                  time_conditioning=False, causal=False, conv_kernel=DEFAULTS["conv_kernel"],
-                 num_classes=None, gate_init=DEFAULTS["gate_init"]):
+                 num_classes=None, gate_init=DEFAULTS["gate_init"],
+                 layer_conv=DEFAULTS["layer_conv"]):
         super().__init__()
-        problem = dit_problem(dim, heads, conv_kernel)
+        problem = dit_problem(dim, heads, conv_kernel, layer_conv)
         if problem:
             raise ValueError(problem)
         self.causal, self.conv_kernel = causal, conv_kernel
@@ -155,7 +174,7 @@ class DiT(Backbone):
             nn.init.zeros_(self.conv.bias)
         self._init_conditioning(cond_dim, time_conditioning, num_classes)
         self.blocks = nn.ModuleList(
-            DiTBlock(dim, heads, mlp_ratio, cond_dim, dropout, causal, gate_init)
+            DiTBlock(dim, heads, mlp_ratio, cond_dim, dropout, causal, gate_init, layer_conv)
             for _ in range(layers))
         self.head_dim = dim // heads
         self._init_output(dim, cond_dim, vocab_size)
@@ -168,7 +187,7 @@ class DiT(Backbone):
                    mlp_ratio=m["mlp_ratio"], cond_dim=m["cond_dim"], dropout=m["dropout"],
                    time_conditioning=m["time_conditioning"] and not causal, causal=causal,
                    conv_kernel=m["conv_kernel"], num_classes=m["num_classes"],
-                   gate_init=m["gate_init"])
+                   gate_init=m["gate_init"], layer_conv=m["layer_conv"])
 
     def decoder(self, batch: int, cond=None) -> KVDecoder:
         """Incremental (KV-cached) decoding of this causal DiT, for left-to-right sampling."""

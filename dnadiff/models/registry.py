@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
-def dit_problem(dim: int, heads: int, conv_kernel: int = 0) -> str | None:
+def dit_problem(dim: int, heads: int, conv_kernel: int = 0, layer_conv: int = 0) -> str | None:
     """Why a DiT of this shape cannot be built (config key names), or None."""
     if dim % heads or (dim // heads) % 2:
         return (f"'model.dim' ({dim}) must be 'model.heads' ({heads}) times an even head width "
                 "(rotary embeddings rotate pairs of channels)")
-    if conv_kernel and conv_kernel % 2 == 0:
-        return f"'model.conv_kernel' ({conv_kernel}) must be odd, or 0 for no convolution"
+    for key, width in (("conv_kernel", conv_kernel), ("layer_conv", layer_conv)):
+        if width and width % 2 == 0:
+            return f"'model.{key}' ({width}) must be odd, or 0 for no convolution"
     return None
 
 
@@ -55,7 +56,7 @@ class BackboneSpec:
 
 
 def _dit(m: dict, causal: bool) -> str | None:
-    return dit_problem(m["dim"], m["heads"], m["conv_kernel"])
+    return dit_problem(m["dim"], m["heads"], m["conv_kernel"], m["layer_conv"])
 
 
 def _mamba(m: dict, causal: bool) -> str | None:
