@@ -308,18 +308,20 @@ def collect_results(json_files) -> tuple[list[dict], list[dict], list[dict]]:
     (their rows would be counted twice)."""
     rows, runs, results, seen, tasks = [], [], [], {}, {}
 
-    def once(index: dict, key, f, why: str) -> None:
-        """Record ``f`` under ``key``, refusing a second file there (``why`` names the first)."""
+    def once(index: dict, key, f, why) -> None:
+        """Record ``f`` under ``key``, refusing a second file there (``why(first)``: the
+        message, given the first file)."""
         if key in index:
-            raise InputFileError(f, why.format(first=index[key]))
+            raise InputFileError(f, why(index[key]))
         index[key] = f
 
     for f in json_files:
         once(seen, os.path.realpath(f), f,
-             "given twice (also as {first}): its rows would be counted twice")
+             lambda first: f"given twice (also as {first}): its rows would be counted twice")
         res = read_result(f)
         task = res["summary"][0]["task"]
-        once(tasks, task, f, f"task {task} is also in {{first}}: one result file per task")
+        once(tasks, task, f,
+             lambda first, task=task: f"task {task} is also in {first}: one result file per task")
         rows += [dict(s, selected=_selected(s, res["rows"])) for s in res["summary"]]
         runs += res["rows"]
         results.append(res)
