@@ -265,12 +265,14 @@ def test_overlays_keep_their_recipes_over_the_laptop_default():
     the earlier default, and the GPU, text and cluster configs do not inherit the cuts to their
     learning rate or sampler sweep."""
     base = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
-    assert (base["model"]["heads"], base["train"]["lr"], base["train"]["steps"]) == (1, 0.004, 500)
+    assert (base["model"]["heads"], base["train"]["lr"], base["train"]["steps"]) == (1, 0.004, 1200)
+    assert (base["model"]["layers"], base["model"]["layer_conv"]) == (2, 33)
     assert (base["sample"]["steps"], _overlay("yeast-hour.yaml")["sample"]["steps"]) == (64, 128)
     assert base["downstream"]["finetune"]["seeds"] == [0]
     assert {t["max_per_split"] for t in base["downstream"]["tasks"]} == {2000}
     hour = _overlay("yeast-hour.yaml")
     assert (hour["model"]["heads"], hour["train"]["lr"], hour["train"]["steps"]) == (4, 0.002, 600)
+    assert (hour["model"]["layers"], hour["model"]["layer_conv"]) == (4, 17)
     assert hour["downstream"]["finetune"]["seeds"] == [0, 1, 2]
     assert hour["downstream"]["finetune"]["steps"] == 200
     assert {t["max_per_split"] for t in hour["downstream"]["tasks"]} == {None}
@@ -281,6 +283,7 @@ def test_overlays_keep_their_recipes_over_the_laptop_default():
     for name in ("yeast-gpu.yaml", "text.yaml", "gue.yaml"):
         assert _overlay(name)["train"]["lr"] == 0.002
         assert _overlay(name)["model"]["heads"] == 4
+        assert _overlay(name)["model"]["layers"] >= 4  # not the laptop default's 2 blocks
     gue = _overlay("gue.yaml")
     assert (gue["conditional"]["sampling_steps"], gue["downstream"]["finetune"]["seeds"]) == (
         None, [0, 1, 2])
