@@ -210,8 +210,19 @@ def test_layer_conv_reaches_further_in_each_block():
         diff = (m(x) - m(y)).abs().sum(-1)[0] > 1e-6
         changed = set(torch.nonzero(diff).flatten().tolist())
         reach = 5 // 2 + 2 * (3 // 2) if not causal else 4 + 2 * 2  # 4 and 8
+        assert m.local_reach == reach
         assert changed == (set(range(15, 15 + reach + 1)) if causal
                            else set(range(15 - reach, 15 + reach + 1)))
+
+
+def test_local_reach_without_convolutions_is_zero():
+    """A DiT without convolutions reaches nothing without attention; the embedding
+    convolution alone reaches k // 2 (k - 1 to the left when causal)."""
+    assert DiT(7, dim=16, heads=2, conv_kernel=0).local_reach == 0
+    assert DiT(7, dim=16, heads=2, conv_kernel=0, causal=True).local_reach == 0
+    assert DiT(7, dim=16, layers=3, heads=2, conv_kernel=9).local_reach == 4
+    assert DiT(7, dim=16, layers=3, heads=2, conv_kernel=9, causal=True).local_reach == 8
+    assert DiT(7, dim=16, layers=2, heads=2, conv_kernel=65, layer_conv=33).local_reach == 64
 
 
 def test_layer_conv_must_be_odd_and_runs_whole_windows_only():

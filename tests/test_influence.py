@@ -172,7 +172,8 @@ def runs(tmp_path_factory):
     fasta = write_fasta(tmp / "g.fa", [(f"c{i}", random_dna(2000, seed=i)) for i in range(3)])
     prepare_genome(fasta, tmp / "dna", validation=["c1"], test=["c2"])
     cfg = validate_config({"run": "d", "data": {"window": 32},
-                           "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 16}})
+                           "model": {"dim": 16, "layers": 1, "heads": 2, "cond_dim": 16,
+                                     "conv_kernel": 5}})
     torch.manual_seed(0)
     model = build_backbone(cfg["model"], 7)
     with torch.no_grad():
@@ -200,6 +201,11 @@ def test_run_influence_on_a_dna_checkpoint(runs):
     assert set(rows) == {1, 2, 16}  # 32 fits no side; 16 only the left (right: 15 at most)
     assert rows[16]["sides"] == "left" and rows[1]["sides"] == "left+right"
     assert all(r["kl_bits"] > 0 and r["windows"] == 6 for r in rows.values())
+    # the DiT's convolutions alone carry a token 5 // 2 positions (one block, no layer_conv);
+    # the rows beyond that are marked: their influence came through attention
+    assert res["local_reach"] == 2
+    assert {d: r["beyond_local_reach"] for d, r in rows.items()} == {1: False, 2: False,
+                                                                     16: True}
 
 
 def test_cli_influence_on_text_ar_and_refusals(runs, tmp_path):

@@ -17,7 +17,10 @@ measures how much the token at distance d moves the prediction.
 - Distances beyond the window on a side are left out on that side.
 
 Per distance: the mean KL over windows and its standard error, for each side and for the mean
-of the two sides (per window, then over windows). Token ids and a mask id only: DNA and text.
+of the two sides (per window, then over windows). For a backbone with a ``local_reach`` (the
+DiT: how far its convolutions alone carry a token), the summary gives it and each row says
+whether its distance lies beyond it (``beyond_local_reach``): influence there came through
+attention. Token ids and a mask id only: DNA and text.
 """
 
 from __future__ import annotations
@@ -164,10 +167,14 @@ def run_influence(checkpoint, data_dir, influence_cfg: dict, batch_size: int = 6
     print(f"influence: {n} windows x {len(res['probes'])} probes in {seconds:.1f} s",
           file=sys.stderr, flush=True)
     rows = influence_table(res)
+    reach = getattr(model, "local_reach", None)
+    if reach is not None:
+        for row in rows:
+            row["beyond_local_reach"] = row["distance"] > reach
     summary = {"checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
                "objective": objective.name, "modality": genome.modality, "windows": n,
                "window": length, "query_position": res["query_position"],
                "alternatives": min(influence_cfg["alternatives"],
                                    len(tok.generable_ids) - 1),
-               "seconds": round(seconds, 2), "rows": rows}
+               "local_reach": reach, "seconds": round(seconds, 2), "rows": rows}
     return summary

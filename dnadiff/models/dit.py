@@ -195,6 +195,14 @@ class DiT(Backbone):
             raise ValueError("incremental decoding needs a causal DiT (the AR objective)")
         return KVDecoder(self, batch, cond)
 
+    @property
+    def local_reach(self) -> int:
+        """Positions on each side (the left only when causal) that reach a prediction through
+        the convolutions alone: the embedding convolution's plus every block's. Farther tokens
+        reach it only through attention (the influence probe marks those distances)."""
+        widths = [self.conv_kernel] + [block.layer_conv for block in self.blocks]
+        return sum(max(k - 1, 0) if self.causal else k // 2 for k in widths)
+
     def training_flops(self, length: int, batch: int = 1, block_size: int | None = None) -> int:
         """Matmul FLOPs of one training step (forward + backward = 3 x forward) on ``batch``
         sequences of ``length``: per layer qkv, output projection and MLP
