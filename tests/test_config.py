@@ -269,6 +269,9 @@ def test_overlays_keep_their_recipes_over_the_laptop_default():
     assert (base["model"]["layers"], base["model"]["layer_conv"]) == (2, 33)
     assert (base["sample"]["steps"], _overlay("yeast-hour.yaml")["sample"]["steps"]) == (64, 128)
     assert base["downstream"]["finetune"]["seeds"] == [0]
+    assert base["downstream"]["finetune"]["lr"] == 0.004  # 60 steps: the pretraining rate
+    for name in ("yeast-hour.yaml", "yeast-gpu.yaml", "gue.yaml"):
+        assert _overlay(name)["downstream"]["finetune"]["lr"] == 0.0005
     assert {t["max_per_split"] for t in base["downstream"]["tasks"]} == {2000}
     hour = _overlay("yeast-hour.yaml")
     assert (hour["model"]["heads"], hour["train"]["lr"], hour["train"]["steps"]) == (4, 0.002, 600)
