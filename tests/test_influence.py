@@ -19,11 +19,13 @@ from dnadiff.errors import DnadiffError
 from dnadiff.evaluation.influence import (
     influence_probe,
     influence_table,
+    local_reach,
     predict_at,
     query_position,
     run_influence,
 )
 from dnadiff.models import build_backbone
+from dnadiff.models.dit import DiT
 from dnadiff.tokenizers import CharTokenizer, DNATokenizer, tokenizer_from_dict
 
 from conftest import random_dna, run_cli, write_fasta
@@ -90,6 +92,34 @@ def test_a_model_that_looks_two_away_is_moved_by_nothing_farther(tok):
         else:
             assert r["left_kl_bits"] == 0.0 and r["right_kl_bits"] == 0.0 == r["kl_bits"]
         assert r["sides"] == "left+right" and r["windows"] == 5
+
+
+@pytest.mark.parametrize("objective", ["mdlm", "ar"])
+def test_local_reach_is_exactly_where_a_dit_without_attention_stops(objective):
+    """A DiT whose attention and MLP are off (zero weights, open gates) sees only through its
+    convolutions (embedding 5 wide, 3 wide in each of 2 blocks): the probe's influence is
+    positive up to local_reach and exactly zero beyond, for the masked centre (2 + 1 + 1 = 4)
+    and for a causal query (4 + 2 + 2 = 8 positions back from the position before it: 9)."""
+    tok = DNATokenizer()
+    obj = objective_for(tok, objective)
+    torch.manual_seed(0)
+    m = DiT(tok.vocab_size, dim=16, layers=2, heads=2, cond_dim=16, conv_kernel=5,
+            layer_conv=3, causal=obj.causal)
+    torch.nn.init.normal_(m.head.weight)
+    torch.nn.init.normal_(m.final_ada.bias)
+    for blk in m.blocks:
+        for p in blk.parameters():
+            torch.nn.init.zeros_(p)
+        torch.nn.init.normal_(blk.conv.weight)
+        torch.nn.init.constant_(blk.ada.bias[32:48], 1.0)
+    m.eval()
+    reach = local_reach(m, obj)
+    assert reach == (9 if obj.causal else 4)
+    res = influence_probe(m, obj, windows_of(tok, 3, 24), list(range(1, 12)),
+                          tok.generable_ids, alternatives=3, seed=0)
+    kl = {r["distance"]: r["kl_bits"] for r in influence_table(res)}
+    assert all(kl[d] > 1e-9 for d in range(1, reach + 1))
+    assert all(kl[d] == 0.0 for d in kl if d > reach)
 
 
 def test_kl_of_a_one_neighbour_model_is_exact():
@@ -220,6 +250,10 @@ def test_cli_influence_on_text_ar_and_refusals(runs, tmp_path):
     # an untrained AR model (zero head) is uniform whatever its input: no influence at all
     assert [(r["distance"], r["kl_bits"]) for r in res["rows"]] == [(1, 0.0), (5, 0.0),
                                                                       (23, 0.0)]
+    # no convolution: the query (predicted at the position before it) sees the base 1 back
+    # without attention, nothing farther
+    assert res["local_reach"] == 1
+    assert [r["beyond_local_reach"] for r in res["rows"]] == [False, True, True]
     assert out[0].read_text().splitlines()[0].split("\t")[:3] == [
         "distance", "windows", "left_kl_bits"]
     for p in out:

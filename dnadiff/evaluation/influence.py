@@ -18,9 +18,9 @@ measures how much the token at distance d moves the prediction.
 
 Per distance: the mean KL over windows and its standard error, for each side and for the mean
 of the two sides (per window, then over windows). For a backbone with a ``local_reach`` (the
-DiT: how far its convolutions alone carry a token), the summary gives it and each row says
-whether its distance lies beyond it (``beyond_local_reach``): influence there came through
-attention. Token ids and a mask id only: DNA and text.
+DiT: how far its convolutions alone carry a token), the summary gives the farthest distance
+they carry to the query (:func:`local_reach`) and each row says whether its distance lies
+beyond it (``beyond_local_reach``): influence there came through attention. Token ids and a mask id only: DNA and text.
 """
 
 from __future__ import annotations
@@ -123,6 +123,17 @@ def influence_probe(model, objective, windows, distances, generable_ids, alterna
     return {"probes": probes, "query_position": i, "kl": sums / np.maximum(counts, 1)}
 
 
+def local_reach(model, objective) -> int | None:
+    """The farthest distance from the query that the backbone's convolutions alone carry to
+    its prediction: ``model.local_reach`` (the DiT's), one more for a causal query (predicted
+    at the position before it, from the input shifted right); None for a backbone without
+    one."""
+    reach = getattr(model, "local_reach", None)
+    if reach is None:
+        return None
+    return reach + 1 if objective.causal else reach
+
+
 def _mean_se(v: np.ndarray) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
@@ -167,7 +178,7 @@ def run_influence(checkpoint, data_dir, influence_cfg: dict, batch_size: int = 6
     print(f"influence: {n} windows x {len(res['probes'])} probes in {seconds:.1f} s",
           file=sys.stderr, flush=True)
     rows = influence_table(res)
-    reach = getattr(model, "local_reach", None)
+    reach = local_reach(model, objective)
     if reach is not None:
         for row in rows:
             row["beyond_local_reach"] = row["distance"] > reach
