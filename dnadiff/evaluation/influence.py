@@ -20,7 +20,8 @@ Per distance: the mean KL over windows and its standard error, for each side and
 of the two sides (per window, then over windows). For a backbone with a ``local_reach`` (the
 DiT: how far its convolutions alone carry a token), the summary gives the farthest distance
 they carry to the query (:func:`local_reach`) and each row says whether its distance lies
-beyond it (``beyond_local_reach``): influence there came through attention. Token ids and a mask id only: DNA and text.
+beyond it (``beyond_local_reach``): influence there came through attention. Token ids and a
+mask id only: DNA and text.
 """
 
 from __future__ import annotations
