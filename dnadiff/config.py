@@ -16,7 +16,7 @@ import yaml
 
 from dnadiff.errors import DnadiffError, InputFileError
 from dnadiff.io import existing_file
-from dnadiff.models.registry import BACKBONES
+from dnadiff.models.registry import BACKBONES, conv_width_problem
 from dnadiff.patterns import check_exclude_patterns
 from dnadiff.resolve import probe_shape, rename_old_keys, resolve_section
 from dnadiff.schema import TASK_COMMON_KEYS, load_schema, task_type_keys
@@ -273,10 +273,9 @@ def validate_config(cfg: dict | None, source: str = "config") -> dict:
     model = cfg["model"]
     _check_model(cfg, source)
     _check_downstream(cfg, source)
-    for key in ("conv_kernel", "layer_conv"):  # DiT keys, checked for any backbone
-        if model[key] % 2 == 0 and model[key]:
-            raise DnadiffError(f"{source}: key 'model.{key}' ({model[key]}) must be odd, or 0 "
-                               "for no convolution")
+    problem = conv_width_problem(model["conv_kernel"], model["layer_conv"])
+    if problem:
+        raise DnadiffError(f"{source}: key {problem}")
     sample, window = cfg["sample"], cfg["data"]["window"]
     stride = sample["semi_ar_stride"]
     if stride is not None and stride >= window:

@@ -16,6 +16,12 @@ def dit_problem(dim: int, heads: int, conv_kernel: int = 0, layer_conv: int = 0)
     if dim % heads or (dim // heads) % 2:
         return (f"'model.dim' ({dim}) must be 'model.heads' ({heads}) times an even head width "
                 "(rotary embeddings rotate pairs of channels)")
+    return conv_width_problem(conv_kernel, layer_conv)
+
+
+def conv_width_problem(conv_kernel: int, layer_conv: int) -> str | None:
+    """Why the DiT's convolution widths are wrong (each odd, or 0 for none), or None; checked
+    for every backbone, as the keys are in every model section."""
     for key, width in (("conv_kernel", conv_kernel), ("layer_conv", layer_conv)):
         if width and width % 2 == 0:
             return f"'model.{key}' ({width}) must be odd, or 0 for no convolution"
