@@ -28,7 +28,8 @@ def _row(**cells) -> str:
             "train_tokens": "1e5", "train_flops": "3e12", "train_seconds": "5", "bits": "1.95",
             "bits_se": "0.01", "js6": "0.02", "coding_fraction": "0.2",
             "coding_fraction_se": "0.02", "orf300": "0.3", "orf600": "0", "orf600_se": "0",
-            "auroc": "0.8", "auroc_se": "0.1"}
+            "auroc": "0.8", "auroc_se": "0.1", "corpus": "yeast", "gen_perplexity": "",
+            "unigram_entropy": "", "ar_bits": "", "passes_per_token": ""}
     base.update(cells)
     return "\t".join(base[c] for c in COLUMNS)
 
@@ -61,13 +62,15 @@ def _drawn(tmp_path, table, out="plot.png") -> dict:
 def test_compute_plot_row_with_an_extra_cell(tmp_path):
     """Item 16: was a TypeError traceback."""
     table = _table(tmp_path, _row() + "\tsurplus")
-    _refused(tmp_path, table, str(table), NEXT, "18 cells", "the header has 17")
+    _refused(tmp_path, table, str(table), NEXT, f"{len(COLUMNS) + 1} cells",
+             f"the header has {len(COLUMNS)}")
 
 
 @hostile("rejected")
 @pytest.mark.parametrize("cells,needles", [
     (3, (NEXT, "3 cells")),
     (16, (NEXT, "16 cells")),
+    (len(COLUMNS) - 1, (NEXT, f"{len(COLUMNS) - 1} cells")),
 ])
 def test_compute_plot_short_row(tmp_path, cells, needles):
     table = _table(tmp_path, "\t".join(_row().split("\t")[:cells]))
@@ -105,6 +108,7 @@ def test_compute_plot_run_without_positive_flops(tmp_path, flops, needle):
     ({"coding_fraction": "1.5"}, "not a fraction"),
     ({"bits": "-1"}, "negative"),
     ({"bits": "-", "coding_fraction": ""}, "nothing to draw"),
+    ({"bits": "", "coding_fraction": "", "gen_perplexity": "0.5"}, "not a perplexity"),
     ({"model": ""}, "(model): empty"),
     ({"device": "-"}, "(device): empty"),
     ({"model": "reference"}, "a reference row has no training flops"),
@@ -130,7 +134,8 @@ def test_compute_plot_table_of_references_only(tmp_path):
 
 @hostile("rejected")
 @pytest.mark.parametrize("header,needle", [
-    ("\t".join(COLUMNS + ["bits"]), "column 'bits' appears twice (columns 8 and 18)"),
+    ("\t".join(COLUMNS + ["bits"]), "column 'bits' appears twice (columns 8 and "
+                                      f"{len(COLUMNS) + 1})"),
     ("\t".join(COLUMNS[:3] + [""] + COLUMNS[3:]), "line 1, column 4: a column without a name"),
     ("\t".join(c for c in COLUMNS if c != "train_flops"), "no column(s) train_flops"),
 ])
@@ -208,6 +213,30 @@ def test_compute_plot_quotes_and_dollars_in_labels_are_text(tmp_path):
 
 
 @hostile("accepted")
+def test_compute_plot_rows_of_panels_per_corpus(tmp_path):
+    """The committed table holds yeast and text rows: a row of panels per corpus, each with the
+    measures its rows have (coding fraction for DNA, generative perplexity for text); a table
+    without the corpus column (the format before it) is one row of panels, as before."""
+    import matplotlib.image
+
+    from dnadiff.evaluation.plots import read_quality_vs_compute
+
+    rows = read_quality_vs_compute(TABLE)
+    assert {r["corpus"] for r in rows} == {"yeast", "tinyshakespeare"}
+    text = [r for r in rows if r["corpus"] == "tinyshakespeare" and r["model"] != "reference"]
+    assert all(r["coding_fraction"] is None and r["gen_perplexity"] >= 1 for r in text)
+    assert _drawn(tmp_path, _table(tmp_path))["rows"] == ROWS
+    two = matplotlib.image.imread(tmp_path / "out" / "plot.png")
+    keep = [i for i, c in enumerate(COLUMNS) if c not in ("corpus", "gen_perplexity")]
+    lines = [ln.split("\t") for ln in TABLE.read_text().splitlines()]
+    old = "".join("\t".join(cells[i] for i in keep) + "\n" for cells in lines
+                  if cells[COLUMNS.index("corpus")] in ("yeast", "corpus"))
+    _drawn(tmp_path, _table(tmp_path, text=old, name="old.tsv"), "old.png")
+    one = matplotlib.image.imread(tmp_path / "out" / "old.png")
+    assert two.shape[0] > 1.8 * one.shape[0] and two.shape[1] == one.shape[1]
+
+
+@hostile("accepted")
 def test_compute_plot_committed_table_reads_as_before(tmp_path):
     from dnadiff.evaluation.plots import read_quality_vs_compute
 
@@ -217,7 +246,7 @@ def test_compute_plot_committed_table_reads_as_before(tmp_path):
     assert len(rows) == len(ref) == ROWS
     for mine, theirs in zip(rows, ref):
         for key, value in theirs.items():
-            if key in ("model", "label", "device"):
+            if key in ("model", "label", "device", "corpus"):
                 assert mine[key] == value
             else:
                 assert mine[key] == (None if value in ("", "-") else float(value)), key

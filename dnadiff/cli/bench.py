@@ -104,7 +104,7 @@ def register(sub) -> None:
 
     q = verb(bn, "compute-plot",
              "the quality-against-compute table (TSV: model, label, device, train_flops, bits, "
-             "coding_fraction, ...) drawn as a PNG, SVG or PDF",
+             "coding_fraction, optional corpus and gen_perplexity, ...) drawn as a PNG, SVG or PDF",
              compute_plot, config=False, threads=False,
              inputs={"table": "the TSV (e.g. resources/figures/quality_vs_compute.tsv)"},
              out={"out": "the plot to write: .png, .svg or .pdf (the extension names the "

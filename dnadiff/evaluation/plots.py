@@ -235,8 +235,14 @@ def plot_marginal_trap(rows: list[dict], modality: str, out) -> None:
 
 
 #: what a quality-against-compute table may hold, and the formats its plot is written in
-QVC_TEXT = ("model", "label", "device")
-QVC_REQUIRED = (*QVC_TEXT, "train_flops", "bits", "coding_fraction")
+QVC_TEXT = ("model", "label", "device", "corpus")
+QVC_REQUIRED = ("model", "label", "device", "train_flops", "bits", "coding_fraction")
+#: the measures drawn against compute (a panel each, where a corpus's rows have them): held-out
+#: bits per token, and of the samples the gene finder's coding fraction (DNA) or the generative
+#: perplexity under the run's AR model (text)
+QVC_MEASURES = {"bits": "held-out bits per token (test)",
+                "coding_fraction": "samples: gene-finder coding fraction",
+                "gen_perplexity": "samples: generative perplexity (AR model)"}
 QVC_MAX_BYTES = 16 << 20
 PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -298,13 +304,16 @@ def _qvc_check_row(path, line: int, row: dict, columns: list[str]) -> None:
                 and value < 0:
             raise InputFileError(path, f"{where(key)}: {value:g} is negative")
     if row["bits"] is not None and row["bits"] < 0:
-        raise InputFileError(path, f"{where('bits')}: {row['bits']:g} bits per base is "
+        raise InputFileError(path, f"{where('bits')}: {row['bits']:g} bits per token is "
                              "negative")
     if row["coding_fraction"] is not None and not 0 <= row["coding_fraction"] <= 1:
         raise InputFileError(path, f"{where('coding_fraction')}: {row['coding_fraction']:g} "
                              "is not a fraction (0 to 1)")
-    if row["bits"] is None and row["coding_fraction"] is None:
-        raise InputFileError(path, f"line {line}: neither bits nor coding_fraction: nothing "
+    if row.get("gen_perplexity") is not None and row["gen_perplexity"] < 1:
+        raise InputFileError(path, f"{where('gen_perplexity')}: {row['gen_perplexity']:g} is "
+                             "not a perplexity (1 or more)")
+    if all(row.get(m) is None for m in QVC_MEASURES):
+        raise InputFileError(path, f"line {line}: none of {', '.join(QVC_MEASURES)}: nothing "
                              "to draw")
     if row["model"] == "reference":
         if row["train_flops"] is not None:
@@ -325,7 +334,9 @@ def _qvc_check_row(path, line: int, row: dict, columns: list[str]) -> None:
 def read_quality_vs_compute(path) -> list[dict]:
     """Rows of a quality-against-compute table (TSV, UTF-8): ``model`` (mdlm, ar, ... or
     reference), ``label``, ``device``, ``train_flops`` (positive; empty for references),
-    ``bits`` and ``coding_fraction`` with ``_se`` columns; every other column is a number too.
+    ``bits`` and ``coding_fraction`` with ``_se`` columns, optionally ``corpus`` (text: the
+    rows of one corpus share a row of panels) and ``gen_perplexity`` (at least 1); every other
+    column is a number too.
     Empty cells (and ``-``) become None. Cells are split at tabs only (a ``"`` is a
     character like any other); every row has the header's number of cells, every number is
     finite, and a table without a run is refused, each with the file, line and column named."""
@@ -368,35 +379,46 @@ def _plain(text: str) -> str:
 
 
 def plot_quality_vs_compute(rows: list[dict], out) -> None:
-    """Held-out bits per base and the samples' coding fraction against training FLOPs, one line
-    per model and device, the reference rows (Markov chains, real windows) as horizontal
-    lines; written in the format ``out``'s extension names (png, svg or pdf)."""
+    """Held-out bits per token and the samples' measure (coding fraction for DNA, generative
+    perplexity for text) against training FLOPs: a row of panels per ``corpus`` (one row when
+    the table has no such column), one line per model and device, the reference rows (Markov
+    chains, real windows) of that corpus as horizontal lines; written in the format ``out``'s
+    extension names (png, svg or pdf)."""
     fmt = plot_format(out)
-    metrics = [("bits", "held-out bits per base (test)"),
-               ("coding_fraction", "samples: gene-finder coding fraction")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    runs = [r for r in rows if r["model"] != "reference" and r["train_flops"]]
-    groups = list(dict.fromkeys((r["model"], r["device"]) for r in runs))
-    for ax, (m, title) in zip(axes, metrics):
-        for model, device in groups:
-            mine = sorted((r for r in runs if (r["model"], r["device"]) == (model, device)
-                           and r.get(m) is not None), key=lambda r: r["train_flops"])
-            if not mine:
-                continue
-            se = [r.get(m + "_se") or 0.0 for r in mine]
-            ax.errorbar([r["train_flops"] for r in mine], [r[m] for r in mine], yerr=se,
-                        fmt="o-" if len(mine) > 1 else "s", capsize=3,
-                        label=_plain(f"{model.upper()} ({device})"))
-        for i, ref in enumerate(r for r in rows if r["model"] == "reference"
-                                and r.get(m) is not None):
-            ax.axhline(ref[m], color=f"C{7 + i % 3}", ls="--", lw=1,
-                       label=_plain(ref["label"] or "reference"))
-        ax.set_xscale("log")
-        ax.set_xlabel("training FLOPs")
-        ax.set_title(title, fontsize=10)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.suptitle("What compute buys: MDLM and AR of the same size on yeast")
+    corpora = list(dict.fromkeys(r.get("corpus") or "" for r in rows))
+    panels = {c: [m for m in QVC_MEASURES
+                  if any(r.get(m) is not None for r in rows if (r.get("corpus") or "") == c)]
+              for c in corpora}
+    ncols = max(len(p) for p in panels.values())
+    fig, grid = plt.subplots(len(corpora), ncols, figsize=(5 * ncols, 4 * len(corpora)),
+                             squeeze=False, layout="constrained")
+    for axes, corpus in zip(grid, corpora):
+        mine_rows = [r for r in rows if (r.get("corpus") or "") == corpus]
+        runs = [r for r in mine_rows if r["model"] != "reference" and r["train_flops"]]
+        groups = list(dict.fromkeys((r["model"], r["device"]) for r in runs))
+        for ax in axes[len(panels[corpus]):]:
+            ax.axis("off")
+        for ax, m in zip(axes, panels[corpus]):
+            for model, device in groups:
+                mine = sorted((r for r in runs if (r["model"], r["device"]) == (model, device)
+                               and r.get(m) is not None), key=lambda r: r["train_flops"])
+                if not mine:
+                    continue
+                se = [r.get(m + "_se") or 0.0 for r in mine]
+                ax.errorbar([r["train_flops"] for r in mine], [r[m] for r in mine], yerr=se,
+                            fmt="o-" if len(mine) > 1 else "s", capsize=3,
+                            label=_plain(f"{model.upper()} ({device})"))
+            for i, ref in enumerate(r for r in mine_rows if r["model"] == "reference"
+                                    and r.get(m) is not None):
+                ax.axhline(ref[m], color=f"C{7 + i % 3}", ls="--", lw=1,
+                           label=_plain(ref["label"] or "reference"))
+            ax.set_xscale("log")
+            ax.set_xlabel("training FLOPs")
+            title = QVC_MEASURES[m]
+            ax.set_title(_plain(f"{corpus}: {title}" if corpus else title), fontsize=10)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+    fig.suptitle("What compute buys: MDLM, block diffusion and AR of the same size")
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight")
     plt.close(fig)
