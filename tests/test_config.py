@@ -297,3 +297,7 @@ def test_overlays_keep_their_recipes_over_the_laptop_default():
     assert base["diffusion"]["train_time_power"] == 2
     for name in ("yeast-hour.yaml", "text.yaml", "hg38.yaml", "gue.yaml", "yeast-gpu.yaml"):
         assert _overlay(name)["diffusion"]["train_time_power"] == 1
+    # the laptop's influence distances read the codon frame of DNA; text probes its own
+    assert 66 in base["influence"]["distances"]
+    text = _overlay("text.yaml")["influence"]
+    assert 66 not in text["distances"] and max(text["distances"]) < 128  # a 256-token window

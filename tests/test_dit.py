@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -169,6 +171,9 @@ def test_odd_head_dim_not_silently_wrong():
     with pytest.raises(ValueError, match="even head width"):
         DiT(7, dim=24, heads=8)
     DiT(7, dim=24, heads=6)  # head_dim 4 is fine
+    for bad, key in (({"heads": 0}, "model.heads' (0)"), ({"dim": 0}, "model.dim' (0)")):
+        with pytest.raises(ValueError, match=re.escape(key + " must be at least 1")):
+            DiT(7, **{"dim": 24, "heads": 6, **bad})
 
 
 def test_conv_mixes_neighbours_at_initialisation():

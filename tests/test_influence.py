@@ -19,6 +19,7 @@ from dnadiff.errors import DnadiffError
 from dnadiff.evaluation.influence import (
     influence_probe,
     influence_table,
+    later_block_distance,
     local_reach,
     predict_at,
     query_position,
@@ -120,6 +121,33 @@ def test_local_reach_is_exactly_where_a_dit_without_attention_stops(objective):
     kl = {r["distance"]: r["kl_bits"] for r in influence_table(res)}
     assert all(kl[d] > 1e-9 for d in range(1, reach + 1))
     assert all(kl[d] == 0.0 for d in kl if d > reach)
+
+
+def test_block_diffusion_later_blocks_have_exactly_no_influence():
+    """A block-diffusion DiT (random weights, attention on): the query (the centre, 12 of 24)
+    sits in the block 12..15, so the right distances 4 and more lie in later blocks, which it
+    never sees (0, and flagged so), while everything in its block and on its left
+    moves it."""
+    tok = DNATokenizer()
+    obj = build_objective(validate_config({"run": "x", "objective": "mdlm",
+                                           "diffusion": {"block_size": 4}}), tok)
+    assert later_block_distance(obj, 24) == 4 and later_block_distance(obj, 14) == 1
+    assert later_block_distance(obj, 4) is None  # the query's block ends the window
+    assert later_block_distance(objective_for(tok), 24) is None
+    assert later_block_distance(objective_for(tok, "ar"), 24) is None
+    torch.manual_seed(0)
+    m = DiT(tok.vocab_size, dim=16, layers=2, heads=2, cond_dim=16)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    m.eval()
+    res = influence_probe(m, obj, windows_of(tok, 3, 24), [1, 2, 3, 4, 5, 8, 11],
+                          tok.generable_ids, alternatives=3, seed=0)
+    rows = {r["distance"]: r for r in influence_table(res)}
+    assert all(rows[d]["left_kl_bits"] > 1e-6 for d in rows)
+    assert all(rows[d]["right_kl_bits"] > 1e-6 for d in (1, 2, 3))
+    # 0 up to float rounding (about 1e-9: the rows sit in different places of the batch); that
+    # nothing of a later block enters the computation at all is tests/test_block_diffusion.py's
+    assert all(abs(rows[d]["right_kl_bits"]) < 1e-7 for d in (4, 5, 8, 11))
 
 
 def test_kl_of_a_one_neighbour_model_is_exact():

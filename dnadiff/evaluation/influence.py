@@ -20,8 +20,11 @@ Per distance: the mean KL over windows and its standard error, for each side and
 of the two sides (per window, then over windows). For a backbone with a ``local_reach`` (the
 DiT: how far its convolutions alone carry a token), the summary gives the farthest distance
 they carry to the query (:func:`local_reach`) and each row says whether its distance lies
-beyond it (``beyond_local_reach``): influence there came through attention. Token ids and a
-mask id only: DNA and text.
+beyond it (``beyond_local_reach``): influence there came through attention. For block
+diffusion the summary gives the block size and the nearest right distance in a later block
+(:func:`later_block_distance`), and each row says whether its right side lies there
+(``right_in_later_block``: never seen, so 0, not "beyond the convolutions"). Token ids
+and a mask id only: DNA and text.
 """
 
 from __future__ import annotations
@@ -135,6 +138,18 @@ def local_reach(model, objective) -> int | None:
     return reach + 1 if objective.causal else reach
 
 
+def later_block_distance(objective, length: int) -> int | None:
+    """Block diffusion: the nearest distance on the right of the query that lies in a later
+    block (never seen: its influence is 0 up to float rounding, whatever the backbone); None for
+    an objective without blocks (or when the query's block ends the window)."""
+    size = getattr(objective, "block_size", None)
+    if size is None or objective.causal:
+        return None
+    i = query_position(objective, length)
+    end = min((i // size + 1) * size, length)  # the first position after the query's block
+    return end - i if end < length else None
+
+
 def _mean_se(v: np.ndarray) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
@@ -183,10 +198,15 @@ def run_influence(checkpoint, data_dir, influence_cfg: dict, batch_size: int = 6
     if reach is not None:
         for row in rows:
             row["beyond_local_reach"] = row["distance"] > reach
+    later = later_block_distance(objective, length)
+    if later is not None:
+        for row in rows:
+            row["right_in_later_block"] = row["distance"] >= later
     summary = {"checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
                "objective": objective.name, "modality": genome.modality, "windows": n,
                "window": length, "query_position": res["query_position"],
                "alternatives": min(influence_cfg["alternatives"],
                                    len(tok.generable_ids) - 1),
-               "local_reach": reach, "seconds": round(seconds, 2), "rows": rows}
+               "local_reach": reach, "block_size": getattr(objective, "block_size", None),
+               "later_block_distance": later, "seconds": round(seconds, 2), "rows": rows}
     return summary

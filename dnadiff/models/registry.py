@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 def dit_problem(dim: int, heads: int, conv_kernel: int = 0, layer_conv: int = 0) -> str | None:
     """Why a DiT of this shape cannot be built (config key names), or None."""
+    if heads < 1 or dim < 1:
+        key, value = ("heads", heads) if heads < 1 else ("dim", dim)
+        return f"'model.{key}' ({value}) must be at least 1"
     if dim % heads or (dim // heads) % 2:
         return (f"'model.dim' ({dim}) must be 'model.heads' ({heads}) times an even head width "
                 "(rotary embeddings rotate pairs of channels)")
