@@ -370,8 +370,10 @@ def decode_text(path, data: bytes, encoding: str, problem: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        why = problem.format(byte=data[exc.start], offset=exc.start)
+        # exc.start counts in exc.object: after a byte-order mark that utf-8-sig dropped
+        body, skipped = exc.object, len(data) - len(exc.object)
+        line = body[:exc.start].count(b"\n") + 1
+        why = problem.format(byte=body[exc.start], offset=exc.start + skipped)
         raise InputFileError(path, f"line {line}: {why}") from None
 
 

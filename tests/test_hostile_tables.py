@@ -148,6 +148,9 @@ def test_compute_plot_bad_header(tmp_path, header, needle):
 @pytest.mark.parametrize("content,needle", [
     (TABLE.read_bytes() + _row(label="caf\xe9").encode("latin-1") + b"\n",
      f"{NEXT}: byte 0xe9 is not utf-8"),
+    # after a byte-order mark: the byte and line were read 3 bytes early (0x0a, the line before)
+    (b"\xef\xbb\xbf" + TABLE.read_bytes() + _row(label="caf\xe9").encode("latin-1") + b"\n",
+     f"{NEXT}: byte 0xe9 is not utf-8"),
     (TABLE.read_text().replace("\n", "\r").encode(), "carriage return"),
     (b"", "empty"),
     (b"\n\n  \n", "empty"),
