@@ -244,7 +244,7 @@ def test_quality_vs_compute_table_and_plot(tmp_path):
     the needed columns is refused with the file named."""
     from pathlib import Path
 
-    from dnadiff.evaluation.plots import read_quality_vs_compute
+    from dnadiff.evaluation.compute_table import read_quality_vs_compute
 
     table = Path(__file__).resolve().parents[1] / "resources/figures/quality_vs_compute.tsv"
     rows = read_quality_vs_compute(table)

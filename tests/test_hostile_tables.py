@@ -148,7 +148,7 @@ def test_compute_plot_bad_header(tmp_path, header, needle):
 @pytest.mark.parametrize("content,needle", [
     (TABLE.read_bytes() + _row(label="caf\xe9").encode("latin-1") + b"\n",
      f"{NEXT}: byte 0xe9 is not utf-8"),
-    # after a byte-order mark: the byte and line were read 3 bytes early (0x0a, the line before)
+    # after a byte-order mark: the byte was read 3 bytes early (0x63, the 'c' of caf\xe9)
     (b"\xef\xbb\xbf" + TABLE.read_bytes() + _row(label="caf\xe9").encode("latin-1") + b"\n",
      f"{NEXT}: byte 0xe9 is not utf-8"),
     (TABLE.read_text().replace("\n", "\r").encode(), "carriage return"),
@@ -200,7 +200,7 @@ def test_compute_plot_utf8_bom_and_crlf(tmp_path):
 @hostile("accepted")
 def test_compute_plot_quotes_and_dollars_in_labels_are_text(tmp_path):
     """A ``"`` in a label merged rows (csv quoting); ``$...$`` was read as mathematics."""
-    from dnadiff.evaluation.plots import read_quality_vs_compute
+    from dnadiff.evaluation.compute_table import read_quality_vs_compute
 
     lines = [_row(label='a "quoted', train_flops="1e12"),
              _row(label='end" of it', train_flops="2e12"),
@@ -220,28 +220,39 @@ def test_compute_plot_rows_of_panels_per_corpus(tmp_path):
     """The committed table holds yeast and text rows: a row of panels per corpus, each with the
     measures its rows have (coding fraction for DNA, generative perplexity for text); a table
     without the corpus column (the format before it) is one row of panels, as before."""
-    import matplotlib.image
-
-    from dnadiff.evaluation.plots import read_quality_vs_compute
+    from dnadiff.evaluation.compute_table import qvc_panels, read_quality_vs_compute
 
     rows = read_quality_vs_compute(TABLE)
-    assert {r["corpus"] for r in rows} == {"yeast", "tinyshakespeare"}
+    assert qvc_panels(rows) == [("yeast", ["bits", "coding_fraction"]),
+                                ("tinyshakespeare", ["bits", "gen_perplexity"])]
     text = [r for r in rows if r["corpus"] == "tinyshakespeare" and r["model"] != "reference"]
-    assert all(r["coding_fraction"] is None and r["gen_perplexity"] >= 1 for r in text)
+    assert text and all(r["coding_fraction"] is None and r["gen_perplexity"] >= 1 for r in text)
     assert _drawn(tmp_path, _table(tmp_path))["rows"] == ROWS
-    two = matplotlib.image.imread(tmp_path / "out" / "plot.png")
     keep = [i for i, c in enumerate(COLUMNS) if c not in ("corpus", "gen_perplexity")]
     lines = [ln.split("\t") for ln in TABLE.read_text().splitlines()]
     old = "".join("\t".join(cells[i] for i in keep) + "\n" for cells in lines
                   if cells[COLUMNS.index("corpus")] in ("yeast", "corpus"))
-    _drawn(tmp_path, _table(tmp_path, text=old, name="old.tsv"), "old.png")
-    one = matplotlib.image.imread(tmp_path / "out" / "old.png")
-    assert two.shape[0] > 1.8 * one.shape[0] and two.shape[1] == one.shape[1]
+    table = _table(tmp_path, text=old, name="old.tsv")
+    assert qvc_panels(read_quality_vs_compute(table)) == [("", ["bits", "coding_fraction"])]
+    assert _drawn(tmp_path, table, "old.png")["rows"] == len(lines[1:]) - len(text) - 2
+
+
+@hostile("rejected")
+@pytest.mark.parametrize("corpus,needle", [("", "empty, while other rows name theirs"),
+                                           ("-", "empty, while other rows name theirs"),
+                                           ("moss", "corpus 'moss': no run")])
+def test_compute_plot_corpus_without_name_or_run(tmp_path, corpus, needle):
+    """Once rows name their corpus, a row without one would be drawn apart from them (its own
+    untitled panels), and a corpus of references only has nothing to draw them against."""
+    row = _row(model="reference", label="a line", device="-", train_flops="", corpus=corpus)
+    table = _table(tmp_path, row)
+    _refused(tmp_path, table, str(table), needle, *([NEXT, "(corpus)"] if corpus != "moss"
+                                                    else []))
 
 
 @hostile("accepted")
 def test_compute_plot_committed_table_reads_as_before(tmp_path):
-    from dnadiff.evaluation.plots import read_quality_vs_compute
+    from dnadiff.evaluation.compute_table import read_quality_vs_compute
 
     rows = read_quality_vs_compute(TABLE)
     with open(TABLE, newline="") as fh:

@@ -21,6 +21,7 @@ from dnadiff.evaluation.influence import (
     influence_table,
     later_block_distance,
     local_reach,
+    mark_rows,
     predict_at,
     query_position,
     run_influence,
@@ -148,6 +149,13 @@ def test_block_diffusion_later_blocks_have_exactly_no_influence():
     # 0 up to float rounding (about 1e-9: the rows sit in different places of the batch); that
     # nothing of a later block enters the computation at all is tests/test_block_diffusion.py's
     assert all(abs(rows[d]["right_kl_bits"]) < 1e-7 for d in (4, 5, 8, 11))
+    table = influence_table(influence_probe(m, obj, windows_of(tok, 2, 24), [3, 4, 12],
+                                            tok.generable_ids, alternatives=3, seed=0))
+    mark_rows(table, m.local_reach, later_block_distance(obj, 24))
+    # 12 fits the left side only (12 left of the centre; 11 to its right at most)
+    assert [(r["distance"], r["sides"], r["right_in_later_block"], r["beyond_local_reach"])
+            for r in table] == [(3, "left+right", False, True), (4, "left+right", True, True),
+                                (12, "left", False, True)]
 
 
 def test_kl_of_a_one_neighbour_model_is_exact():

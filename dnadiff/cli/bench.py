@@ -185,11 +185,8 @@ def proof(args) -> None:
 
 def compute_plot(args) -> None:
     """``dnadiff bench compute-plot``."""
-    from dnadiff.evaluation.plots import (
-        plot_format,
-        plot_quality_vs_compute,
-        read_quality_vs_compute,
-    )
+    from dnadiff.evaluation.compute_table import plot_quality_vs_compute, read_quality_vs_compute
+    from dnadiff.evaluation.plots import plot_format
 
     plot_format(args.out)  # before any work: the extension names a format we write
     rows = read_quality_vs_compute(args.table)  # a bad table: one line naming it, no plot

@@ -10,5 +10,6 @@ plots.
   the marginal trap); ``text_scores``: generative perplexity and unigram entropy of text.
 - ``likelihood``: held-out NELBO; ``masked_markov``: the masked objective's count reference;
   ``masking_rate``: the loss by masking rate; ``discreteness``: the Jin et al. masked-position
-  probe and marginal trap; ``influence``: influence by distance (the ``probe`` verbs); ``plots``.
+  probe and marginal trap; ``influence``: influence by distance (the ``probe`` verbs); ``plots``;
+  ``compute_table``: the quality-against-compute table and its plot.
 """

@@ -150,6 +150,18 @@ def later_block_distance(objective, length: int) -> int | None:
     return end - i if end < length else None
 
 
+def mark_rows(rows: list[dict], reach: int | None, later: int | None) -> None:
+    """Flag the table's rows in place: ``beyond_local_reach`` (distance > ``reach``) when there
+    is a reach, and ``right_in_later_block`` (a right-side probe at ``later`` or farther) when
+    there are blocks; rows without a right-side probe are never in a later block."""
+    for row in rows:
+        if reach is not None:
+            row["beyond_local_reach"] = row["distance"] > reach
+        if later is not None:
+            row["right_in_later_block"] = ("right" in row["sides"]
+                                           and row["distance"] >= later)
+
+
 def _mean_se(v: np.ndarray) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
@@ -195,13 +207,8 @@ def run_influence(checkpoint, data_dir, influence_cfg: dict, batch_size: int = 6
           file=sys.stderr, flush=True)
     rows = influence_table(res)
     reach = local_reach(model, objective)
-    if reach is not None:
-        for row in rows:
-            row["beyond_local_reach"] = row["distance"] > reach
     later = later_block_distance(objective, length)
-    if later is not None:
-        for row in rows:
-            row["right_in_later_block"] = row["distance"] >= later
+    mark_rows(rows, reach, later)
     summary = {"checkpoint": str(checkpoint), "checkpoint_step": ckpt["step"],
                "objective": objective.name, "modality": genome.modality, "windows": n,
                "window": length, "query_position": res["query_position"],
