@@ -100,8 +100,8 @@ def read_quality_vs_compute(path) -> list[dict]:
     """Rows of a quality-against-compute table (TSV, UTF-8): ``model`` (mdlm, ar, ... or
     reference), ``label``, ``device``, ``train_flops`` (positive; empty for references),
     ``bits`` and ``coding_fraction`` with ``_se`` columns, optionally ``corpus`` (text: the
-    rows of one corpus share a row of panels) and ``gen_perplexity`` (at least 1); every other
-    column is a number too.
+    rows of one corpus share a row of panels; "" for every row of a table without it) and
+    ``gen_perplexity`` (at least 1); every other column is a number too.
     Empty cells (and ``-``) become None. Cells are split at tabs only (a ``"`` is a
     character like any other); every row has the header's number of cells, every number is
     finite, and a table without a run is refused, each with the file, line and column named."""
@@ -141,16 +141,14 @@ def read_quality_vs_compute(path) -> list[dict]:
 
 
 def _qvc_check_corpora(path, rows: list[dict], numbers: list[int], columns: list[str]) -> None:
-    """``corpus``: ``-`` is empty; once a row names one, every row must (a row of panels each),
-    and every corpus needs a run."""
-    if "corpus" not in columns:
-        return
-    col = columns.index("corpus") + 1
+    """``corpus`` ("" for every row without the column; ``-`` is empty): once a row names one,
+    every row must (a row of panels each), and every corpus needs a run."""
     for row in rows:
-        row["corpus"] = "" if row["corpus"] in ("", "-") else row["corpus"]
+        row["corpus"] = "" if row.get("corpus") in (None, "", "-") else row["corpus"]
     names = list(dict.fromkeys(r["corpus"] for r in rows if r["corpus"]))
     if not names:
         return
+    col = columns.index("corpus") + 1
     for line, row in zip(numbers, rows):
         if not row["corpus"]:
             raise InputFileError(path, f"line {line}, column {col} (corpus): empty, while other "
@@ -166,9 +164,9 @@ def qvc_panels(rows: list[dict]) -> list[tuple[str, list[str]]]:
     """The plot's layout: ``(corpus, measures)`` per row of panels, in the table's order (one
     unnamed corpus without the column), each measure of :data:`QVC_MEASURES` that a row of the
     corpus has."""
-    corpora = list(dict.fromkeys(r.get("corpus") or "" for r in rows))
+    corpora = list(dict.fromkeys(r["corpus"] for r in rows))
     return [(c, [m for m in QVC_MEASURES
-                 if any(r.get(m) is not None for r in rows if (r.get("corpus") or "") == c)])
+                 if any(r.get(m) is not None for r in rows if r["corpus"] == c)])
             for c in corpora]
 
 
@@ -190,7 +188,7 @@ def plot_quality_vs_compute(rows: list[dict], out) -> None:
     fig, grid = plt.subplots(len(corpora), ncols, figsize=(5 * ncols, 4 * len(corpora)),
                              squeeze=False, layout="constrained")
     for axes, corpus in zip(grid, corpora):
-        mine_rows = [r for r in rows if (r.get("corpus") or "") == corpus]
+        mine_rows = [r for r in rows if r["corpus"] == corpus]
         runs = [r for r in mine_rows if r["model"] != "reference" and r["train_flops"]]
         groups = list(dict.fromkeys((r["model"], r["device"]) for r in runs))
         for ax in axes[len(panels[corpus]):]:
